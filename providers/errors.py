@@ -1,0 +1,83 @@
+"""Errors raised while turning a profile's credentials into a token.
+
+    ProviderError                 root; ``str()`` is one line, never a secret
+    ├── TransientProviderError    worth retrying later: network, timeout, 5xx,
+    │                             429, ``temporarily_unavailable``
+    └── PermanentProviderError    retrying cannot help: a person must act
+        └── CredentialsConfigError  unusable key, certificate or key file
+
+Token-endpoint failures carry the OAuth error fields (and Microsoft's
+``error_codes``, ``trace_id`` and ``correlation_id``) in ``details`` so the
+attempt record and the logs can show them; ``hint`` says what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class OAuthErrorDetails:
+    """What a token endpoint said about a failed request (RFC 6749 §5.2)."""
+
+    status: int | None = None
+    error: str | None = None
+    error_description: str | None = None
+    error_codes: tuple[int, ...] = field(default_factory=tuple)
+    trace_id: str | None = None
+    correlation_id: str | None = None
+
+    def summary(self) -> str:
+        """One line: status, error and the first line of the description."""
+        parts = []
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.error:
+            parts.append(self.error)
+        text = " ".join(parts)
+        if self.error_description:
+            # Microsoft appends "\r\nTrace ID: …\r\nCorrelation ID: …" lines.
+            first_line = self.error_description.strip().splitlines()[0]
+            text = f"{text}: {first_line}" if text else first_line
+        return text
+
+
+class ProviderError(Exception):
+    """Root of every credentials error. The message never holds a secret."""
+
+    transient = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        profile: str | None = None,
+        hint: str | None = None,
+        details: OAuthErrorDetails | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        self.message = message
+        self.profile = profile
+        self.hint = hint
+        self.details = details or OAuthErrorDetails()
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = f"profile '{self.profile}': " if self.profile else ""
+        hint = f" — {self.hint}" if self.hint else ""
+        return f"{where}{self.message}{hint}"
+
+
+class TransientProviderError(ProviderError):
+    """The token endpoint could not answer now; the same request may work later."""
+
+    transient = True
+
+
+class PermanentProviderError(ProviderError):
+    """The request is wrong (credentials, consent, configuration); do not retry."""
+
+
+class CredentialsConfigError(PermanentProviderError):
+    """A key, certificate or key file cannot be used."""

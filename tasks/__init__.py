@@ -1,0 +1,1 @@
+"""Celery tasks and the producer API (the pipeline builds them here)."""

@@ -1,0 +1,64 @@
+"""Provider presets: what `provider = "microsoft365" | "google_workspace"` fills in.
+
+Sources: Microsoft's "Authenticate an IMAP, POP or SMTP connection using OAuth"
+and SMTP submission limits pages; Google's service-account guide and Workspace
+sending limits (see the project's FACTS notes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ProviderName = Literal["microsoft365", "google_workspace", "generic"]
+GrantType = Literal["client_credentials", "refresh_token", "service_account"]
+Security = Literal["starttls", "tls", "none"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    host: str | None = None
+    port: int | None = None
+    security: Security | None = None
+    # "{tenant}" is replaced by the profile's tenant.
+    token_url: str | None = None
+    scopes: Mapping[str, str] = field(default_factory=dict)
+    grants: frozenset[str] = frozenset({"client_credentials", "refresh_token", "service_account"})
+    rate_per_minute: int | None = None
+    rate_per_day: int | None = None
+
+
+PRESETS: Mapping[str, Preset] = {
+    "microsoft365": Preset(
+        host="smtp.office365.com",
+        port=587,
+        security="starttls",  # Exchange Online offers AUTH only after STARTTLS on 587
+        token_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        scopes={
+            "client_credentials": "https://outlook.office365.com/.default",
+            # One resource per request: adding Graph scopes gives AADSTS28000.
+            "refresh_token": "https://outlook.office.com/SMTP.Send offline_access",
+        },
+        grants=frozenset({"client_credentials", "refresh_token"}),
+        rate_per_minute=30,
+    ),
+    "google_workspace": Preset(
+        host="smtp.gmail.com",
+        port=587,
+        security="starttls",
+        token_url="https://oauth2.googleapis.com/token",
+        # The only scope Gmail's SMTP accepts.
+        scopes={
+            "service_account": "https://mail.google.com/",
+            "refresh_token": "https://mail.google.com/",
+        },
+        grants=frozenset({"service_account", "refresh_token"}),
+        rate_per_day=2000,
+    ),
+    "generic": Preset(),
+}
+
+# Microsoft's multi-tenant aliases; app-only tokens need the tenant itself.
+MICROSOFT_TENANT_ALIASES = frozenset({"common", "organizations", "consumers"})
+DEFAULT_PORTS: Mapping[str, int] = {"starttls": 587, "tls": 465, "none": 25}

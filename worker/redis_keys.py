@@ -1,0 +1,30 @@
+"""Every Redis key and channel mailpipe uses, in one place.
+
+Keys are namespaced ``mailpipe:<kind>:<profile>…`` so that a shared Redis can
+be inspected (and cleaned) by prefix.
+"""
+
+PREFIX = "mailpipe"
+
+
+def token(profile: str, fingerprint: str) -> str:
+    """Encrypted cached access token; the fingerprint changes with the credentials."""
+    return f"{PREFIX}:token:{profile}:{fingerprint}"
+
+
+def token_lock(profile: str) -> str:
+    """Single-flight lock: whoever holds it is refreshing this profile's token."""
+    return f"{PREFIX}:lock:token:{profile}"
+
+
+def refresh_token(profile: str) -> str:
+    """Encrypted newest refresh token (interim home until the store holds them)."""
+    return f"{PREFIX}:refresh_token:{profile}"
+
+
+# Hash: profile → number of HTTP requests made to its token endpoint.
+TOKEN_REQUESTS = f"{PREFIX}:stats:token_requests"
+
+# Pub/sub channel: a profile name published here drops every process's
+# in-memory copy of that profile's token.
+TOKEN_INVALIDATED_CHANNEL = f"{PREFIX}:token_invalidated"
