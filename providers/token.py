@@ -33,7 +33,10 @@ class Token:
 class Grant(Protocol):
     """Turns stored credentials into a fresh token; one class per OAuth grant."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The profile this grant belongs to (for logs, errors and cache keys)."""
+        ...
 
     @property
     def fingerprint(self) -> str:
