@@ -1,0 +1,135 @@
+"""Real local servers for the tests: a private redis-server and a token endpoint."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from cryptography.fernet import Fernet, MultiFernet
+from pytest_httpserver import HTTPServer
+
+from tests.fake_idp import FakeIdP
+from tests.leaks import SecretRegistry
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of our own on a free port, so no test touches a shared Redis."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make test` (it installs it)")
+    port = free_port()
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"redis-server did not start: see {workdir / 'redis.log'}")
+            time.sleep(0.05)
+    client.close()
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def secret_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def fernet(secret_key: str) -> MultiFernet:
+    return MultiFernet([Fernet(secret_key)])
+
+
+@pytest.fixture
+def secrets(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[SecretRegistry]:
+    """Collects the test's secrets; afterwards no log line or Redis value may hold one."""
+    registry = SecretRegistry()
+    caplog.set_level(logging.DEBUG)
+    yield registry
+    registry.assert_absent(caplog.text)
+    if "redis_url" in request.fixturenames:
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        values = []
+        for key in client.scan_iter():
+            kind = client.type(key)
+            if kind == b"string":
+                values.append(client.get(key) or b"")
+            elif kind == b"hash":
+                values.extend(b"%s=%s" % kv for kv in client.hgetall(key).items())
+        client.close()
+        registry.assert_absent(*(v.decode(errors="replace") for v in values))
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+@pytest.fixture
+def idp(http_server: HTTPServer, secrets: SecretRegistry) -> Iterator[FakeIdP]:
+    http_server.clear()
+    fake = FakeIdP(http_server, secrets)
+    yield fake
+    fake.release.set()
+    http_server.clear()

@@ -1,0 +1,139 @@
+"""A token endpoint on a real local HTTP server, scripted per test.
+
+Answers like Microsoft Entra ID / Google by default (issues Bearer tokens,
+rotates refresh tokens and retires the old one), records every request, and
+can be told to answer the next requests with errors, delays or a hang.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tests.leaks import SecretRegistry
+
+Step = Callable[["FakeIdP", dict[str, str]], Response]
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    import json
+
+    return Response(
+        json.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+@dataclass
+class Seen:
+    form: dict[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeIdP:
+    def __init__(self, server: HTTPServer, secrets: SecretRegistry, path: str = "/token") -> None:
+        self.server = server
+        self.secrets = secrets
+        self.path = path
+        self.requests: list[Seen] = []
+        self.issued_refresh_tokens: list[str] = []
+        self.valid_refresh_tokens: set[str] = set()
+        self.expires_in = 3599
+        self.release = threading.Event()
+        self._script: deque[Step] = deque()
+        self._lock = threading.Lock()
+        server.expect_request(path, method="POST").respond_with_handler(self._handle)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for(self.path)
+
+    def then(self, *steps: Step) -> None:
+        """Answer the next requests with these steps, in order; then issue tokens."""
+        with self._lock:
+            self._script.extend(steps)
+
+    def add_refresh_token(self, token: str) -> None:
+        self.valid_refresh_tokens.add(token)
+        self.secrets.add(token)
+
+    def _handle(self, request: Request) -> Response:
+        form = {k: v for k, v in request.form.items()}
+        headers = {k: v for k, v in request.headers.items()}
+        self.secrets.add(*(form.get(k) for k in ("client_secret", "client_assertion", "assertion")))
+        self.secrets.add(form.get("refresh_token"))
+        if headers.get("Authorization", "").startswith("Basic "):
+            pair = base64.b64decode(headers["Authorization"][6:]).decode()
+            self.secrets.add(unquote(pair.split(":", 1)[1]))
+        with self._lock:
+            self.requests.append(Seen(form, headers))
+            step = self._script.popleft() if self._script else issue()
+        return step(self, form)
+
+
+def issue(expires_in: int | None = None, *, rotate: bool = True) -> Step:
+    """Issue an access token; for refresh grants, check and rotate the refresh token."""
+
+    def step(idp: FakeIdP, form: dict[str, str]) -> Response:
+        body: dict[str, Any] = {
+            "token_type": "Bearer",
+            "expires_in": expires_in if expires_in is not None else idp.expires_in,
+            "ext_expires_in": idp.expires_in,
+            "access_token": f"eyJ0eXAi.{uuid.uuid4().hex}.fake-access-token",
+        }
+        if form.get("grant_type") == "refresh_token":
+            presented = form.get("refresh_token", "")
+            if presented not in idp.valid_refresh_tokens:
+                return json_response(
+                    400,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "refresh token was already used or revoked",
+                    },
+                )
+            if rotate:
+                # Reuse detection (RFC 9700 §4.14.2): the old one stops working.
+                idp.valid_refresh_tokens.discard(presented)
+                new = f"0.ARw{uuid.uuid4().hex}-fake-refresh-token"
+                idp.add_refresh_token(new)
+                idp.issued_refresh_tokens.append(new)
+                body["refresh_token"] = new
+            body["scope"] = "https://outlook.office.com/SMTP.Send"
+        idp.secrets.add(body["access_token"])
+        return json_response(200, body)
+
+    return step
+
+
+def reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Step:
+    def step(idp: FakeIdP, form: dict[str, str]) -> Response:
+        return json_response(status, body, headers)
+
+    return step
+
+
+def slowly(seconds: float, then: Step | None = None) -> Step:
+    def step(idp: FakeIdP, form: dict[str, str]) -> Response:
+        time.sleep(seconds)
+        return (then or issue())(idp, form)
+
+    return step
+
+
+def hang() -> Step:
+    """Never answer (until the test ends): a token endpoint that stalls."""
+
+    def step(idp: FakeIdP, form: dict[str, str]) -> Response:
+        idp.release.wait(60)
+        return json_response(503, {"error": "temporarily_unavailable"})
+
+    return step
