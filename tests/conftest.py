@@ -94,17 +94,33 @@ def fernet(secret_key: str) -> MultiFernet:
     return MultiFernet([Fernet(secret_key)])
 
 
+class _Recorder(logging.Handler):
+    """Keeps every formatted log line, tracebacks included."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
 @pytest.fixture
-def secrets(
-    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-) -> Iterator[SecretRegistry]:
+def secrets(request: pytest.FixtureRequest) -> Iterator[SecretRegistry]:
     """Collects the test's secrets; afterwards no log line or Redis value may hold one."""
     registry = SecretRegistry()
-    caplog.set_level(logging.DEBUG)
+    recorder = _Recorder()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
     yield registry
-    registry.assert_absent(caplog.text)
+    root.removeHandler(recorder)
+    root.setLevel(previous_level)
+    registry.assert_absent(*recorder.lines)
     if "redis_url" in request.fixturenames:
-        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        client = redis.Redis.from_url(request.getfixturevalue("redis_server"))
         values = []
         for key in client.scan_iter():
             kind = client.type(key)

@@ -319,7 +319,7 @@ class _Resolver:
                     "client_certificate_file",
                     lambda: ClientCertificate.from_pem(certificate or ""),
                 )
-        elif secret is None:
+        elif not _given(spec, "client_secret"):
             self.problem("client_secret", "missing (or client_certificate_file)")
         return OAuthConfig(
             grant="client_credentials",
@@ -373,7 +373,11 @@ class _Resolver:
                     private_key.get_secret_value(), client_email=spec.client_email or ""
                 ),
             )
-        else:
+        elif not (
+            _given(spec, "service_account")
+            or _given(spec, "private_key")
+            or _given(spec, "client_secret")
+        ):
             self.problem("service_account_file", "missing (or private_key with client_email)")
         if spec.subject is not None and not _ADDRESS.match(spec.subject):
             self.problem("subject", "not an email address")
@@ -452,6 +456,13 @@ class _Resolver:
         """Relative paths are relative to the profiles file, not the working directory."""
         path = Path(name).expanduser()
         return path if path.is_absolute() else self.base_dir / path
+
+
+def _given(spec: ProfileSpec, base: str) -> bool:
+    """Whether the table sets ``base`` in any form (inline, _env, _file)."""
+    return any(
+        getattr(spec, name, None) is not None for name in (base, f"{base}_env", f"{base}_file")
+    )
 
 
 def _is_loopback(host: str) -> bool:
