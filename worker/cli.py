@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -30,8 +31,13 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (token requests, retries).")
+def main(verbose: bool) -> None:
     """mailpipe: the email worker behind incident and alerting notifications."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.ERROR,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 @main.command("secret-key")
@@ -84,6 +90,12 @@ def tokens_refresh(name: str | None) -> None:
         except ProviderError as exc:
             failed += 1
             click.echo(f"{profile_name}: failed: {exc}", err=True)
+            if exc.details.trace_id or exc.details.correlation_id:
+                click.echo(
+                    f"  trace_id={exc.details.trace_id} "
+                    f"correlation_id={exc.details.correlation_id} (quote these to the provider)",
+                    err=True,
+                )
             continue
         if not isinstance(result, OAuthCredentials):
             click.echo(f"{profile_name}: uses a password, no token to refresh")

@@ -1,0 +1,132 @@
+"""The `mailpipe` command as a user runs it: a real process, real Redis, a real token endpoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_idp import FakeIdP, reply
+from tests.idp_bodies import CORRELATION_ID, MS_EXPIRED_SECRET, TRACE_ID
+from tests.leaks import SecretRegistry
+
+MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
+SECRET = "cli-client-secret-value"
+
+
+@pytest.fixture
+def env(tmp_path: Path, idp: FakeIdP, redis_url: str, secret_key: str) -> dict[str, str]:
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f"""
+[profiles.app]
+host = "127.0.0.1"
+from_email = "alerts@example.test"
+auth = "oauth"
+grant = "client_credentials"
+token_url = "{idp.url}"
+allow_insecure_token_url = true
+scope = "smtp.send"
+client_id = "mailpipe"
+client_secret_env = "APP_SECRET"
+
+[profiles.relay]
+host = "smtp.example.net"
+port = 465
+security = "tls"
+from_email = "noreply@example.net"
+auth = "password"
+password = "relay-password-value"
+""")
+    idp.secrets.add(SECRET, "relay-password-value", secret_key)
+    return {
+        **os.environ,
+        "MAILPIPE_PROFILES_FILE": str(profiles),
+        "MAILPIPE_REDIS_URL": redis_url,
+        "MAILPIPE_SECRET_KEY": secret_key,
+        "APP_SECRET": SECRET,
+    }
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MAILPIPE, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_profiles_list(env: dict[str, str], idp: FakeIdP) -> None:
+    result = run(env, "profiles", "list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "PROVIDER", "AUTH", "SERVER", "FROM"]
+    assert lines[1].split() == [
+        "app",
+        "generic",
+        "oauth/client_credentials",
+        "127.0.0.1:587",
+        "starttls",
+        "alerts@example.test",
+    ]
+    assert lines[2].split()[:3] == ["relay", "generic", "password"]
+
+
+def test_tokens_refresh_says_where_the_token_came_from_never_the_token(
+    env: dict[str, str], idp: FakeIdP, secrets: SecretRegistry
+) -> None:
+    result = run(env, "tokens", "refresh")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("app: new token from the token endpoint, expires ")
+    assert "(in 60 min)" in result.stdout
+    assert "relay" not in result.stdout, "password profiles have no token"
+    assert len(idp.requests) == 1
+    secrets.assert_absent(result.stdout, result.stderr)
+
+
+def test_tokens_refresh_failure_prints_the_hint_and_exits_1(
+    env: dict[str, str], idp: FakeIdP, secrets: SecretRegistry
+) -> None:
+    idp.then(reply(*MS_EXPIRED_SECRET))
+    result = run(env, "tokens", "refresh", "app")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "app: failed: profile 'app': token endpoint refused: HTTP 401 invalid_client: "
+        "AADSTS7000222: The provided client secret keys for app "
+        "'11111111-1111-1111-1111-111111111111' are expired. Visit the Azure portal to create "
+        "new keys for your app. — the client secret has expired: create a new one under "
+        "Certificates & secrets and update the profile"
+    )
+    assert result.stderr.splitlines()[1] == (
+        f"  trace_id={TRACE_ID} correlation_id={CORRELATION_ID} (quote these to the provider)"
+    )
+    secrets.assert_absent(result.stdout, result.stderr)
+
+
+def test_unknown_profile_and_broken_files_are_one_line_errors(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result = run(env, "tokens", "refresh", "nope")
+    assert result.returncode == 1
+    assert result.stderr == "mailpipe: error: unknown profile 'nope' (profiles: app, relay)\n"
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[profiles.x]\nfrom_email = "a@b.test"\nauth = "password"\n')
+    result = run({**env, "MAILPIPE_PROFILES_FILE": str(broken)}, "profiles", "list")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"mailpipe: error: {broken}: profile 'x', field 'host': missing (required for "
+        "provider 'generic')",
+        f"mailpipe: error: {broken}: profile 'x', field 'password': missing (set password, "
+        "password_env or password_file)",
+    ]
+
+
+def test_missing_secret_key_says_how_to_make_one(env: dict[str, str]) -> None:
+    result = run({**env, "MAILPIPE_SECRET_KEY": ""}, "tokens", "refresh")
+    assert result.returncode == 1
+    assert (
+        "MAILPIPE_SECRET_KEY is not set: generate one with `mailpipe secret-key`" in result.stderr
+    )
+    key = run(env, "secret-key").stdout.strip()
+    assert len(key) == 44
