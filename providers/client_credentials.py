@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from pydantic import SecretStr
@@ -40,7 +41,7 @@ class ClientCredentialsGrant:
         if (self.client_secret is None) == (self.certificate is None):
             raise ValueError("give exactly one of client_secret and certificate")
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         secret = self.client_secret.get_secret_value() if self.client_secret else None
         return fingerprint(

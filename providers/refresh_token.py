@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from pydantic import SecretStr
@@ -50,11 +51,11 @@ class RefreshTokenGrant:
     client_auth: ClientAuth = "body"
     redirect_uri: str | None = None
 
-    @property
+    @cached_property
     def seed_digest(self) -> str:
         return fingerprint("refresh_token_seed", self.seed_refresh_token.get_secret_value())
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         secret = self.client_secret.get_secret_value() if self.client_secret else None
         return fingerprint(

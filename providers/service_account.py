@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -78,7 +79,7 @@ class ServiceAccountGrant:
     scope: str = GMAIL_SCOPE
     token_url: str = GOOGLE_TOKEN_URL
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint(
             "service_account",

@@ -106,7 +106,7 @@ class _Recorder(logging.Handler):
         self.lines.append(self.format(record))
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def secrets(request: pytest.FixtureRequest) -> Iterator[SecretRegistry]:
     """Collects the test's secrets; afterwards no log line or Redis value may hold one."""
     registry = SecretRegistry()
