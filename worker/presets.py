@@ -27,6 +27,8 @@ class Preset:
     grants: frozenset[str] = frozenset({"client_credentials", "refresh_token", "service_account"})
     rate_per_minute: int | None = None
     rate_per_day: int | None = None
+    max_connections: int | None = None
+    max_recipients: int = 100
 
 
 PRESETS: Mapping[str, Preset] = {
@@ -42,6 +44,8 @@ PRESETS: Mapping[str, Preset] = {
         },
         grants=frozenset({"client_credentials", "refresh_token"}),
         rate_per_minute=30,
+        max_connections=3,  # the 4th gets "432 4.3.2 Concurrent connections limit exceeded"
+        max_recipients=500,
     ),
     "google_workspace": Preset(
         host="smtp.gmail.com",
@@ -55,6 +59,7 @@ PRESETS: Mapping[str, Preset] = {
         },
         grants=frozenset({"service_account", "refresh_token"}),
         rate_per_day=2000,
+        max_recipients=100,
     ),
     "generic": Preset(),
 }

@@ -79,6 +79,12 @@ class ProfileSpec(BaseModel):
     subject: str | None = None
     rate_per_minute: int | None = Field(default=None, ge=1)
     rate_per_day: int | None = Field(default=None, ge=1)
+    max_connections: int | None = Field(default=None, ge=1)
+    max_recipients: int | None = Field(default=None, ge=1)
+    max_message_bytes: int | None = Field(default=None, ge=1024)
+    ehlo_name: str | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    sasl_initial_response: bool = True
     allow_insecure_token_url: bool = False
     allow_plaintext_auth: bool = False
 
@@ -127,6 +133,14 @@ class Profile(BaseModel):
     oauth: OAuthConfig | None = None
     rate_per_minute: int | None = None
     rate_per_day: int | None = None
+    # Connections open at once across all workers (Microsoft 365 allows 3).
+    max_connections: int | None = None
+    max_recipients: int = 100
+    max_message_bytes: int | None = None
+    ehlo_name: str | None = None
+    timeout_seconds: float | None = None
+    # Some servers (Dovecot-based) refuse a long AUTH line: wait for the 334.
+    sasl_initial_response: bool = True
     allow_plaintext_auth: bool = False
 
 
@@ -217,6 +231,17 @@ class _Resolver:
         security = spec.security or preset.security or "starttls"
         if host is None:
             self.problem("host", "missing (required for provider 'generic')")
+        elif spec.allow_plaintext_auth and not _is_loopback(host):
+            self.problem(
+                "allow_plaintext_auth",
+                "only for a loopback host: credentials would cross the network",
+            )
+        elif security == "none" and not spec.allow_plaintext_auth:
+            self.problem(
+                "security",
+                "'none' would send credentials unencrypted: use starttls or tls "
+                "(allow_plaintext_auth = true only for a loopback test server)",
+            )
         password = None
         oauth = None
         if spec.auth == "password":
@@ -241,6 +266,12 @@ class _Resolver:
             oauth=oauth,
             rate_per_minute=spec.rate_per_minute or preset.rate_per_minute,
             rate_per_day=spec.rate_per_day or preset.rate_per_day,
+            max_connections=spec.max_connections or preset.max_connections,
+            max_recipients=spec.max_recipients or preset.max_recipients,
+            max_message_bytes=spec.max_message_bytes,
+            ehlo_name=spec.ehlo_name,
+            timeout_seconds=spec.timeout_seconds,
+            sasl_initial_response=spec.sasl_initial_response,
             allow_plaintext_auth=spec.allow_plaintext_auth,
         )
 

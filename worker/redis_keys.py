@@ -28,3 +28,8 @@ TOKEN_REQUESTS = f"{PREFIX}:stats:token_requests"
 # Pub/sub channel: a profile name published here drops every process's
 # in-memory copy of that profile's token.
 TOKEN_INVALIDATED_CHANNEL = f"{PREFIX}:token_invalidated"
+
+
+def smtp_slots(profile: str) -> str:
+    """Sorted set of connection leases (member = lease id, score = expiry in ms)."""
+    return f"{PREFIX}:smtp_slots:{profile}"

@@ -1,0 +1,233 @@
+"""Authenticated SMTP connections, reused across messages, per profile, per process.
+
+One pool per worker process (create it after Celery forks). A connection
+serves up to ``max_messages_per_connection`` messages, is closed after
+``idle_timeout_seconds`` unused, and is checked with NOOP when it sat idle a
+while. A reused connection found dead before any data went out (disconnect,
+421) is replaced once, transparently. A new connection always authenticates
+with the current token; when the server rejects it, the token is dropped in
+every process and one fresh token is tried at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from providers import PasswordCredentials
+from worker.credentials import Credentials, OAuthCredentials
+from worker.message import OutgoingMessage
+from worker.profiles import Profile
+from worker.smtp_outcomes import Outcome
+from worker.smtp_session import ConnectionDropped, SessionError, SmtpSession, ssl_context
+from worker.smtp_slots import ConnectionSlots
+from worker.token_cache import TokenSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An Outcome plus what the attempt record wants to know about how it was reached."""
+
+    outcome: Outcome
+    reused_connection: bool
+    token_source: TokenSource | None = None  # None: password, or an already-open connection
+    token_seconds: float | None = None
+
+
+@dataclass
+class _Pooled:
+    session: SmtpSession
+    lease: str | None
+
+
+class SmtpPool:
+    """Sends messages over pooled, authenticated connections. Thread-safe."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        slots: ConnectionSlots | None = None,
+        timeout_seconds: float = 30.0,
+        ehlo_name: str | None = None,
+        max_messages_per_connection: int = 100,
+        idle_timeout_seconds: float = 30.0,
+        noop_after_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.credentials = credentials
+        self.slots = slots
+        self.timeout_seconds = timeout_seconds
+        self.ehlo_name = ehlo_name
+        self.max_messages_per_connection = max_messages_per_connection
+        self.idle_timeout_seconds = idle_timeout_seconds
+        self.noop_after_seconds = noop_after_seconds
+        self._clock = clock
+        self._idle: dict[str, list[_Pooled]] = {}
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+        self.connections_opened = 0
+
+    def send(self, profile_name: str, message: OutgoingMessage) -> Delivery:
+        """Send one message and say what happened.
+
+        SMTP trouble is an Outcome, never an exception; credential trouble
+        (``providers.ProviderError``, ``TokenCacheError``) is raised, since no
+        SMTP reply exists for it.
+        """
+        profile = self.credentials.profiles.get(profile_name)
+        first_try = True
+        while True:
+            pooled = self._take_idle(profile)
+            reused = pooled is not None
+            token: tuple[TokenSource | None, float | None] = (None, None)
+            if pooled is None:
+                try:
+                    pooled, token = self._open(profile)
+                except SessionError as exc:
+                    return Delivery(exc.outcome, reused_connection=False)
+            try:
+                result = pooled.session.send(message)
+            except ConnectionDropped as exc:
+                self._discard(profile, pooled)
+                if reused and first_try:
+                    log.info("profile %s: pooled connection was dead, replacing it", profile.name)
+                    first_try = False
+                    continue
+                return Delivery(exc.outcome, reused, *token)
+            self._give_back(profile, pooled)
+            return Delivery(result, reused, *token)
+
+    def close(self) -> None:
+        """Close every idle connection (worker shutdown)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for name, sessions in idle.items():
+            for pooled in sessions:
+                self._discard(self.credentials.profiles.get(name), pooled)
+
+    # -- internals -----------------------------------------------------------
+
+    def _take_idle(self, profile: Profile) -> _Pooled | None:
+        while True:
+            with self._lock:
+                sessions = self._idle.get(profile.name)
+                pooled = sessions.pop() if sessions else None
+            if pooled is None:
+                return None
+            idle = self._clock() - pooled.session.last_used
+            if idle > self.idle_timeout_seconds or (
+                idle > self.noop_after_seconds and not pooled.session.alive()
+            ):
+                self._discard(profile, pooled)
+                continue
+            if pooled.lease and self.slots and not self._renew(profile, pooled.lease):
+                self._discard(profile, pooled)
+                continue
+            return pooled
+
+    def _open(self, profile: Profile) -> tuple[_Pooled, tuple[TokenSource | None, float | None]]:
+        lease = self._lease(profile)
+        session = SmtpSession(
+            profile,
+            self._context(profile),
+            timeout_seconds=self.timeout_seconds,
+            ehlo_name=self.ehlo_name,
+            clock=self._clock,
+        )
+        pooled = _Pooled(session, lease)
+        try:
+            session.connect()
+            token = self._authenticate(profile, session)
+        except BaseException:
+            # SMTP trouble, or a credentials error on its way to the caller:
+            # either way the slot must not leak.
+            self._discard(profile, pooled)
+            raise
+        self.connections_opened += 1
+        return pooled, token
+
+    def _authenticate(
+        self, profile: Profile, session: SmtpSession
+    ) -> tuple[TokenSource | None, float | None]:
+        started = time.monotonic()
+        credentials = self.credentials.get(profile.name)
+        elapsed = time.monotonic() - started
+        try:
+            session.authenticate(credentials)
+        except SessionError as exc:
+            if exc.outcome.kind != "auth_rejected" or not isinstance(credentials, OAuthCredentials):
+                raise
+            # The token may have been revoked or expired early: drop it
+            # everywhere and try one fresh token on a new connection.
+            log.warning("profile %s: %s; retrying with a fresh token", profile.name, exc)
+            self.credentials.invalidate(profile.name, credentials)
+            session.connect()
+            started = time.monotonic()
+            credentials = self.credentials.get(profile.name, force=True)
+            elapsed = time.monotonic() - started
+            session.authenticate(credentials)
+        if isinstance(credentials, PasswordCredentials):
+            return None, None
+        return credentials.source, elapsed
+
+    def _give_back(self, profile: Profile, pooled: _Pooled) -> None:
+        session = pooled.session
+        if session.broken or session.messages_sent >= self.max_messages_per_connection:
+            self._discard(profile, pooled)
+            return
+        with self._lock:
+            self._idle.setdefault(profile.name, []).append(pooled)
+
+    def _discard(self, profile: Profile, pooled: _Pooled) -> None:
+        pooled.session.close()
+        if pooled.lease and self.slots:
+            try:
+                self.slots.release(profile.name, pooled.lease)
+            except redis.RedisError:
+                log.warning("profile %s: could not release a connection slot", profile.name)
+            pooled.lease = None
+
+    def _lease(self, profile: Profile) -> str | None:
+        if self.slots is None or profile.max_connections is None:
+            return None
+        try:
+            lease = self.slots.acquire(profile.name, profile.max_connections)
+        except redis.RedisError as exc:
+            raise SessionError(
+                Outcome(
+                    kind="transient", phase="connect", text=f"connection slots unavailable: {exc}"
+                )
+            ) from exc
+        if lease is None:
+            raise SessionError(
+                Outcome(
+                    kind="transient",
+                    phase="connect",
+                    text=f"all {profile.max_connections} connections allowed for this mailbox "
+                    "are in use by other workers",
+                )
+            )
+        return lease
+
+    def _renew(self, profile: Profile, lease: str) -> bool:
+        assert self.slots is not None
+        try:
+            return self.slots.renew(profile.name, lease)
+        except redis.RedisError:
+            return False
+
+    def _context(self, profile: Profile) -> ssl.SSLContext:
+        # Loading the CA store costs milliseconds: once per profile per process.
+        context = self._contexts.get(profile.name)
+        if context is None:
+            context = self._contexts[profile.name] = ssl_context(profile)
+        return context
