@@ -46,6 +46,7 @@ class FakeIdP:
         self.path = path
         self.requests: list[Seen] = []
         self.issued_refresh_tokens: list[str] = []
+        self.issued_access_tokens: list[str] = []
         self.valid_refresh_tokens: set[str] = set()
         self.expires_in = 3599
         self.release = threading.Event()
@@ -109,6 +110,7 @@ def issue(expires_in: int | None = None, *, rotate: bool = True) -> Step:
                 body["refresh_token"] = new
             body["scope"] = "https://outlook.office.com/SMTP.Send"
         idp.secrets.add(body["access_token"])
+        idp.issued_access_tokens.append(body["access_token"])
         return json_response(200, body)
 
     return step

@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 from providers import ProviderError
 from worker.credentials import Credentials, OAuthCredentials
 from worker.errors import MailpipeError
+from worker.profile_check import check_profile
 from worker.profiles import Profile, load_profiles
 from worker.settings import get_settings
 
@@ -67,6 +68,22 @@ def _profile_row(profile: Profile) -> tuple[str, str, str, str, str]:
     auth = f"oauth/{profile.oauth.grant}" if profile.oauth else "password"
     server = f"{profile.host}:{profile.port} {profile.security}"
     return (profile.name, profile.provider, auth, server, profile.from_email)
+
+
+@profiles.command("check")
+@click.argument("name")
+@click.option("--send-to", metavar="ADDR", help="Also send a short test message to ADDR.")
+def profiles_check(name: str, send_to: str | None) -> None:
+    """Fetch a token, connect, TLS, EHLO, AUTH (and send): ok or why not, step by step."""
+    credentials = Credentials.from_settings(get_settings())
+    passed = True
+    for step in check_profile(credentials, name, send_to=send_to):
+        passed = passed and step.ok
+        click.echo(f"{step.name:<8} {'ok' if step.ok else 'FAILED'}  {step.detail}")
+        if step.hint and not step.ok:
+            click.echo(f"{'':<8} hint: {step.hint}")
+    credentials.cache.close()
+    sys.exit(0 if passed else 1)
 
 
 @main.group()

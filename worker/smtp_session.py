@@ -149,6 +149,12 @@ class SmtpSession:
         self.encrypted = True
 
     @property
+    def tls_version(self) -> str | None:
+        """e.g. "TLSv1.3" once the connection is encrypted (certificate verified)."""
+        sock = self.smtp.sock if self.smtp else None
+        return sock.version() if isinstance(sock, ssl.SSLSocket) else None
+
+    @property
     def capabilities(self) -> dict[str, str]:
         return dict(self.smtp.esmtp_features) if self.smtp else {}
 

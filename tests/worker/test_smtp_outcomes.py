@@ -1,0 +1,136 @@
+"""Outcome classes and hints for the replies Microsoft 365 and Gmail really give (pure)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from worker.sasl import BearerResponder, oauthbearer, xoauth2
+from worker.smtp_outcomes import Phase, classify, outcome
+
+
+@pytest.mark.parametrize(
+    ("phase", "code", "text", "kind", "hint"),
+    [
+        ("data", 250, "2.0.0 Ok: queued as 4Bx9Kq1", "delivered", None),
+        (
+            "auth",
+            535,
+            "5.7.3 Authentication unsuccessful [SN4PR0501CA0054.namprd05]",
+            "auth_rejected",
+            "service principal or the mailbox permission",
+        ),
+        (
+            "auth",
+            535,
+            "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is "
+            "disabled for the Tenant.",
+            "permanent",
+            "Set-CASMailbox",
+        ),
+        (
+            "auth",
+            535,
+            "5.7.8 Username and Password not accepted.",
+            "auth_rejected",
+            "domain-wide delegation",
+        ),
+        ("auth", 534, "5.7.9 Application-specific password required.", "auth_rejected", None),
+        ("auth", 454, "4.7.0 Temporary authentication failure", "auth_rejected", None),
+        (
+            "mail",
+            530,
+            "5.7.57 Client not authenticated to send mail.",
+            "permanent",
+            "must use AUTH",
+        ),
+        (
+            "auth",
+            550,
+            "5.7.30 Basic authentication is not supported for Client Submission.",
+            "permanent",
+            'auth = "oauth"',
+        ),
+        (
+            "mail",
+            554,
+            "5.2.252 SendAsDenied; alerts@example.com not allowed to send as x",
+            "permanent",
+            "SendAs",
+        ),
+        (
+            "data",
+            554,
+            "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException",
+            "permanent",
+            "10,000 recipients a day",
+        ),
+        (
+            "connect",
+            432,
+            "4.3.2 Concurrent connections limit exceeded.",
+            "transient",
+            "Microsoft 365 allows 3",
+        ),
+        (
+            "data",
+            552,
+            "5.3.4 Message size exceeds fixed maximum message size",
+            "permanent",
+            "too large",
+        ),
+        ("rcpt", 451, "4.3.0 Temporary failure", "transient", None),
+        ("rcpt", 553, "5.1.3 Bad recipient address syntax", "permanent", None),
+        ("mail", 421, "4.3.2 Service not available", "transient", None),
+        ("data", None, "connection lost after DATA", "transient", None),
+    ],
+)
+def test_classification_and_hints(
+    phase: Phase, code: int | None, text: str, kind: str, hint: str | None
+) -> None:
+    result = outcome(phase, code, text)
+    assert result.kind == kind
+    if hint is None:
+        assert result.hint is None
+    else:
+        assert hint in (result.hint or "")
+
+
+def test_enhanced_code_and_queue_id_are_extracted() -> None:
+    result = outcome("data", 250, b"2.0.0 Ok: queued as 4Bx9Kq1")
+    assert (result.enhanced_code, result.queue_id) == ("2.0.0", "4Bx9Kq1")
+    assert outcome("auth", 535, "5.7.3 Authentication unsuccessful").enhanced_code == "5.7.3"
+
+
+def test_a_535_outside_auth_is_permanent() -> None:
+    assert classify(535, "5.7.3 x", "mail") == "permanent"
+
+
+def test_xoauth2_string() -> None:
+    assert (
+        xoauth2("alerts@example.com", "tok") == "user=alerts@example.com\x01auth=Bearer tok\x01\x01"
+    )
+
+
+def test_oauthbearer_string_escapes_the_gs2_name() -> None:
+    assert oauthbearer("a,b=c@example.com", "tok", "smtp.gmail.com", 587) == (
+        "n,a=a=2Cb=3Dc@example.com,\x01host=smtp.gmail.com\x01port=587\x01auth=Bearer tok\x01\x01"
+    )
+
+
+def test_responder_answers_a_refusal_as_each_mechanism_requires() -> None:
+    gmail_error = base64.b64decode(
+        base64.b64encode(b'{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}')
+    )
+    xo = BearerResponder("XOAUTH2", "initial")
+    assert xo() == "initial"
+    assert xo(gmail_error) == ""
+    assert xo.server_error == {
+        "status": "401",
+        "schemes": "bearer",
+        "scope": "https://mail.google.com/",
+    }
+    ob = BearerResponder("OAUTHBEARER", "initial")
+    assert ob(b"") == "initial", "an empty 334 asks for the initial response"
+    assert ob(b'{"status":"invalid_token"}') == "\x01"
