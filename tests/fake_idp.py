@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+import jwt
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -49,6 +50,8 @@ class FakeIdP:
         self.issued_access_tokens: list[str] = []
         self.valid_refresh_tokens: set[str] = set()
         self.expires_in = 3599
+        # When set, access tokens are JWTs with these claims (as Entra ID's are).
+        self.claims: dict[str, Any] | None = None
         self.release = threading.Event()
         self._script: deque[Step] = deque()
         self._lock = threading.Lock()
@@ -89,7 +92,7 @@ def issue(expires_in: int | None = None, *, rotate: bool = True) -> Step:
             "token_type": "Bearer",
             "expires_in": expires_in if expires_in is not None else idp.expires_in,
             "ext_expires_in": idp.expires_in,
-            "access_token": f"eyJ0eXAi.{uuid.uuid4().hex}.fake-access-token",
+            "access_token": _access_token(idp),
         }
         if form.get("grant_type") == "refresh_token":
             presented = form.get("refresh_token", "")
@@ -114,6 +117,13 @@ def issue(expires_in: int | None = None, *, rotate: bool = True) -> Step:
         return json_response(200, body)
 
     return step
+
+
+def _access_token(idp: FakeIdP) -> str:
+    if idp.claims is None:
+        return f"eyJ0eXAi.{uuid.uuid4().hex}.fake-access-token"
+    claims = {**idp.claims, "exp": int(time.time()) + idp.expires_in, "uti": uuid.uuid4().hex}
+    return jwt.encode(claims, "fake-idp-signing-key-of-at-least-32-bytes", algorithm="HS256")
 
 
 def reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Step:

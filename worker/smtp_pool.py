@@ -12,6 +12,7 @@ every process and one fresh token is tried at once.
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 import threading
 import time
@@ -61,7 +62,9 @@ class SmtpPool:
         max_messages_per_connection: int = 100,
         idle_timeout_seconds: float = 30.0,
         noop_after_seconds: float = 5.0,
+        slot_wait_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.credentials = credentials
         self.slots = slots
@@ -70,7 +73,9 @@ class SmtpPool:
         self.max_messages_per_connection = max_messages_per_connection
         self.idle_timeout_seconds = idle_timeout_seconds
         self.noop_after_seconds = noop_after_seconds
+        self.slot_wait_seconds = slot_wait_seconds
         self._clock = clock
+        self._sleep = sleep
         self._idle: dict[str, list[_Pooled]] = {}
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._lock = threading.Lock()
@@ -86,14 +91,10 @@ class SmtpPool:
         profile = self.credentials.profiles.get(profile_name)
         first_try = True
         while True:
-            pooled = self._take_idle(profile)
-            reused = pooled is not None
-            token: tuple[TokenSource | None, float | None] = (None, None)
-            if pooled is None:
-                try:
-                    pooled, token = self._open(profile)
-                except SessionError as exc:
-                    return Delivery(exc.outcome, reused_connection=False)
+            try:
+                pooled, reused, token = self._checkout(profile)
+            except SessionError as exc:
+                return Delivery(exc.outcome, reused_connection=False)
             try:
                 result = pooled.session.send(message)
             except ConnectionDropped as exc:
@@ -116,6 +117,34 @@ class SmtpPool:
 
     # -- internals -----------------------------------------------------------
 
+    def _checkout(
+        self, profile: Profile
+    ) -> tuple[_Pooled, bool, tuple[TokenSource | None, float | None]]:
+        """An idle connection of ours, else a new one if the profile's cap allows.
+
+        At the cap, wait for whichever comes first: one of this process's
+        connections coming back, or another worker freeing a slot.
+        """
+        give_up_at = time.monotonic() + self.slot_wait_seconds
+        while True:
+            pooled = self._take_idle(profile)
+            if pooled is not None:
+                return pooled, True, (None, None)
+            allowed, lease = self._try_lease(profile)
+            if allowed:
+                opened, token = self._open(profile, lease)
+                return opened, False, token
+            if time.monotonic() >= give_up_at:
+                raise SessionError(
+                    Outcome(
+                        kind="transient",
+                        phase="connect",
+                        text=f"all {profile.max_connections} connections allowed for this "
+                        "mailbox are in use by other workers",
+                    )
+                )
+            self._sleep(random.uniform(0.02, 0.1))  # noqa: S311 (jitter)
+
     def _take_idle(self, profile: Profile) -> _Pooled | None:
         while True:
             with self._lock:
@@ -134,8 +163,9 @@ class SmtpPool:
                 continue
             return pooled
 
-    def _open(self, profile: Profile) -> tuple[_Pooled, tuple[TokenSource | None, float | None]]:
-        lease = self._lease(profile)
+    def _open(
+        self, profile: Profile, lease: str | None
+    ) -> tuple[_Pooled, tuple[TokenSource | None, float | None]]:
         session = SmtpSession(
             profile,
             self._context(profile),
@@ -196,27 +226,18 @@ class SmtpPool:
                 log.warning("profile %s: could not release a connection slot", profile.name)
             pooled.lease = None
 
-    def _lease(self, profile: Profile) -> str | None:
+    def _try_lease(self, profile: Profile) -> tuple[bool, str | None]:
+        """(may open a connection, its lease); no lease is needed without a cap."""
         if self.slots is None or profile.max_connections is None:
-            return None
+            return True, None
         try:
-            lease = self.slots.acquire(profile.name, profile.max_connections)
+            lease = self.slots.try_acquire(profile.name, profile.max_connections)
         except redis.RedisError as exc:
+            unavailable = f"connection slots unavailable: {type(exc).__name__}"
             raise SessionError(
-                Outcome(
-                    kind="transient", phase="connect", text=f"connection slots unavailable: {exc}"
-                )
+                Outcome(kind="transient", phase="connect", text=unavailable)
             ) from exc
-        if lease is None:
-            raise SessionError(
-                Outcome(
-                    kind="transient",
-                    phase="connect",
-                    text=f"all {profile.max_connections} connections allowed for this mailbox "
-                    "are in use by other workers",
-                )
-            )
-        return lease
+        return lease is not None, lease
 
     def _renew(self, profile: Profile, lease: str) -> bool:
         assert self.slots is not None

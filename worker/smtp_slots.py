@@ -9,10 +9,7 @@ workers with skewed clocks agree.
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
-from collections.abc import Callable
 
 import redis
 
@@ -45,35 +42,19 @@ return 0
 
 
 class ConnectionSlots:
-    """At most ``limit`` leases per profile; ``acquire`` waits a bounded time."""
+    """At most ``limit`` leases per profile, each expiring unless renewed."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        lease_seconds: float = 300.0,
-        wait_seconds: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, client: redis.Redis, *, lease_seconds: float = 300.0) -> None:
         self.redis = client
         self.lease_ms = int(lease_seconds * 1000)
-        self.wait_seconds = wait_seconds
-        self._sleep = sleep
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
 
-    def acquire(self, profile: str, limit: int) -> str | None:
-        """A lease id, or None when every slot stayed taken for ``wait_seconds``."""
+    def try_acquire(self, profile: str, limit: int) -> str | None:
+        """A lease id, or None when all ``limit`` slots are taken right now."""
         lease = uuid.uuid4().hex
-        give_up_at = time.monotonic() + self.wait_seconds
-        while True:
-            if self._acquire(
-                keys=[redis_keys.smtp_slots(profile)], args=[limit, self.lease_ms, lease]
-            ):
-                return lease
-            if time.monotonic() >= give_up_at:
-                return None
-            self._sleep(random.uniform(0.05, 0.25))  # noqa: S311 (jitter)
+        key = redis_keys.smtp_slots(profile)
+        return lease if self._acquire(keys=[key], args=[limit, self.lease_ms, lease]) else None
 
     def renew(self, profile: str, lease: str) -> bool:
         """Keep a long-lived connection's lease; False if it had expired."""

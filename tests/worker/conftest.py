@@ -1,0 +1,100 @@
+"""SMTP fixtures: a real aiosmtpd server with a trustme CA, and profiles that point at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from cryptography.fernet import MultiFernet
+
+from providers import RetryPolicy
+from tests.fake_idp import FakeIdP
+from tests.smtp_server import FakeSmtpServer, TlsFiles, make_tls
+from worker.credentials import Credentials
+from worker.profiles import load_profiles
+from worker.refresh_tokens import RedisRefreshTokenStore
+from worker.token_cache import TokenCache
+
+ServerFactory = Callable[..., FakeSmtpServer]
+CredentialsFactory = Callable[..., Credentials]
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def make_server(tls: TlsFiles, idp: FakeIdP) -> Iterator[ServerFactory]:
+    """Start SMTP servers that accept exactly the tokens the test IdP issued."""
+    servers: list[FakeSmtpServer] = []
+
+    def make(**options: object) -> FakeSmtpServer:
+        options.setdefault("tls", tls)
+        options.setdefault("token_ok", lambda user, token: token in idp.issued_access_tokens)
+        server = FakeSmtpServer(**options)  # type: ignore[arg-type]
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def make_credentials(
+    tmp_path: Path, idp: FakeIdP, tls: TlsFiles, redis_url: str, fernet: MultiFernet
+) -> Iterator[CredentialsFactory]:
+    """Credentials for one profile named "p" pointing at ``server``; ``fields`` add or override."""
+    made: list[Credentials] = []
+    http = httpx.Client(timeout=5.0)
+
+    def make(server: FakeSmtpServer, **fields: object) -> Credentials:
+        values: dict[str, object] = {
+            "host": server.host,
+            "port": server.port,
+            "security": server.security,
+            "ca_file": str(tls.ca_pem),
+            "from_email": "alerts@example.test",
+            "from_name": "Example Alerts",
+            "auth": "oauth",
+            "grant": "client_credentials",
+            "token_url": idp.url,
+            "allow_insecure_token_url": True,
+            "scope": "smtp.send",
+            "client_id": "mailpipe",
+            "client_secret": "smtp-test-client-secret",
+        }
+        values.update(fields)
+        if values["auth"] == "password":
+            for key in ("grant", "token_url", "allow_insecure_token_url", "scope", "client_id",
+                        "client_secret"):  # fmt: skip
+                values.pop(key, None)
+        idp.secrets.add("smtp-test-client-secret", str(values.get("password", "")))
+        lines = ["[profiles.p]"] + [f"{k} = {_toml(v)}" for k, v in values.items() if v is not None]
+        path = tmp_path / f"profiles-{len(made)}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        client = redis.Redis.from_url(redis_url)
+        cache = TokenCache(client, fernet, http, policy=RetryPolicy(max_attempts=1))
+        credentials = Credentials(
+            load_profiles(path, {}), cache, RedisRefreshTokenStore(client, fernet)
+        )
+        made.append(credentials)
+        return credentials
+
+    yield make
+    for credentials in made:
+        credentials.cache.close()
+    http.close()
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
