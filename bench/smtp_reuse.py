@@ -17,9 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.smtp_server import FakeSmtpServer, make_tls
-
 from providers import Token
+from tests.smtp_server import FakeSmtpServer, make_tls
 from worker.credentials import OAuthCredentials
 from worker.message import Notification, build_message
 from worker.profiles import Profile, Profiles
