@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy
 from cryptography.fernet import Fernet, MultiFernet
 from pytest_httpserver import HTTPServer
 
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
+from worker.store import Store
 
 
 def free_port() -> int:
@@ -130,6 +133,48 @@ def secrets(request: pytest.FixtureRequest) -> Iterator[SecretRegistry]:
                 values.extend(b"%s=%s" % kv for kv in client.hgetall(key).items())
         client.close()
         registry.assert_absent(*(v.decode(errors="replace") for v in values))
+
+
+POSTGRES_URL = os.environ.get(
+    "MAILPIPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_reachable() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database with the current schema: SQLite, and PostgreSQL when reachable."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'mailpipe.db'}"
+    else:
+        if not _postgres_reachable():
+            pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: PostgreSQL variant skipped")
+        url = POSTGRES_URL
+        engine = sqlalchemy.create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE"))
+            connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
+        engine.dispose()
+    migrated = Store(url)
+    migrated.upgrade()
+    migrated.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(database_url)
+    yield store
+    store.engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,12 @@ The one place that knows how a profile's fields become a ``providers`` grant.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import httpx
 import redis
+from cryptography.fernet import MultiFernet
 from pydantic import SecretStr
 
 from providers import (
@@ -25,8 +24,7 @@ from providers import (
     ServiceAccountGrant,
     ServiceAccountKey,
 )
-from worker.profiles import OAuthConfig, Profile, Profiles, load_profiles
-from worker.refresh_tokens import RedisRefreshTokenStore
+from worker.profiles import OAuthConfig, Profile, Profiles
 from worker.settings import Settings
 from worker.token_cache import CachedToken, TokenCache, TokenSource
 
@@ -46,6 +44,28 @@ class OAuthCredentials:
     @property
     def source(self) -> TokenSource:
         return self.cached.source
+
+
+def token_cache(settings: Settings, client: redis.Redis, fernet: MultiFernet) -> TokenCache:
+    """The token cache as the settings describe it."""
+    http = httpx.Client(
+        timeout=httpx.Timeout(
+            settings.token_read_timeout_seconds, connect=settings.token_connect_timeout_seconds
+        )
+    )
+    return TokenCache(
+        client,
+        fernet,
+        http,
+        policy=RetryPolicy(
+            max_attempts=settings.token_max_attempts,
+            deadline_seconds=settings.token_deadline_seconds,
+            retry_after_max_seconds=settings.token_retry_after_max_seconds,
+        ),
+        skew_seconds=settings.token_skew_seconds,
+        lock_seconds=settings.token_lock_seconds,
+        wait_seconds=settings.token_wait_seconds,
+    )
 
 
 def build_grant(profile: Profile, refresh_tokens: RefreshTokenStore) -> Grant:
@@ -108,32 +128,6 @@ class Credentials:
         self.cache = cache
         self.refresh_tokens = refresh_tokens
         self._grants: dict[str, Grant] = {}
-
-    @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Credentials:
-        profiles = load_profiles(settings.profiles_file, os.environ if env is None else env)
-        fernet = settings.fernet()
-        client = redis.Redis.from_url(settings.redis_url.get_secret_value())
-        http = httpx.Client(
-            timeout=httpx.Timeout(
-                settings.token_read_timeout_seconds,
-                connect=settings.token_connect_timeout_seconds,
-            )
-        )
-        cache = TokenCache(
-            client,
-            fernet,
-            http,
-            policy=RetryPolicy(
-                max_attempts=settings.token_max_attempts,
-                deadline_seconds=settings.token_deadline_seconds,
-                retry_after_max_seconds=settings.token_retry_after_max_seconds,
-            ),
-            skew_seconds=settings.token_skew_seconds,
-            lock_seconds=settings.token_lock_seconds,
-            wait_seconds=settings.token_wait_seconds,
-        )
-        return cls(profiles, cache, RedisRefreshTokenStore(client, fernet))
 
     def grant(self, name: str) -> Grant:
         grant = self._grants.get(name)

@@ -27,6 +27,7 @@ class Preset:
     grants: frozenset[str] = frozenset({"client_credentials", "refresh_token", "service_account"})
     rate_per_minute: int | None = None
     rate_per_day: int | None = None
+    recipients_per_day: int | None = None
     max_connections: int | None = None
     max_recipients: int = 100
 
@@ -44,6 +45,7 @@ PRESETS: Mapping[str, Preset] = {
         },
         grants=frozenset({"client_credentials", "refresh_token"}),
         rate_per_minute=30,
+        recipients_per_day=10_000,  # the next one gets "554 5.2.0 …SubmissionQuotaExceeded"
         max_connections=3,  # the 4th gets "432 4.3.2 Concurrent connections limit exceeded"
         max_recipients=500,
     ),

@@ -79,6 +79,7 @@ class ProfileSpec(BaseModel):
     subject: str | None = None
     rate_per_minute: int | None = Field(default=None, ge=1)
     rate_per_day: int | None = Field(default=None, ge=1)
+    recipients_per_day: int | None = Field(default=None, ge=1)
     max_connections: int | None = Field(default=None, ge=1)
     max_recipients: int | None = Field(default=None, ge=1)
     max_message_bytes: int | None = Field(default=None, ge=1024)
@@ -133,6 +134,7 @@ class Profile(BaseModel):
     oauth: OAuthConfig | None = None
     rate_per_minute: int | None = None
     rate_per_day: int | None = None
+    recipients_per_day: int | None = None
     # Connections open at once across all workers (Microsoft 365 allows 3).
     max_connections: int | None = None
     max_recipients: int = 100
@@ -266,6 +268,7 @@ class _Resolver:
             oauth=oauth,
             rate_per_minute=spec.rate_per_minute or preset.rate_per_minute,
             rate_per_day=spec.rate_per_day or preset.rate_per_day,
+            recipients_per_day=spec.recipients_per_day or preset.recipients_per_day,
             max_connections=spec.max_connections or preset.max_connections,
             max_recipients=spec.max_recipients or preset.max_recipients,
             max_message_bytes=spec.max_message_bytes,

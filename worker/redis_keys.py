@@ -17,11 +17,6 @@ def token_lock(profile: str) -> str:
     return f"{PREFIX}:lock:token:{profile}"
 
 
-def refresh_token(profile: str) -> str:
-    """Encrypted newest refresh token (interim home until the store holds them)."""
-    return f"{PREFIX}:refresh_token:{profile}"
-
-
 # Hash: profile → number of HTTP requests made to its token endpoint.
 TOKEN_REQUESTS = f"{PREFIX}:stats:token_requests"
 
@@ -33,3 +28,13 @@ TOKEN_INVALIDATED_CHANNEL = f"{PREFIX}:token_invalidated"
 def smtp_slots(profile: str) -> str:
     """Sorted set of connection leases (member = lease id, score = expiry in ms)."""
     return f"{PREFIX}:smtp_slots:{profile}"
+
+
+def rate(profile: str, limit: str) -> str:
+    """Hash of time bucket → count, for one of a profile's sending limits."""
+    return f"{PREFIX}:rate:{profile}:{limit}"
+
+
+def beat_lock(task: str) -> str:
+    """Held while a periodic task runs, so a second beat does not double the work."""
+    return f"{PREFIX}:lock:beat:{task}"

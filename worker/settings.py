@@ -36,6 +36,32 @@ class Settings(BaseSettings):
     token_retry_after_max_seconds: float = 10.0
     # How long a process waits for another one's refresh before giving up.
     token_wait_seconds: float = 45.0
+    # Beat refreshes cached tokens that end within skew + this window, and
+    # delegated refresh tokens unused this many days (Microsoft: 90-day expiry).
+    token_refresh_window_seconds: float = 600.0
+    refresh_token_idle_days: float = 7.0
+
+    # Retries: full jitter, uniform in [0, min(max, base * 2^(n-1))]. With these
+    # defaults the last of 13 attempts can come about 6 hours after the first.
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    retry_max_attempts: int = 13
+    # Longer delays wait in the database (next_attempt_at), not in the broker:
+    # a Redis broker redelivers unacked ETA messages after visibility_timeout.
+    broker_max_countdown_seconds: float = 900.0
+    visibility_timeout_seconds: int = 3600
+    task_soft_time_limit_seconds: int = 240
+    task_time_limit_seconds: int = 300
+    # A claimed job whose worker died is sent again after this lease ends.
+    send_lease_seconds: float = 360.0
+    requeue_grace_seconds: float = 120.0
+    idempotency_window_seconds: float = 86400.0
+
+    smtp_timeout_seconds: float = 30.0
+    smtp_max_messages_per_connection: int = 100
+    smtp_idle_timeout_seconds: float = 30.0
+    smtp_noop_after_seconds: float = 5.0
+    smtp_slot_wait_seconds: float = 10.0
 
     @property
     def token_lock_seconds(self) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 OutcomeKind = Literal["delivered", "transient", "auth_rejected", "permanent"]
-Phase = Literal["connect", "tls", "ehlo", "auth", "mail", "rcpt", "data"]
+Phase = Literal["token", "connect", "tls", "ehlo", "auth", "mail", "rcpt", "data"]
 
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _QUEUE_ID = re.compile(r"queued as ([A-Za-z0-9.-]+)")

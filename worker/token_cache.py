@@ -121,6 +121,12 @@ class TokenCache:
             self._remember(grant.name, fingerprint, result.token)
             return result
 
+    def expires_within(self, grant: Grant, seconds: float) -> bool:
+        """True when the shared cache holds this grant's token and it ends within ``seconds``."""
+        with _redis_errors(grant.name):
+            cached = self._read(redis_keys.token(grant.name, grant.fingerprint))
+        return cached is not None and cached.expires_within(seconds)
+
     def invalidate(self, profile: str, rejected: Token) -> None:
         """Forget ``rejected`` everywhere: Redis, this process and (via pub/sub) all others.
 

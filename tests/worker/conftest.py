@@ -15,7 +15,7 @@ from tests.fake_idp import FakeIdP
 from tests.smtp_server import FakeSmtpServer, TlsFiles, make_tls
 from worker.credentials import Credentials
 from worker.profiles import load_profiles
-from worker.refresh_tokens import RedisRefreshTokenStore
+from worker.store import DatabaseRefreshTokenStore, Store
 from worker.token_cache import TokenCache
 
 ServerFactory = Callable[..., FakeSmtpServer]
@@ -49,6 +49,8 @@ def make_server(tls: TlsFiles, idp: FakeIdP) -> Iterator[ServerFactory]:
 def make_credentials(
     tmp_path: Path, idp: FakeIdP, tls: TlsFiles, redis_url: str, fernet: MultiFernet
 ) -> Iterator[CredentialsFactory]:
+    store = Store(f"sqlite:///{tmp_path / 'credentials.db'}")
+    store.upgrade()
     """Credentials for one profile named "p" pointing at ``server``; ``fields`` add or override."""
     made: list[Credentials] = []
     http = httpx.Client(timeout=5.0)
@@ -81,7 +83,7 @@ def make_credentials(
         client = redis.Redis.from_url(redis_url)
         cache = TokenCache(client, fernet, http, policy=RetryPolicy(max_attempts=1))
         credentials = Credentials(
-            load_profiles(path, {}), cache, RedisRefreshTokenStore(client, fernet)
+            load_profiles(path, {}), cache, DatabaseRefreshTokenStore(store, fernet)
         )
         made.append(credentials)
         return credentials

@@ -23,7 +23,8 @@ from tests.leaks import SecretRegistry
 from tests.worker import token_child
 from worker import redis_keys
 from worker.errors import TokenCacheError
-from worker.refresh_tokens import RedisRefreshTokenStore
+from worker.schema import RefreshToken
+from worker.store import DatabaseRefreshTokenStore, Store
 from worker.token_cache import TokenCache
 
 CacheFactory = Callable[..., TokenCache]
@@ -250,12 +251,12 @@ def test_unreachable_redis_is_a_transient_cache_error(idp: FakeIdP, fernet: Mult
     assert caught.value.transient
 
 
-def test_rotated_refresh_tokens_are_stored_encrypted_and_reused(
-    idp: FakeIdP, make_cache: CacheFactory, redis_client: redis.Redis, fernet: MultiFernet
+def test_rotated_refresh_tokens_are_stored_encrypted_in_the_database_and_reused(
+    idp: FakeIdP, make_cache: CacheFactory, store: Store, fernet: MultiFernet
 ) -> None:
     seed = "0.ARwA-seed-refresh-token"
     idp.add_refresh_token(seed)
-    store = RedisRefreshTokenStore(redis_client, fernet)
+    refresh_tokens = DatabaseRefreshTokenStore(store, fernet)
 
     def delegated() -> RefreshTokenGrant:
         return RefreshTokenGrant(
@@ -264,7 +265,7 @@ def test_rotated_refresh_tokens_are_stored_encrypted_and_reused(
             client_id="app",
             scope="x",
             seed_refresh_token=SecretStr(seed),
-            store=store,
+            store=refresh_tokens,
         )
 
     make_cache().get(delegated())
@@ -272,6 +273,9 @@ def test_rotated_refresh_tokens_are_stored_encrypted_and_reused(
     make_cache().get(delegated(), force=True)
     sent = [r.form["refresh_token"] for r in idp.requests]
     assert sent == [seed, *idp.issued_refresh_tokens[:2]]
-    raw = redis_client.get(redis_keys.refresh_token("delegated")) or b""
-    assert idp.issued_refresh_tokens[2].encode() not in raw
-    assert store.load("delegated", delegated().seed_digest) == idp.issued_refresh_tokens[2]
+    with store.session() as session:
+        row = session.get(RefreshToken, "delegated")
+        assert row is not None
+        assert idp.issued_refresh_tokens[2].encode() not in row.ciphertext
+    assert refresh_tokens.load("delegated", delegated().seed_digest) == idp.issued_refresh_tokens[2]
+    assert refresh_tokens.load("delegated", "another-seed") is None

@@ -1,0 +1,345 @@
+"""The store: jobs, attempts and refresh tokens in SQLite (default) or PostgreSQL.
+
+Every state change is one short transaction. Claiming a job for sending is a
+single conditional UPDATE, so two workers holding messages for the same job
+cannot both send it (DESIGN.md, "idempotency").
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from cryptography.fernet import InvalidToken, MultiFernet
+from sqlalchemy import CursorResult, Engine, create_engine, event, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from worker.errors import ConfigError, MailpipeError
+from worker.schema import Attempt, AttemptRecipient, Job, RefreshToken
+from worker.smtp_outcomes import Outcome
+
+
+class StoreUnavailableError(MailpipeError):
+    """The database could not be reached or was busy; try again."""
+
+    transient = True
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """Everything about one attempt that goes into the attempts table."""
+
+    started_at: datetime
+    ended_at: datetime
+    worker: str
+    outcome: Outcome
+    token_source: str | None = None
+    token_seconds: float | None = None
+    reused_connection: bool = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "worker:migrations")
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+class Store:
+    """Jobs and attempts, behind a small API the tasks and the CLI share."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    # -- schema ------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (``mailpipe db upgrade``)."""
+        with self.engine.begin() as connection:
+            config = alembic_config(self.url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def check_schema(self) -> None:
+        """Refuse to run on a schema older (or newer) than this code expects."""
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        try:
+            with self.engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        except OperationalError as exc:
+            raise ConfigError(f"database unreachable ({_db_error(exc)})") from exc
+        if current != head:
+            raise ConfigError(
+                f"the database schema is at {current or 'nothing'}, this mailpipe needs {head}: "
+                "run `mailpipe db upgrade`"
+            )
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise StoreUnavailableError(f"database error: {_db_error(exc)}") from exc
+
+    # -- jobs ----------------------------------------------------------------
+
+    def add_job(self, job: Job, *, idempotency_window: timedelta) -> tuple[str, bool]:
+        """Insert ``job``; with a known idempotency key, return the first job's id instead.
+
+        Returns (job id, created). A key older than the window is released
+        (the old job keeps its record) and the new job takes it.
+        """
+        now = utcnow()
+        job.id = job.id or uuid.uuid4().hex
+        job.created_at = job.updated_at = now
+        if job.idempotency_key is not None:
+            with self.session() as session:
+                existing = session.scalars(
+                    select(Job).where(
+                        Job.profile == job.profile, Job.idempotency_key == job.idempotency_key
+                    )
+                ).first()
+                if existing is not None and existing.created_at > now - idempotency_window:
+                    return existing.id, False
+                if existing is not None:
+                    existing.idempotency_key = None
+        try:
+            with self.session() as session:
+                session.add(job)
+        except IntegrityError:
+            # Another producer inserted the same key between our read and write.
+            with self.session() as session:
+                first = session.scalars(
+                    select(Job.id).where(
+                        Job.profile == job.profile, Job.idempotency_key == job.idempotency_key
+                    )
+                ).one()
+            return first, False
+        return job.id, True
+
+    def mark_published(self, job_ids: Sequence[str], *, at: datetime | None = None) -> None:
+        """Note when the jobs' task messages become deliverable (now, or a countdown's end)."""
+        with self.session() as session:
+            session.execute(
+                update(Job).where(Job.id.in_(job_ids)).values(published_at=at or utcnow())
+            )
+
+    def claim(self, job_id: str, worker: str, lease: timedelta) -> Job | None:
+        """Take the job for sending, or None if it is done, not due, or a live worker has it."""
+        now = utcnow()
+        with self.session() as session:
+            claimed = session.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    or_(
+                        Job.status == "queued",
+                        (Job.status == "sending") & (Job.lease_until < now),
+                    ),
+                    # A message that arrives early (clock skew, a stale copy)
+                    # must not jump a backoff or a rate limit.
+                    or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now + _EARLY),
+                )
+                .values(status="sending", worker=worker, lease_until=now + lease, updated_at=now)
+            )
+            if cast(CursorResult[Any], claimed).rowcount != 1:
+                return None
+            return session.get(Job, job_id)
+
+    def reschedule(self, job_id: str, not_before: datetime) -> None:
+        """Give a claimed job back without an attempt (rate limited)."""
+        with self.session() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "sending")
+                .values(
+                    status="queued",
+                    next_attempt_at=not_before,
+                    worker=None,
+                    lease_until=None,
+                    updated_at=utcnow(),
+                )
+            )
+
+    def record_attempt(
+        self, job_id: str, record: AttemptRecord, *, status: str, next_attempt_at: datetime | None
+    ) -> int:
+        """Write the attempt and move the job on, in one transaction; returns the attempt number."""
+        result = record.outcome
+        with self.session() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise MailpipeError(f"job {job_id} vanished while being sent")
+            job.attempt_count += 1
+            attempt = Attempt(
+                job_id=job_id,
+                number=job.attempt_count,
+                profile=job.profile,
+                started_at=record.started_at,
+                ended_at=record.ended_at,
+                worker=record.worker,
+                outcome=result.kind,
+                phase=result.phase,
+                smtp_code=result.code,
+                enhanced_code=result.enhanced_code,
+                text=result.text,
+                hint=result.hint,
+                queue_id=result.queue_id,
+                token_source=record.token_source,
+                token_seconds=record.token_seconds,
+                reused_connection=record.reused_connection,
+                duration_seconds=(record.ended_at - record.started_at).total_seconds(),
+                recipients=[
+                    AttemptRecipient(
+                        address=r.address,
+                        accepted=r.accepted,
+                        smtp_code=r.code,
+                        enhanced_code=r.enhanced_code,
+                        text=r.text,
+                        outcome=r.kind,
+                    )
+                    for r in result.recipients
+                ],
+            )
+            session.add(attempt)
+            job.status = status
+            job.next_attempt_at = next_attempt_at
+            job.worker = job.lease_until = None
+            job.updated_at = record.ended_at
+            if status in ("delivered", "failed"):
+                job.finished_at = record.ended_at
+                job.outcome = result.kind
+                job.outcome_text = result.summary()
+            return job.attempt_count
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self.session() as session:
+            return session.scalars(
+                select(Job)
+                .where(Job.id == job_id)
+                .options(selectinload(Job.attempts).selectinload(Attempt.recipients))
+            ).first()
+
+    def attempts(
+        self,
+        *,
+        profile: str | None = None,
+        failed: bool = False,
+        since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Attempt]:
+        query = select(Attempt).options(selectinload(Attempt.recipients))
+        if profile:
+            query = query.where(Attempt.profile == profile)
+        if failed:
+            query = query.where(Attempt.outcome != "delivered")
+        if since:
+            query = query.where(Attempt.started_at >= since)
+        with self.session() as session:
+            return list(session.scalars(query.order_by(Attempt.started_at.desc()).limit(limit)))
+
+    def stale_jobs(self, *, grace: timedelta, limit: int = 500) -> list[tuple[str, str]]:
+        """(id, priority) of jobs that should be on the queue but may not be.
+
+        Queued and due for longer than ``grace`` without a publish since, or
+        claimed by a worker whose lease ran out (it crashed mid-send).
+        """
+        now = utcnow()
+        due = or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now)
+        unpublished = or_(Job.published_at.is_(None), Job.published_at <= now - grace)
+        with self.session() as session:
+            rows = session.execute(
+                select(Job.id, Job.priority)
+                .where(
+                    or_(
+                        (Job.status == "queued") & due & unpublished,
+                        (Job.status == "sending") & (Job.lease_until < now) & unpublished,
+                    )
+                )
+                .order_by(Job.created_at)
+                .limit(limit)
+            )
+            return [(row[0], row[1]) for row in rows]
+
+    def status_counts(self) -> dict[str, int]:
+        with self.session() as session:
+            rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+            return {status: count for status, count in rows}
+
+
+class DatabaseRefreshTokenStore:
+    """``providers.RefreshTokenStore`` in the database: durable, encrypted."""
+
+    def __init__(self, store: Store, fernet: MultiFernet) -> None:
+        self.store = store
+        self.fernet = fernet
+
+    def load(self, profile: str, seed_digest: str) -> str | None:
+        with self.store.session() as session:
+            row = session.get(RefreshToken, profile)
+            if row is None or row.seed_digest != seed_digest:
+                return None
+            ciphertext = row.ciphertext
+        try:
+            return str(json.loads(self.fernet.decrypt(ciphertext))["refresh_token"])
+        except InvalidToken:
+            return None
+
+    def save(self, profile: str, seed_digest: str, refresh_token: str) -> None:
+        ciphertext = self.fernet.encrypt(json.dumps({"refresh_token": refresh_token}).encode())
+        with self.store.session() as session:
+            row = session.get(RefreshToken, profile)
+            if row is None:
+                session.add(
+                    RefreshToken(
+                        profile=profile,
+                        seed_digest=seed_digest,
+                        ciphertext=ciphertext,
+                        updated_at=utcnow(),
+                    )
+                )
+            else:
+                row.seed_digest, row.ciphertext, row.updated_at = seed_digest, ciphertext, utcnow()
+
+    def last_rotation(self, profile: str) -> datetime | None:
+        with self.store.session() as session:
+            row = session.get(RefreshToken, profile)
+            return row.updated_at if row else None
+
+
+# A task message may arrive this much before its job is due (clock skew).
+_EARLY = timedelta(seconds=5)
+
+
+def _sqlite_pragmas(connection: Any, record: Any) -> None:
+    # WAL lets readers (the CLI) work while a worker writes; busy_timeout
+    # makes concurrent workers wait for the write lock instead of failing.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _db_error(exc: OperationalError) -> str:
+    # The driver's message, first line only: no SQL, no parameters.
+    return str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
