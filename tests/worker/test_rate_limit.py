@@ -61,9 +61,7 @@ def test_a_refused_message_takes_nothing(redis_client: redis.Redis) -> None:
     assert limiter.take(p, 1) > 3600, "the day limit decides"
 
 
-def test_profiles_without_limits_are_never_limited(
-    redis_client: redis.Redis, tmp_path: Path
-) -> None:
+def test_profiles_without_limits_are_never_limited(redis_client: redis.Redis) -> None:
     limiter = RateLimiter(redis_client)
     assert all(limiter.take(profile(), 5) == 0.0 for _ in range(100))
     assert redis_client.keys("mailpipe:rate:*") == []
