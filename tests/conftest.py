@@ -1,4 +1,4 @@
-"""Real local servers for the tests: a private redis-server and a token endpoint."""
+"""Real local servers for the tests: a private redis-server, a token endpoint, an SMTP server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from pytest_httpserver import HTTPServer
 
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
+from tests.smtp_server import FakeSmtpServer, TlsFiles, make_tls
 from worker.store import Store
 
 
@@ -135,6 +136,8 @@ def secrets(request: pytest.FixtureRequest) -> Iterator[SecretRegistry]:
         registry.assert_absent(*(v.decode(errors="replace") for v in values))
 
 
+ServerFactory = Callable[..., FakeSmtpServer]
+
 POSTGRES_URL = os.environ.get(
     "MAILPIPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -194,3 +197,26 @@ def idp(http_server: HTTPServer, secrets: SecretRegistry) -> Iterator[FakeIdP]:
     yield fake
     fake.release.set()
     http_server.clear()
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def make_server(tls: TlsFiles, idp: FakeIdP) -> Iterator[ServerFactory]:
+    """Start SMTP servers that accept exactly the tokens the test IdP issued."""
+    servers: list[FakeSmtpServer] = []
+
+    def make(**options: object) -> FakeSmtpServer:
+        options.setdefault("tls", tls)
+        options.setdefault("token_ok", lambda user, token: token in idp.issued_access_tokens)
+        server = FakeSmtpServer(**options)  # type: ignore[arg-type]
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -145,6 +145,8 @@ class FakeSmtpServer:
         self.sessions: list[SessionRecord] = []
         self.messages: list[ReceivedMessage] = []
         self.auth_failures: list[dict[str, Any]] = []
+        self.rcpt_commands = 0
+        self.rcpt_delay_seconds = 0.0  # settable while running
         # One lock for the script and the records; the condition wakes wait_closed() and stop().
         self._lock = threading.Condition()
         self._script: dict[str, collections.deque[str]] = {p: collections.deque() for p in PHASES}
@@ -432,6 +434,10 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self.fake.rcpt_commands += 1
+        if self.fake.rcpt_delay_seconds:
+            # A slow server: lets a test kill a client in the middle of a transaction.
+            await asyncio.sleep(self.fake.rcpt_delay_seconds)
         if reply := self.fake._take("rcpt") or self.fake._refusal(address):
             return reply
         envelope.rcpt_tos.append(address)

@@ -93,6 +93,7 @@ class TokenCache:
         self._paused_until: dict[str, float] = {}
         self._guard = threading.Lock()
         self._listener: Any = None
+        self._closing = False
         self._listener_pid: int | None = None
 
     # -- public -----------------------------------------------------------
@@ -156,6 +157,7 @@ class TokenCache:
     def close(self) -> None:
         """Stop this process's invalidation listener."""
         with self._guard:
+            self._closing = True
             if self._listener is not None:
                 self._listener.stop()
                 self._listener = None
@@ -305,6 +307,8 @@ class TokenCache:
         # Invalidations may have been missed while disconnected: drop every
         # memory copy; the pubsub object resubscribes when it reconnects.
         self._memory.clear()
+        if self._closing:
+            return
         log.warning("token invalidation listener lost Redis (%s); retrying", type(exc).__name__)
         time.sleep(1.0)
 

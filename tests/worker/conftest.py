@@ -1,4 +1,4 @@
-"""SMTP fixtures: a real aiosmtpd server with a trustme CA, and profiles that point at it."""
+"""Profiles that point at the test SMTP server and token endpoint, as Credentials."""
 
 from __future__ import annotations
 
@@ -12,37 +12,13 @@ from cryptography.fernet import MultiFernet
 
 from providers import RetryPolicy
 from tests.fake_idp import FakeIdP
-from tests.smtp_server import FakeSmtpServer, TlsFiles, make_tls
+from tests.smtp_server import FakeSmtpServer, TlsFiles
 from worker.credentials import Credentials
 from worker.profiles import load_profiles
 from worker.store import DatabaseRefreshTokenStore, Store
 from worker.token_cache import TokenCache
 
-ServerFactory = Callable[..., FakeSmtpServer]
 CredentialsFactory = Callable[..., Credentials]
-
-
-@pytest.fixture(scope="session")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def make_server(tls: TlsFiles, idp: FakeIdP) -> Iterator[ServerFactory]:
-    """Start SMTP servers that accept exactly the tokens the test IdP issued."""
-    servers: list[FakeSmtpServer] = []
-
-    def make(**options: object) -> FakeSmtpServer:
-        options.setdefault("tls", tls)
-        options.setdefault("token_ok", lambda user, token: token in idp.issued_access_tokens)
-        server = FakeSmtpServer(**options)  # type: ignore[arg-type]
-        server.start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import ServerFactory
 from tests.fake_idp import FakeIdP
-from tests.worker.conftest import CredentialsFactory, ServerFactory
+from tests.worker.conftest import CredentialsFactory
 from worker.profile_check import check_profile
 
 EXCHANGE_APP_CLAIMS = {

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tests.conftest import ServerFactory
 from tests.fake_idp import FakeIdP
 from tests.smtp_server import make_tls
-from tests.worker.conftest import CredentialsFactory, ServerFactory
+from tests.worker.conftest import CredentialsFactory
 from worker.credentials import Credentials
 from worker.message import Notification, OutgoingMessage, build_message
 from worker.smtp_pool import Delivery, SmtpPool

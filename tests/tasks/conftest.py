@@ -1,0 +1,148 @@
+"""A whole mailpipe: real Celery workers (subprocesses) on a private Redis, the test SMTP
+server and token endpoint, and a store on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerFactory
+from tests.fake_idp import FakeIdP
+from tests.leaks import SecretRegistry
+from tests.smtp_server import FakeSmtpServer, TlsFiles
+from worker.celery import app
+from worker.runtime import Runtime, build_runtime
+from worker.settings import Settings
+
+CLIENT_SECRET = "pipeline-client-secret-value"
+REPO = Path(__file__).parents[2]
+
+
+@dataclass
+class Pipeline:
+    runtime: Runtime
+    server: FakeSmtpServer
+    idp: FakeIdP
+    env: dict[str, str]
+    logs: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_worker(self, pool: str = "threads", concurrency: int = 4) -> subprocess.Popen[bytes]:
+        with (self.logs / f"worker-{len(self.workers)}.log").open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", pool,
+                 "-c", str(concurrency), "-Q", "mail.critical,mail",
+                 "-n", f"w{len(self.workers)}@%h", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat", "-l", "INFO"],
+                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.workers.append(worker)
+        return worker
+
+    def wait_for(self, condition: Callable[[], bool], seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not reached in {seconds}s; see {self.logs}")
+            time.sleep(0.05)
+
+    def status(self, job_id: str) -> str:
+        job = self.runtime.store.get_job(job_id)
+        return job.status if job else "missing"
+
+    def wait_final(self, *job_ids: str, seconds: float = 30.0) -> None:
+        self.wait_for(
+            lambda: all(self.status(j) in ("delivered", "failed") for j in job_ids), seconds
+        )
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
+
+
+@pytest.fixture
+def pipeline(
+    tmp_path: Path,
+    database_url: str,
+    redis_server: str,
+    redis_url: str,
+    secret_key: str,
+    idp: FakeIdP,
+    make_server: ServerFactory,
+    tls: TlsFiles,
+    secrets: SecretRegistry,
+) -> Iterator[Pipeline]:
+    server = make_server()
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f"""
+[profiles.alerts]
+host = "{server.host}"
+port = {server.port}
+security = "starttls"
+ca_file = "{tls.ca_pem}"
+from_email = "alerts@example.test"
+from_name = "Example Alerts"
+auth = "oauth"
+grant = "client_credentials"
+token_url = "{idp.url}"
+allow_insecure_token_url = true
+scope = "smtp.send"
+client_id = "mailpipe"
+client_secret_env = "PIPELINE_SECRET"
+""")
+    secrets.add(CLIENT_SECRET, secret_key)
+    base = redis_server.rsplit("/", 1)[0]
+    values = {
+        "broker_url": f"{base}/0",
+        "redis_url": f"{base}/1",
+        "database_url": database_url,
+        "profiles_file": str(profiles),
+        "secret_key": secret_key,
+        "retry_base_seconds": "0.2",
+        "retry_max_seconds": "0.5",
+        "retry_max_attempts": "4",
+        "broker_max_countdown_seconds": "2",
+        "visibility_timeout_seconds": "6",
+        "task_soft_time_limit_seconds": "4",
+        "task_time_limit_seconds": "5",
+        "send_lease_seconds": "3",
+        "requeue_grace_seconds": "1",
+        "smtp_noop_after_seconds": "0.5",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
+    env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})
+    env["PIPELINE_SECRET"] = CLIENT_SECRET
+    os.environ["PIPELINE_SECRET"] = CLIENT_SECRET
+    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    # The producer publishes through the app: point it at this test's broker.
+    saved = dict(app.conf)
+    app.conf.broker_url = values["broker_url"]
+    app.conf.broker_transport_options = {"visibility_timeout": 6}
+    app.close()
+    runtime = build_runtime(settings)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pipe = Pipeline(runtime, server, idp, env, logs)
+    yield pipe
+    for worker in pipe.workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in pipe.workers:
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)
+    runtime.close()
+    app.close()
+    app.conf.broker_url = saved["broker_url"]
+    app.conf.broker_transport_options = saved["broker_transport_options"]
+    os.environ.pop("PIPELINE_SECRET", None)
+    secrets.assert_absent(pipe.worker_logs())

@@ -1,0 +1,214 @@
+"""The whole pipeline: notify → Redis → a real Celery worker → XOAUTH2 → SMTP → records."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+
+import redis
+import sqlalchemy
+
+from tests.tasks.conftest import CLIENT_SECRET, Pipeline
+from worker.celery import REQUEUE_TASK, app
+from worker.delivery import deliver
+from worker.producer import notify, publish
+from worker.rate_limit import RateLimiter
+
+
+def send(pipeline: Pipeline, n: int = 1, **fields: object) -> str:
+    values: dict[str, object] = {
+        "to": ["oncall@example.test"],
+        "subject": f"[P1] db-0{n} down",
+        "text": f"Disk full on db-0{n}",
+        "headers": {"X-Incident-Id": f"INC-{n}"},
+    }
+    values.update(fields)
+    return notify("alerts", runtime=pipeline.runtime, **values)  # type: ignore[arg-type]
+
+
+def subjects(pipeline: Pipeline) -> list[str]:
+    return sorted(m.message["Subject"] for m in pipeline.server.messages)
+
+
+def test_a_notification_is_delivered_end_to_end(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    job_id = send(pipeline, html="<p>Disk full on <b>db-01</b></p>", bcc=["audit@example.test"])
+    pipeline.wait_final(job_id)
+    job = pipeline.runtime.store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.attempt_count) == ("delivered", 1)
+    (attempt,) = job.attempts
+    assert (attempt.outcome, attempt.phase, attempt.smtp_code) == ("delivered", "data", 250)
+    assert attempt.token_source == "fresh"
+    assert attempt.recipients[0].accepted
+    (received,) = pipeline.server.messages
+    assert received.message["Subject"] == "[P1] db-01 down"
+    assert received.message["X-Incident-Id"] == "INC-1"
+    assert received.message["Message-ID"] == f"<{job_id}@example.test>"
+    assert received.rcpt_tos == ["oncall@example.test", "audit@example.test"]
+    assert b"audit@example.test" not in received.data
+    assert pipeline.server.sessions[0].auth_mechanism == "XOAUTH2"
+
+
+def test_transient_failure_then_success_records_two_attempts(pipeline: Pipeline) -> None:
+    pipeline.server.fail_next("rcpt", "451 4.3.0 Try again later")
+    pipeline.start_worker()
+    job_id = send(pipeline)
+    pipeline.wait_final(job_id)
+    job = pipeline.runtime.store.get_job(job_id)
+    assert job is not None
+    assert job.status == "delivered"
+    assert [(a.outcome, a.phase, a.smtp_code) for a in job.attempts] == [
+        ("transient", "rcpt", 451),
+        ("delivered", "data", 250),
+    ]
+    assert len(pipeline.server.messages) == 1
+
+
+def test_a_permanent_failure_is_recorded_once_and_never_retried(pipeline: Pipeline) -> None:
+    pipeline.server.fail_next("data", "552 5.3.4 Message size exceeds fixed maximum message size")
+    pipeline.start_worker()
+    job_id = send(pipeline)
+    pipeline.wait_final(job_id)
+    time.sleep(1.5)  # longer than any retry delay of this configuration
+    job = pipeline.runtime.store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.attempt_count, job.outcome) == ("failed", 1, "permanent")
+    assert job.attempts[0].enhanced_code == "5.3.4"
+    assert "too large" in (job.attempts[0].hint or "")
+    assert pipeline.server.messages == []
+
+
+def test_a_rejected_token_is_replaced_by_a_fresh_one(pipeline: Pipeline) -> None:
+    revoked: set[str] = set()
+    idp = pipeline.idp
+    pipeline.server.token_ok = lambda user, t: t in idp.issued_access_tokens and t not in revoked
+    pipeline.runtime.credentials.get("alerts")  # a token in the shared cache...
+    revoked.update(idp.issued_access_tokens)  # ...that the server no longer accepts
+    pipeline.start_worker()
+    job_id = send(pipeline)
+    pipeline.wait_final(job_id)
+    job = pipeline.runtime.store.get_job(job_id)
+    assert job is not None
+    assert job.status == "delivered"
+    assert job.attempts[-1].token_source == "fresh"
+    assert len(idp.requests) == 2
+    assert len(pipeline.server.auth_failures) == 1
+
+
+def test_partial_recipient_failure_is_recorded_per_recipient(pipeline: Pipeline) -> None:
+    pipeline.server.fail_recipient("gone@example.test", "550 5.1.1 User unknown")
+    pipeline.start_worker()
+    job_id = send(pipeline, to=["oncall@example.test", "gone@example.test"])
+    pipeline.wait_final(job_id)
+    job = pipeline.runtime.store.get_job(job_id)
+    assert job is not None
+    assert job.status == "delivered"
+    results = {r.address: (r.accepted, r.smtp_code) for r in job.attempts[0].recipients}
+    assert results == {"oncall@example.test": (True, 250), "gone@example.test": (False, 550)}
+    assert pipeline.server.messages[0].rcpt_tos == ["oncall@example.test"]
+
+
+def test_the_same_idempotency_key_twice_sends_one_email(pipeline: Pipeline) -> None:
+    pipeline.start_worker()
+    first = send(pipeline, idempotency_key="alertmanager:db-01:firing")
+    second = send(pipeline, idempotency_key="alertmanager:db-01:firing")
+    assert first == second
+    pipeline.wait_final(first)
+    time.sleep(0.5)
+    assert len(pipeline.server.messages) == 1
+
+
+def test_the_same_task_message_twice_sends_one_email(pipeline: Pipeline) -> None:
+    job_id = send(pipeline)
+    publish(pipeline.runtime.store, job_id, "normal")  # a duplicate on the broker
+    publish(pipeline.runtime.store, job_id, "high")
+    pipeline.start_worker()
+    pipeline.wait_final(job_id)
+    time.sleep(0.5)
+    job = pipeline.runtime.store.get_job(job_id)
+    assert job is not None
+    assert job.attempt_count == 1
+    assert len(pipeline.server.messages) == 1
+
+
+def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.server.rcpt_delay_seconds = 3.0
+    doomed = pipeline.start_worker(concurrency=4)
+    jobs = [send(pipeline, n) for n in range(8)]
+    pipeline.wait_for(lambda: pipeline.server.rcpt_commands >= 4)
+    time.sleep(0.3)  # every in-flight transaction is now waiting at RCPT
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+    pipeline.server.rcpt_delay_seconds = 0.0
+    pipeline.start_worker()
+    # Jobs the dead worker had claimed come back when their lease (3 s) ends: the
+    # beat's requeue_stale_jobs publishes them; here we ask for it directly.
+    time.sleep(3.5)
+    app.send_task(REQUEUE_TASK)
+    pipeline.wait_final(*jobs, seconds=45)
+    assert all(pipeline.status(j) == "delivered" for j in jobs)
+    ids = [m.message["Message-ID"] for m in pipeline.server.messages]
+    assert sorted(ids) == sorted(f"<{j}@example.test>" for j in jobs), "each exactly once"
+
+
+def test_jobs_survive_a_flushed_broker(pipeline: Pipeline, redis_server: str) -> None:
+    jobs = [send(pipeline, n) for n in range(50)]
+    redis.Redis.from_url(redis_server).flushall()  # the broker lost everything
+    time.sleep(1.1)  # past the requeue grace period
+    pipeline.start_worker()
+    app.send_task(REQUEUE_TASK)
+    pipeline.wait_final(*jobs, seconds=60)
+    assert all(pipeline.status(j) == "delivered" for j in jobs)
+    assert len(pipeline.server.messages) == 50
+
+
+def test_rate_limited_jobs_wait_without_counting_an_attempt(pipeline: Pipeline) -> None:
+    rt = pipeline.runtime
+    profile = rt.profiles.get("alerts")
+    rt.profiles.by_name["alerts"] = profile.model_copy(update={"rate_per_minute": 30})  # type: ignore[index]
+    frozen = time.time()
+    rt.limiter = RateLimiter(rt.redis, clock=lambda: frozen)
+    jobs = [send(pipeline, n) for n in range(40)]
+    decisions = [deliver(job_id, rt, worker="test") for job_id in jobs]
+    # This configuration lets the broker hold delays of 2 s at most: the rest
+    # wait in the database for requeue_stale_jobs.
+    assert [d.action for d in decisions] == ["done"] * 30 + ["wait"] * 10
+    assert all(55 <= d.countdown_seconds <= 61 for d in decisions[30:])
+    assert len(pipeline.server.messages) == 30
+    waiting = rt.store.get_job(jobs[-1])
+    assert waiting is not None
+    assert (waiting.status, waiting.attempt_count) == ("queued", 0)
+    assert waiting.next_attempt_at is not None
+    assert waiting.next_attempt_at > datetime.now(UTC) + timedelta(seconds=50)
+
+
+def test_secrets_never_reach_the_broker_the_database_or_the_logs(
+    pipeline: Pipeline, redis_server: str
+) -> None:
+    job_id = send(pipeline)
+    broker = redis.Redis.from_url(redis_server)
+    (raw,) = broker.lrange("mail", 0, -1)
+    message = json.loads(raw)
+    assert json.loads(base64.b64decode(message["body"]))[0] == [job_id]
+    assert message["headers"]["argsrepr"] == repr((job_id,)), "what Flower shows"
+    assert CLIENT_SECRET not in raw.decode()
+    pipeline.start_worker()
+    pipeline.wait_final(job_id)
+    token = pipeline.idp.issued_access_tokens[0]
+    with pipeline.runtime.store.engine.connect() as connection:
+        for table in ("jobs", "attempts", "attempt_recipients", "refresh_tokens"):
+            for row in connection.execute(sqlalchemy.text(f"SELECT * FROM {table}")):  # noqa: S608
+                text = " ".join(str(v) for v in row)
+                assert CLIENT_SECRET not in text
+                assert token not in text
+    for key in broker.scan_iter():
+        if broker.type(key) == b"list":
+            values = b" ".join(broker.lrange(key, 0, -1))
+            assert CLIENT_SECRET.encode() not in values
+            assert token.encode() not in values
