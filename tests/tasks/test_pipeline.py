@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 import redis
 import sqlalchemy
+from kombu import Connection, Queue
+from kombu.exceptions import OperationalError
 
-from tests.tasks.conftest import CLIENT_SECRET, Pipeline
+from tests.tasks.conftest import CLIENT_SECRET, REPO, Pipeline
 from worker.celery import REQUEUE_TASK, app
 from worker.delivery import deliver
 from worker.producer import notify, publish
@@ -212,3 +219,36 @@ def test_secrets_never_reach_the_broker_the_database_or_the_logs(
             values = b" ".join(broker.lrange(key, 0, -1))
             assert CLIENT_SECRET.encode() not in values
             assert token.encode() not in values
+
+
+def test_a_worker_refuses_an_out_of_date_schema(pipeline: Pipeline, tmp_path: Path) -> None:
+    env = {**pipeline.env, "MAILPIPE_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "solo"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "mailpipe: error: the database schema is at nothing, this mailpipe needs 0001: "
+        "run `mailpipe db upgrade`"
+    )
+
+
+def test_rabbitmq_works_as_the_broker(pipeline: Pipeline) -> None:
+    url = os.environ.get("MAILPIPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    try:
+        with Connection(url, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
+            for name in ("mail", "mail.critical"):  # leftovers of an earlier run
+                queue = Queue(name)(connection.default_channel)
+                queue.declare()
+                queue.purge()
+    except (OSError, OperationalError) as exc:
+        pytest.skip(f"RabbitMQ not reachable at {url} ({exc}): RabbitMQ variant skipped")
+    pipeline.env["MAILPIPE_BROKER_URL"] = url
+    app.conf.broker_url = url
+    app.close()
+    pipeline.start_worker()
+    jobs = [send(pipeline, n) for n in range(5)]
+    pipeline.wait_final(*jobs)
+    assert all(pipeline.status(j) == "delivered" for j in jobs)
