@@ -1,16 +1,16 @@
-# The two commands a new user needs are `make test` and (once the pipeline
-# lands) `make run`. Both create the virtual environment on first use.
+# The two commands a new user needs: `make run` (mailpipe end to end against a
+# local sandbox) and `make test`. Both create the virtual environment first.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint install redis-server clean
+.PHONY: run test lint install redis-server clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e '.[test,postgres]'
+	$(BIN)/python -m pip install -q -e '.[test,postgres,sandbox]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -21,6 +21,9 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 	  echo "redis-server not found: installing it with apt-get"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }
+
+run: install redis-server
+	deploy/quickstart.sh
 
 lint: install
 	$(BIN)/ruff check .

@@ -180,6 +180,18 @@ def db_upgrade() -> None:
     click.echo("database schema is up to date")
 
 
+@main.command()
+@click.option("--dir", "directory", default=".sandbox", type=click.Path(path_type=Path))
+@click.option("--outbox", default="outbox", type=click.Path(path_type=Path))
+@click.option("--token-port", default=8089, show_default=True)
+@click.option("--smtp-port", default=2587, show_default=True)
+def sandbox(directory: Path, outbox: Path, token_port: int, smtp_port: int) -> None:
+    """A local token endpoint and STARTTLS/XOAUTH2 SMTP server writing to ./outbox/."""
+    from worker.sandbox import run_sandbox  # needs the "sandbox" extra
+
+    run_sandbox(directory, outbox, token_port, smtp_port)
+
+
 # -- profiles and tokens ---------------------------------------------------------
 
 

@@ -97,7 +97,8 @@ def job_lines(job: Job) -> list[str]:
 
 
 def attempt_lines(attempt: Attempt) -> list[str]:
-    code = " ".join(str(c) for c in (attempt.smtp_code, attempt.enhanced_code) if c)
+    # The server's text already starts with the enhanced code.
+    code = attempt.smtp_code or ""
     how = [f"{attempt.duration_seconds:.2f}s"]
     if attempt.token_source:
         how.append(f"token {attempt.token_source} {attempt.token_seconds or 0:.3f}s")
@@ -116,8 +117,8 @@ def attempt_lines(attempt: Attempt) -> list[str]:
 
 
 def attempt_row(attempt: Attempt) -> str:
-    code = " ".join(str(c) for c in (attempt.smtp_code, attempt.enhanced_code) if c) or "-"
+    code = attempt.smtp_code or "-"
     return (
         f"{when(attempt.started_at)}  {attempt.job_id}  #{attempt.number}  {attempt.profile:<16} "
-        f"{attempt.outcome:<13} {attempt.phase:<7} {code:<10} {attempt.text[:80]}"
+        f"{attempt.outcome:<13} {attempt.phase:<7} {code!s:<4} {attempt.text[:80]}"
     )

@@ -63,10 +63,9 @@ class Outcome:
     recipients: tuple[RecipientResult, ...] = field(default_factory=tuple)
 
     def summary(self) -> str:
-        code = " ".join(str(p) for p in (self.code, self.enhanced_code) if p)
-        what = f"{self.kind} at {self.phase}" + (f": {code} {self.text}" if code else "")
-        if not code and self.text:
-            what += f": {self.text}"
+        """One line: kind, phase, the server's reply (its text starts with the enhanced code)."""
+        reply = " ".join(str(p) for p in (self.code, self.text) if p)
+        what = f"{self.kind} at {self.phase}" + (f": {reply}" if reply else "")
         return what + (f" — {self.hint}" if self.hint else "")
 
 
