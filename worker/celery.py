@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_shutdown
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from worker.errors import MailpipeError
 from worker.settings import Settings, get_settings
@@ -26,6 +26,7 @@ REFRESH_TASK = "mailpipe.refresh_expiring_tokens"
 REQUEUE_TASK = "mailpipe.requeue_stale_jobs"
 QUEUE = "mail"
 CRITICAL_QUEUE = "mail.critical"  # incident pages never wait behind a bulk digest
+EXCHANGE = Exchange("mailpipe", type="direct")
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -50,7 +51,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "task_default_queue": QUEUE,
-        "task_queues": [Queue(CRITICAL_QUEUE), Queue(QUEUE)],
+        "task_default_exchange": EXCHANGE.name,
+        "task_default_routing_key": QUEUE,
+        # One routing key per queue: were both bound to one key, RabbitMQ would
+        # copy every message into both queues.
+        "task_queues": [
+            Queue(CRITICAL_QUEUE, EXCHANGE, routing_key=CRITICAL_QUEUE),
+            Queue(QUEUE, EXCHANGE, routing_key=QUEUE),
+        ],
         "beat_schedule": {
             "refresh-expiring-tokens": {"task": REFRESH_TASK, "schedule": timedelta(minutes=1)},
             "requeue-stale-jobs": {"task": REQUEUE_TASK, "schedule": timedelta(minutes=1)},

@@ -58,9 +58,10 @@ def test_send_exit_codes_for_failed_and_pending(pipeline: Pipeline) -> None:
     pending = run(pipeline, *args, "--wait", "0.3")
     assert pending.returncode == 2, "no worker yet: still queued"
     assert pending.stdout.splitlines()[1] == "pending: queued after 0.3s"
-    pipeline.server.fail_next("data", "554 5.2.252 SendAsDenied; alerts@example.test not allowed")
+    pipeline.server.fail_recipient("denied@example.test", "554 5.2.252 SendAsDenied; not allowed")
     pipeline.start_worker()
-    failed = run(pipeline, *args, "--wait", "30")
+    denied = [a.replace("oncall@", "denied@") for a in args]
+    failed = run(pipeline, *denied, "--wait", "30")
     assert failed.returncode == 1
     assert "SendAs" in failed.stdout
 
