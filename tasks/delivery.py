@@ -37,7 +37,7 @@ def requeue_stale_jobs() -> int:
     duplicate message is harmless: the job claim lets only one through.
     """
     rt = get_runtime()
-    with beat_lock(rt.redis, "requeue") as held:
+    with BeatLock(rt.redis, "requeue") as held:
         if not held:
             return 0
         grace = timedelta(seconds=rt.settings.requeue_grace_seconds)
@@ -48,8 +48,12 @@ def requeue_stale_jobs() -> int:
     return published
 
 
-class beat_lock:
-    """Held while a periodic task runs, so two beats started by mistake do not double work."""
+class BeatLock:
+    """Held while a periodic task runs, so two beats started by mistake do not double work.
+
+    ``with BeatLock(redis, name) as held:`` — ``held`` is False when another
+    run holds it; the TTL frees it if that run died.
+    """
 
     def __init__(self, client: Any, name: str, ttl_seconds: int = 50) -> None:
         self.client, self.key, self.ttl = client, redis_keys.beat_lock(name), ttl_seconds

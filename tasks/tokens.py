@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from providers import ProviderError, RefreshTokenGrant
-from tasks.delivery import beat_lock
+from tasks.delivery import BeatLock
 from worker.celery import REFRESH_TASK, app
 from worker.errors import MailpipeError
 from worker.runtime import get_runtime
@@ -27,7 +27,7 @@ def refresh_expiring_tokens() -> int:
     rt = get_runtime()
     settings = rt.settings
     refreshed = 0
-    with beat_lock(rt.redis, "refresh") as held:
+    with BeatLock(rt.redis, "refresh") as held:
         if not held:
             return 0
         within = settings.token_skew_seconds + settings.token_refresh_window_seconds

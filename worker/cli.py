@@ -86,6 +86,7 @@ def send(
 
     With --wait, exit 0 when delivered, 1 when failed, 2 when still pending.
     """
+    # Imported here: it builds the Celery app, which the other commands do not need.
     from worker.producer import notify
 
     if (text is None) == (text_file is None):

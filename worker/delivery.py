@@ -54,7 +54,11 @@ def deliver(
         profile = rt.profiles.get(job.profile)
     except MailpipeError as exc:
         return _record(rt, job, _failure("permanent", str(exc)), worker, now(), now)
-    wait = rt.limiter.take(profile, len(job.recipients))
+    try:
+        wait = rt.limiter.take(profile, len(job.recipients))
+    except MailpipeError as exc:  # Redis unreachable: not the job's fault, try again soon
+        log.warning("job %s: %s", job_id, exc)
+        wait = settings.retry_base_seconds
     if wait > 0:
         # Not an attempt: the job just goes back in line.
         rt.store.reschedule(job_id, now() + timedelta(seconds=wait))

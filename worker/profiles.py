@@ -233,7 +233,7 @@ class _Resolver:
         security = spec.security or preset.security or "starttls"
         if host is None:
             self.problem("host", "missing (required for provider 'generic')")
-        elif spec.allow_plaintext_auth and not _is_loopback(host):
+        elif spec.allow_plaintext_auth and not is_loopback(host):
             self.problem(
                 "allow_plaintext_auth",
                 "only for a loopback host: credentials would cross the network",
@@ -329,7 +329,7 @@ class _Resolver:
         parts = urlsplit(url)
         if parts.scheme == "https" and parts.hostname:
             return
-        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
             if not allow_insecure:
                 self.problem(
                     "token_url",
@@ -499,7 +499,8 @@ def _given(spec: ProfileSpec, base: str) -> bool:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1."""
     if host == "localhost":
         return True
     try:

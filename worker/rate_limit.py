@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from worker import redis_keys
+from worker.errors import TokenCacheError
 from worker.profiles import Profile
 
 # KEYS: one hash per limit. ARGV[1] = now (seconds); then per limit 4 values:
@@ -108,4 +109,9 @@ class RateLimiter:
             cost = recipients if limit.per_recipient else 1
             args += [limit.window_seconds, limit.bucket_seconds, limit.limit, cost]
         keys = [redis_keys.rate(profile.name, limit.name) for limit in limits]
-        return float(self._take(keys=keys, args=args))
+        try:
+            return float(self._take(keys=keys, args=args))
+        except redis.RedisError as exc:
+            raise TokenCacheError(
+                f"profile '{profile.name}': rate limits unavailable ({type(exc).__name__})"
+            ) from exc

@@ -8,7 +8,6 @@ AUTH is chosen; ``auth()`` never sends EHLO itself.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import smtplib
 import ssl
@@ -19,7 +18,7 @@ from typing import NoReturn
 from providers import PasswordCredentials
 from worker.credentials import OAuthCredentials
 from worker.message import OutgoingMessage
-from worker.profiles import Profile
+from worker.profiles import Profile, is_loopback
 from worker.sasl import BearerResponder, Mechanism, oauthbearer, xoauth2
 from worker.smtp_outcomes import Outcome, OutcomeKind, Phase, RecipientResult, outcome
 
@@ -44,15 +43,6 @@ def ssl_context(profile: Profile) -> ssl.SSLContext:
     """A verifying context (system CAs, or the profile's ``ca_file``)."""
     cafile = str(profile.ca_file) if profile.ca_file else None
     return ssl.create_default_context(cafile=cafile)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class SmtpSession:
