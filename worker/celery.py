@@ -75,11 +75,14 @@ def _refuse_an_old_schema(**_: Any) -> None:
     """A worker on an out-of-date schema would fail every job: refuse to start instead."""
     from worker.store import Store
 
+    store = Store(get_settings().database_url.get_secret_value())
     try:
-        Store(get_settings().database_url.get_secret_value()).check_schema()
+        store.check_schema()
     except MailpipeError as exc:
         print(f"mailpipe: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        store.engine.dispose()  # no pooled connection may cross the fork into the pool
 
 
 @worker_process_shutdown.connect
