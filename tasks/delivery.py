@@ -63,5 +63,13 @@ class BeatLock:
         return bool(self.client.set(self.key, self.token, nx=True, ex=self.ttl))
 
     def __exit__(self, *exc: object) -> None:
-        if self.client.get(self.key) == self.token.encode():
-            self.client.delete(self.key)
+        # Compare-and-delete in one step: never release a lock another run took.
+        self.client.eval(_RELEASE, 1, self.key, self.token)
+
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""

@@ -35,16 +35,16 @@ def refresh_expiring_tokens() -> int:
         for profile in rt.profiles:
             if profile.oauth is None:
                 continue
-            grant = rt.credentials.grant(profile.name)
-            expiring = rt.credentials.cache.expires_within(grant, within)
-            idle = isinstance(grant, RefreshTokenGrant) and (
-                (rt.refresh_tokens.last_rotation(profile.name) or utcnow()) < idle_since
-            )
-            if not (expiring or idle):
-                continue
             try:
-                rt.credentials.cache.get(grant, force=True)
-                refreshed += 1
+                grant = rt.credentials.grant(profile.name)
+                expiring = rt.credentials.cache.expires_within(grant, within)
+                idle = isinstance(grant, RefreshTokenGrant) and (
+                    (rt.refresh_tokens.last_rotation(profile.name) or utcnow()) < idle_since
+                )
+                if expiring or idle:
+                    rt.credentials.cache.get(grant, force=True)
+                    refreshed += 1
             except (ProviderError, MailpipeError) as exc:
+                # One profile's trouble must not stop the others' pre-refresh.
                 log.warning("pre-refresh of profile %s failed: %s", profile.name, exc)
     return refreshed

@@ -32,6 +32,9 @@ EXCHANGE = Exchange("mailpipe", type="direct")
 def celery_config(settings: Settings) -> dict[str, Any]:
     assert settings.broker_max_countdown_seconds < settings.visibility_timeout_seconds
     assert settings.task_time_limit_seconds < settings.visibility_timeout_seconds
+    # A claim must outlive the task that holds it, or a second worker could
+    # take over a job that is still being sent.
+    assert settings.task_time_limit_seconds < settings.send_lease_seconds
     transport = {"visibility_timeout": settings.visibility_timeout_seconds}
     return {
         "broker_url": settings.broker_url.get_secret_value(),

@@ -59,9 +59,12 @@ def deliver(
     except MailpipeError as exc:  # Redis unreachable: not the job's fault, try again soon
         log.warning("job %s: %s", job_id, exc)
         wait = settings.retry_base_seconds
+    if wait == float("inf"):
+        text = f"the message has more recipients than profile {profile.name} may send to a day"
+        return _record(rt, job, _failure("permanent", text), worker, now(), now)
     if wait > 0:
         # Not an attempt: the job just goes back in line.
-        rt.store.reschedule(job_id, now() + timedelta(seconds=wait))
+        rt.store.reschedule(job_id, worker, now() + timedelta(seconds=wait))
         return _later(rt, wait, reason=f"rate limit of profile {profile.name}")
     started = now()
     return _record(rt, job, _send(rt, job), worker, started, now)
@@ -80,10 +83,22 @@ def _send(rt: Runtime, job: Job) -> Delivery:
         return rt.pool.send(job.profile, message)
     except ProviderError as exc:
         kind: OutcomeKind = "transient" if exc.transient else "permanent"
-        result = Outcome(kind=kind, phase="token", text=exc.message, hint=exc.hint)
+        result = Outcome(
+            kind=kind,
+            phase="token",
+            text=exc.message,
+            hint=exc.hint,
+            retry_after_seconds=exc.retry_after_seconds,
+        )
     except MailpipeError as exc:  # token cache or store unreachable
         kind = "transient" if exc.transient else "permanent"
         result = Outcome(kind=kind, phase="token", text=str(exc))
+    except Exception as exc:
+        # Anything else (a time limit, a bug) still counts as an attempt, so the
+        # job runs out of attempts instead of coming back forever. The type
+        # only: an exception's text could hold what it was handling.
+        log.exception("job %s: unexpected %s while sending", job.id, type(exc).__name__)
+        result = Outcome(kind="transient", phase="connect", text=f"unexpected {type(exc).__name__}")
     return Delivery(result, reused_connection=False, token_seconds=time.monotonic() - started)
 
 
@@ -111,6 +126,8 @@ def _record(
             base_seconds=settings.retry_base_seconds,
             max_seconds=settings.retry_max_seconds,
         )
+        # A token endpoint's Retry-After (e.g. Microsoft's 429, 60 s) is a floor.
+        delay = max(delay, result.retry_after_seconds or 0.0)
         next_attempt_at = now() + timedelta(seconds=delay)
     record = AttemptRecord(
         started_at=started,
@@ -139,4 +156,4 @@ def _later(rt: Runtime, delay: float, *, reason: str) -> Decision:
 
 
 def _failure(kind: Literal["permanent", "transient"], text: str) -> Delivery:
-    return Delivery(Outcome(kind=kind, phase="token", text=text), reused_connection=False)
+    return Delivery(Outcome(kind=kind, phase="connect", text=text), reused_connection=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -250,6 +251,8 @@ class _Resolver:
             password = self.secret(spec, "password", required=True)
         else:
             oauth = self.oauth(spec, preset)
+        if spec.ca_file:
+            self.check_ca_file(self.path(spec.ca_file))
         if self.problems or host is None:
             return None
         return Profile(
@@ -415,6 +418,9 @@ class _Resolver:
             self.problem("service_account_file", "missing (or private_key with client_email)")
         if spec.subject is not None and not _ADDRESS.match(spec.subject):
             self.problem("subject", "not an email address")
+        if spec.username and spec.username != (spec.subject or spec.from_email):
+            # Gmail answers 535 when the XOAUTH2 user= is not the JWT's sub.
+            self.problem("username", "must equal subject (or from_email) for a service account")
         return OAuthConfig(
             grant="service_account",
             token_url=token_url,
@@ -479,6 +485,14 @@ class _Resolver:
         except UnicodeDecodeError:
             self.problem(field_name, f"{path} is not a text (PEM or JSON) file")
         return None
+
+    def check_ca_file(self, path: Path) -> None:
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except FileNotFoundError:
+            self.problem("ca_file", f"cannot read {path}: No such file or directory")
+        except (OSError, ssl.SSLError):
+            self.problem("ca_file", f"{path} holds no PEM CA certificate")
 
     def check_key(self, field_name: str, load: Any) -> None:
         try:

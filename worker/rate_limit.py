@@ -100,10 +100,15 @@ class RateLimiter:
         self._clock = clock
 
     def take(self, profile: Profile, recipients: int) -> float:
-        """0 when the message may go now (and is counted); else seconds to wait."""
+        """0 when the message may go now (and is counted); else seconds to wait.
+
+        ``inf`` when the message alone is more than a limit allows: it never fits.
+        """
         limits = limits_of(profile)
         if not limits:
             return 0.0
+        if any(limit.per_recipient and recipients > limit.limit for limit in limits):
+            return float("inf")
         args: list[float | int] = [self._clock()]
         for limit in limits:
             cost = recipients if limit.per_recipient else 1

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     token_deadline_seconds: float = 20.0
     token_retry_after_max_seconds: float = 10.0
     # How long a process waits for another one's refresh before giving up.
-    token_wait_seconds: float = 45.0
+    token_wait_seconds: float = 60.0
     # Beat refreshes cached tokens that end within skew + this window, and
     # delegated refresh tokens unused this many days (Microsoft: 90-day expiry).
     token_refresh_window_seconds: float = 600.0
@@ -65,13 +65,14 @@ class Settings(BaseSettings):
 
     @property
     def token_lock_seconds(self) -> float:
-        """The single-flight lock must outlive the longest possible refresh."""
-        return (
-            self.token_deadline_seconds
-            + self.token_connect_timeout_seconds
-            + self.token_read_timeout_seconds
-            + 5.0
-        )
+        """The single-flight lock must outlive the longest possible refresh.
+
+        A refresh is the deadline plus one last request (connect, write, read)
+        plus persisting a rotated refresh token (a busy SQLite waits up to 10 s).
+        Expiring early would let a second process replay the old refresh token.
+        """
+        last_request = self.token_connect_timeout_seconds + 2 * self.token_read_timeout_seconds
+        return max(120.0, self.token_deadline_seconds + last_request + 30.0)
 
     def fernet(self) -> MultiFernet:
         """Encrypts with the first key, decrypts with any (key rotation)."""

@@ -61,6 +61,8 @@ class Outcome:
     hint: str | None = None
     queue_id: str | None = None
     recipients: tuple[RecipientResult, ...] = field(default_factory=tuple)
+    # From a token endpoint's Retry-After: the earliest sensible retry.
+    retry_after_seconds: float | None = None
 
     def summary(self) -> str:
         """One line: kind, phase, the server's reply (its text starts with the enhanced code)."""

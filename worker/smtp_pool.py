@@ -17,12 +17,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
 from providers import PasswordCredentials
-from worker.credentials import Credentials, OAuthCredentials
+from worker.credentials import Credentials
 from worker.message import OutgoingMessage
 from worker.profiles import Profile
 from worker.smtp_outcomes import Outcome
@@ -104,6 +104,10 @@ class SmtpPool:
                     first_try = False
                     continue
                 return Delivery(exc.outcome, reused, *token)
+            except BaseException:
+                # A time limit or a bug: the connection's state is unknown.
+                self._discard(profile, pooled)
+                raise
             self._give_back(profile, pooled)
             return Delivery(result, reused, *token)
 
@@ -125,6 +129,7 @@ class SmtpPool:
         At the cap, wait for whichever comes first: one of this process's
         connections coming back, or another worker freeing a slot.
         """
+        self._reap_idle()
         give_up_at = time.monotonic() + self.slot_wait_seconds
         while True:
             pooled = self._take_idle(profile)
@@ -144,6 +149,20 @@ class SmtpPool:
                     )
                 )
             self._sleep(random.uniform(0.02, 0.1))  # noqa: S311 (jitter)
+
+    def _reap_idle(self) -> None:
+        """Close every profile's connections idle past the timeout: they hold slots."""
+        now = self._clock()
+        expired: list[tuple[str, _Pooled]] = []
+        with self._lock:
+            for name, sessions in self._idle.items():
+                keep = [
+                    p for p in sessions if now - p.session.last_used <= self.idle_timeout_seconds
+                ]
+                expired += [(name, p) for p in sessions if p not in keep]
+                sessions[:] = keep
+        for name, pooled in expired:
+            self._discard(self.credentials.profiles.get(name), pooled)
 
     def _take_idle(self, profile: Profile) -> _Pooled | None:
         while True:
@@ -166,17 +185,20 @@ class SmtpPool:
     def _open(
         self, profile: Profile, lease: str | None
     ) -> tuple[_Pooled, tuple[TokenSource | None, float | None]]:
-        session = SmtpSession(
-            profile,
-            self._context(profile),
-            timeout_seconds=self.timeout_seconds,
-            ehlo_name=self.ehlo_name,
-            clock=self._clock,
-        )
+        try:
+            session = SmtpSession(
+                profile,
+                self._context(profile),  # a bad ca_file fails here
+                timeout_seconds=self.timeout_seconds,
+                ehlo_name=self.ehlo_name,
+                clock=self._clock,
+            )
+        except BaseException:
+            self._release(profile, lease)
+            raise
         pooled = _Pooled(session, lease)
         try:
-            session.connect()
-            token = self._authenticate(profile, session)
+            token = self._connect_and_authenticate(profile, session)
         except BaseException:
             # SMTP trouble, or a credentials error on its way to the caller:
             # either way the slot must not leak.
@@ -185,25 +207,32 @@ class SmtpPool:
         self.connections_opened += 1
         return pooled, token
 
-    def _authenticate(
+    def _connect_and_authenticate(
         self, profile: Profile, session: SmtpSession
     ) -> tuple[TokenSource | None, float | None]:
+        # The token first: waiting for it must not hold an open connection,
+        # which counts against the mailbox's connection limit.
         started = time.monotonic()
         credentials = self.credentials.get(profile.name)
         elapsed = time.monotonic() - started
+        session.connect()
         try:
             session.authenticate(credentials)
         except SessionError as exc:
-            if exc.outcome.kind != "auth_rejected" or not isinstance(credentials, OAuthCredentials):
+            if exc.outcome.kind != "auth_rejected":
                 raise
+            if isinstance(credentials, PasswordCredentials):
+                # No fresh credential exists, and repeated wrong passwords
+                # lock accounts: a person has to fix this.
+                raise SessionError(replace(exc.outcome, kind="permanent")) from None
             # The token may have been revoked or expired early: drop it
             # everywhere and try one fresh token on a new connection.
             log.warning("profile %s: %s; retrying with a fresh token", profile.name, exc)
             self.credentials.invalidate(profile.name, credentials)
-            session.connect()
             started = time.monotonic()
             credentials = self.credentials.get(profile.name, force=True)
             elapsed = time.monotonic() - started
+            session.connect()
             session.authenticate(credentials)
         if isinstance(credentials, PasswordCredentials):
             return None, None
@@ -219,12 +248,16 @@ class SmtpPool:
 
     def _discard(self, profile: Profile, pooled: _Pooled) -> None:
         pooled.session.close()
-        if pooled.lease and self.slots:
-            try:
-                self.slots.release(profile.name, pooled.lease)
-            except redis.RedisError:
-                log.warning("profile %s: could not release a connection slot", profile.name)
-            pooled.lease = None
+        self._release(profile, pooled.lease)
+        pooled.lease = None
+
+    def _release(self, profile: Profile, lease: str | None) -> None:
+        if lease is None or self.slots is None:
+            return
+        try:
+            self.slots.release(profile.name, lease)
+        except redis.RedisError:
+            log.warning("profile %s: could not release a connection slot", profile.name)
 
     def _try_lease(self, profile: Profile) -> tuple[bool, str | None]:
         """(may open a connection, its lease); no lease is needed without a cap."""

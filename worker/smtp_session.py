@@ -174,6 +174,16 @@ class SmtpSession:
             self._fail(self._auth_outcome(exc))
         except smtplib.SMTPResponseException as exc:
             self._fail(outcome("auth", exc.smtp_code, exc.smtp_error))
+        except UnicodeError:
+            # smtplib ASCII-encodes the SASL response; the exception would carry
+            # the whole response (password or token) in its repr: say only what.
+            self._fail(
+                Outcome(
+                    kind="permanent",
+                    phase="auth",
+                    text="the username or password is not ASCII, which SMTP AUTH cannot send",
+                )
+            )
         except (OSError, smtplib.SMTPException) as exc:
             self._fail(outcome("auth", None, f"{type(exc).__name__}: {exc}"))
         self.credentials = credentials

@@ -165,12 +165,12 @@ class Store:
                 return None
             return session.get(Job, job_id)
 
-    def reschedule(self, job_id: str, not_before: datetime) -> None:
+    def reschedule(self, job_id: str, worker: str, not_before: datetime) -> None:
         """Give a claimed job back without an attempt (rate limited)."""
         with self.session() as session:
             session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == "sending")
+                .where(Job.id == job_id, Job.status == "sending", Job.worker == worker)
                 .values(
                     status="queued",
                     next_attempt_at=not_before,
@@ -221,6 +221,10 @@ class Store:
                 ],
             )
             session.add(attempt)
+            if job.status != "sending" or job.worker != record.worker:
+                # Our lease ran out and another worker took the job over: the
+                # attempt is still history, but the job's state is theirs now.
+                return job.attempt_count
             job.status = status
             job.next_attempt_at = next_attempt_at
             job.worker = job.lease_until = None

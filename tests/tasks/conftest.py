@@ -109,10 +109,10 @@ client_secret_env = "PIPELINE_SECRET"
         "retry_max_seconds": "0.5",
         "retry_max_attempts": "4",
         "broker_max_countdown_seconds": "2",
-        "visibility_timeout_seconds": "6",
-        "task_soft_time_limit_seconds": "4",
-        "task_time_limit_seconds": "5",
-        "send_lease_seconds": "3",
+        "visibility_timeout_seconds": "8",
+        "task_soft_time_limit_seconds": "2",
+        "task_time_limit_seconds": "3",
+        "send_lease_seconds": "4",
         "requeue_grace_seconds": "1",
         "smtp_noop_after_seconds": "0.5",
     }
@@ -124,7 +124,7 @@ client_secret_env = "PIPELINE_SECRET"
     # The producer publishes through the app: point it at this test's broker.
     saved = dict(app.conf)
     app.conf.broker_url = values["broker_url"]
-    app.conf.broker_transport_options = {"visibility_timeout": 6}
+    app.conf.broker_transport_options = {"visibility_timeout": 8}
     app.close()
     runtime = build_runtime(settings)
     logs = tmp_path / "logs"

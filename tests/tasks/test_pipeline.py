@@ -154,9 +154,9 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     doomed.wait(10)
     pipeline.server.rcpt_delay_seconds = 0.0
     pipeline.start_worker()
-    # Jobs the dead worker had claimed come back when their lease (3 s) ends: the
+    # Jobs the dead worker had claimed come back when their lease (4 s) ends: the
     # beat's requeue_stale_jobs publishes them; here we ask for it directly.
-    time.sleep(3.5)
+    time.sleep(4.5)
     app.send_task(REQUEUE_TASK)
     pipeline.wait_final(*jobs, seconds=45)
     assert all(pipeline.status(j) == "delivered" for j in jobs)

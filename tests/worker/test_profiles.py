@@ -36,6 +36,7 @@ def problems_of(path: Path, env: dict[str, str] | None = None) -> list[str]:
 def test_the_documented_example_loads_with_presets(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, tmp_path / "profiles.toml")
     (tmp_path / "sa.json").write_text(service_account_json())
+    (tmp_path / "ca.pem").write_text(certificate_pem().split("-----BEGIN PRIVATE KEY")[0])
     profiles = load_profiles(tmp_path / "profiles.toml", ENV)
     assert [p.name for p in profiles] == [
         "m365-alerts",
@@ -282,8 +283,33 @@ def test_file_level_errors_are_one_line(tmp_path: Path) -> None:
 def test_unknown_profile_names_the_known_ones(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, tmp_path / "profiles.toml")
     (tmp_path / "sa.json").write_text(service_account_json())
+    (tmp_path / "ca.pem").write_text(certificate_pem().split("-----BEGIN PRIVATE KEY")[0])
     profiles = load_profiles(tmp_path / "profiles.toml", ENV)
     with pytest.raises(
         UnknownProfileError, match="unknown profile 'nope' \\(profiles: google, local"
     ):
         profiles.get("nope")
+
+
+def test_a_missing_ca_file_and_a_google_username_not_the_subject_are_reported(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "sa.json").write_text(service_account_json())
+    path = write(
+        tmp_path,
+        """
+[profiles.g]
+provider = "google_workspace"
+from_email = "alerts@example.org"
+username = "someone-else@example.org"
+auth = "oauth"
+grant = "service_account"
+service_account_file = "sa.json"
+ca_file = "missing-ca.pem"
+""",
+    )
+    assert problems_of(path) == [
+        "profile 'g', field 'username': must equal subject (or from_email) for a service account",
+        f"profile 'g', field 'ca_file': cannot read {tmp_path}/missing-ca.pem: No such file or "
+        "directory",
+    ]

@@ -10,6 +10,7 @@ import redis
 
 from tests.conftest import ServerFactory
 from tests.fake_idp import FakeIdP
+from tests.leaks import SecretRegistry
 from tests.smtp_server import make_tls
 from tests.worker.conftest import CredentialsFactory
 from worker.credentials import Credentials
@@ -161,15 +162,34 @@ def test_password_profiles(
     )
 
 
-def test_a_wrong_password_is_auth_rejected(
+def test_a_wrong_password_is_permanent_and_tried_once(
     make_server: ServerFactory, make_credentials: CredentialsFactory, pools: list[SmtpPool]
 ) -> None:
+    # No fresh credential exists for a password, and retries lock accounts.
     server = make_server(mechanisms=("PLAIN",), passwords={"relay-user": "right-password"})
     credentials = make_credentials(
         server, auth="password", username="relay-user", password="wrong-password"
     )
     delivery = send(pool_for(credentials, pools))
-    assert (delivery.outcome.kind, delivery.outcome.code) == ("auth_rejected", 535)
+    assert (delivery.outcome.kind, delivery.outcome.code) == ("permanent", 535)
+    assert len(server.auth_failures) == 1
+
+
+def test_a_non_ascii_password_fails_without_showing_it(
+    make_server: ServerFactory,
+    make_credentials: CredentialsFactory,
+    pools: list[SmtpPool],
+    secrets: SecretRegistry,
+) -> None:
+    server = make_server(mechanisms=("PLAIN",), passwords={"relay-user": "Pässwort-geheim"})
+    secrets.add("Pässwort-geheim")
+    credentials = make_credentials(
+        server, auth="password", username="relay-user", password="Pässwort-geheim"
+    )
+    result = send(pool_for(credentials, pools)).outcome
+    assert (result.kind, result.phase) == ("permanent", "auth")
+    assert "not ASCII" in result.text
+    secrets.assert_absent(result.summary(), repr(result))
 
 
 def test_a_hundred_messages_share_one_connection(

@@ -65,7 +65,7 @@ def test_a_claim_whose_lease_ran_out_can_be_taken_over(store: Store) -> None:
 def test_a_job_is_not_claimed_before_it_is_due(store: Store) -> None:
     job_id, _ = store.add_job(new_job(), idempotency_window=WINDOW)
     store.claim(job_id, "w", timedelta(minutes=5))
-    store.reschedule(job_id, utcnow() + timedelta(minutes=1))
+    store.reschedule(job_id, "w", utcnow() + timedelta(minutes=1))
     assert store.claim(job_id, "w", timedelta(minutes=5)) is None
 
 
@@ -123,7 +123,7 @@ def test_stale_jobs_are_the_due_unpublished_and_the_abandoned(store: Store) -> N
     store.claim(abandoned, "crashed", timedelta(seconds=-1))
     later, _ = store.add_job(new_job("d"), idempotency_window=WINDOW)
     store.claim(later, "w", timedelta(minutes=5))
-    store.reschedule(later, utcnow() + timedelta(hours=2))
+    store.reschedule(later, "w", utcnow() + timedelta(hours=2))
     stale = {job_id for job_id, _ in store.stale_jobs(grace=grace)}
     assert stale == {never_published, abandoned}
 
