@@ -62,9 +62,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             Queue(CRITICAL_QUEUE, EXCHANGE, routing_key=CRITICAL_QUEUE),
             Queue(QUEUE, EXCHANGE, routing_key=QUEUE),
         ],
+        # Beat's tasks skip the bulk queue, and a run that could not start
+        # within the minute is dropped: the next one does the same work.
         "beat_schedule": {
-            "refresh-expiring-tokens": {"task": REFRESH_TASK, "schedule": timedelta(minutes=1)},
-            "requeue-stale-jobs": {"task": REQUEUE_TASK, "schedule": timedelta(minutes=1)},
+            "refresh-expiring-tokens": {
+                "task": REFRESH_TASK,
+                "schedule": timedelta(minutes=1),
+                "options": {"queue": CRITICAL_QUEUE, "expires": 55},
+            },
+            "requeue-stale-jobs": {
+                "task": REQUEUE_TASK,
+                "schedule": timedelta(minutes=1),
+                "options": {"queue": CRITICAL_QUEUE, "expires": 55},
+            },
         },
     }
 

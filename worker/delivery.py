@@ -67,7 +67,13 @@ def deliver(
         rt.store.reschedule(job_id, worker, now() + timedelta(seconds=wait))
         return _later(rt, wait, reason=f"rate limit of profile {profile.name}")
     started = now()
-    return _record(rt, job, _send(rt, job), worker, started, now)
+    delivery = _send(rt, job)
+    if delivery.busy:
+        # Like a rate limit: the mailbox is busy, the job did not get a try.
+        wait = rt.settings.smtp_slot_wait_seconds
+        rt.store.reschedule(job_id, worker, now() + timedelta(seconds=wait))
+        return _later(rt, wait, reason=delivery.outcome.text)
+    return _record(rt, job, delivery, worker, started, now)
 
 
 def _send(rt: Runtime, job: Job) -> Delivery:

@@ -41,12 +41,18 @@ class Delivery:
     reused_connection: bool
     token_source: TokenSource | None = None  # None: password, or an already-open connection
     token_seconds: float | None = None
+    # Every connection the mailbox allows was in use: nothing was tried.
+    busy: bool = False
 
 
 @dataclass
 class _Pooled:
     session: SmtpSession
     lease: str | None
+
+
+class ConnectionsBusy(SessionError):
+    """Other workers hold every connection slot of the mailbox."""
 
 
 class SmtpPool:
@@ -93,6 +99,8 @@ class SmtpPool:
         while True:
             try:
                 pooled, reused, token = self._checkout(profile)
+            except ConnectionsBusy as exc:
+                return Delivery(exc.outcome, reused_connection=False, busy=True)
             except SessionError as exc:
                 return Delivery(exc.outcome, reused_connection=False)
             try:
@@ -140,7 +148,7 @@ class SmtpPool:
                 opened, token = self._open(profile, lease)
                 return opened, False, token
             if time.monotonic() >= give_up_at:
-                raise SessionError(
+                raise ConnectionsBusy(
                     Outcome(
                         kind="transient",
                         phase="connect",

@@ -402,7 +402,9 @@ def test_the_connection_cap_holds_across_workers(
     other_worker = slots.try_acquire("p", 1)
     assert other_worker is not None
     assert slots.try_acquire("p", 1) is None
-    blocked = send(pool_for(credentials, pools, slots=slots, slot_wait_seconds=0.3)).outcome
+    busy = send(pool_for(credentials, pools, slots=slots, slot_wait_seconds=0.3))
+    assert busy.busy, "nothing was tried: the job must not lose an attempt"
+    blocked = busy.outcome
     assert (blocked.kind, blocked.phase) == ("transient", "connect")
     assert "in use by other workers" in blocked.text
     assert server.sessions == []
