@@ -23,6 +23,7 @@ from worker.celery import REQUEUE_TASK, app
 from worker.delivery import deliver
 from worker.producer import notify, publish
 from worker.rate_limit import RateLimiter
+from worker.schema import Job
 
 
 def send(pipeline: Pipeline, n: int = 1, **fields: object) -> str:
@@ -258,3 +259,24 @@ def test_rabbitmq_works_as_the_broker(pipeline: Pipeline) -> None:
         )  # fmt: skip
         assert sent.returncode == 0, sent.stdout + sent.stderr
     assert subjects(pipeline) == ["via RabbitMQ 0", "via RabbitMQ 1", "via RabbitMQ 2"]
+
+
+def test_an_unexpected_error_is_an_attempt_so_the_job_cannot_loop_forever(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = pipeline.runtime
+    job_id = send(pipeline)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("secret-looking detail that must not be stored")
+
+    monkeypatch.setattr(rt.pool, "send", broken)
+    for _ in range(rt.settings.retry_max_attempts):
+        with rt.store.session() as session:  # skip the backoff wait
+            session.execute(sqlalchemy.update(Job).values(next_attempt_at=None))
+        deliver(job_id, rt, worker="test")
+    job = rt.store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.attempt_count) == ("failed", rt.settings.retry_max_attempts)
+    assert job.attempts[0].text == "unexpected RuntimeError"
+    assert all("secret-looking" not in a.text for a in job.attempts)

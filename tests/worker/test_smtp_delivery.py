@@ -439,3 +439,28 @@ def test_threads_share_the_pool_without_exceeding_the_cap(
     ]
     assert len(server.messages) == 40
     assert len(server.sessions) <= 2
+
+
+def test_an_unexpected_error_mid_send_frees_the_connection_and_its_slot(
+    make_server: ServerFactory,
+    make_credentials: CredentialsFactory,
+    pools: list[SmtpPool],
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = make_server()
+    slots = ConnectionSlots(redis_client)
+    pool = pool_for(make_credentials(server, max_connections=1), pools, slots=slots,
+                    slot_wait_seconds=0.3)  # fmt: skip
+    assert send(pool, 1).outcome.kind == "delivered"
+
+    def time_limit(self: object, message: OutgoingMessage) -> None:
+        raise TimeoutError("the task's time limit struck")  # what a soft time limit does
+
+    with monkeypatch.context() as patch:
+        patch.setattr("worker.smtp_session.SmtpSession.send", time_limit)
+        with pytest.raises(TimeoutError):
+            send(pool, 2)
+    assert slots.in_use("p") == 0, "the slot is released"
+    assert send(pool, 3).outcome.kind == "delivered", "a new connection can be opened"
+    assert len(server.sessions) == 2
