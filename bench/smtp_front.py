@@ -1,11 +1,12 @@
-"""An asyncio front for Postfix's smtp-sink: answers AUTH itself, can delay replies.
+"""A front for Postfix's smtp-sink: answers AUTH XOAUTH2 itself, can delay replies.
 
 smtp-sink is the fastest SMTP sink at hand (about 10k messages/s here) but it
 answers any AUTH with "250 Ok", which smtplib rightly refuses (RFC 4954 wants
-235). The front answers AUTH XOAUTH2 with 235 (checking the token's shape and
-counting logins), forwards everything else byte for byte, and in WAN mode
-holds every server reply for ``delay_seconds`` — about the round trip to a
-cloud provider. It also counts Message-IDs so duplicates can be found.
+235). The front answers AUTH XOAUTH2 with 235 (checking the token's shape),
+then relays raw bytes both ways with blocking sockets in two threads per
+connection (recv/sendall release the GIL). In WAN mode it holds each chunk of
+server replies for ``delay`` seconds: about the round trip to a cloud provider.
+It counts Message-IDs so duplicate deliveries can be found.
 
     python -m bench.smtp_front --listen 2525 --sink 2526 [--delay 0.02]
 """
@@ -13,64 +14,86 @@ cloud provider. It also counts Message-IDs so duplicates can be found.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import binascii
 import collections
+import contextlib
 import re
 import signal
-from dataclasses import dataclass, field
+import socket
+import socketserver
+import threading
+import time
 
 _XOAUTH2 = re.compile(rb"^user=[^\x01]+\x01auth=Bearer [^\x01]+\x01\x01$")
 _MESSAGE_ID = re.compile(rb"\r\nMessage-ID:\s*(<[^>]+>)\r\n", re.IGNORECASE)
 
 
-@dataclass
 class Stats:
-    logins: int = 0
-    bad_logins: int = 0
-    message_ids: collections.Counter[bytes] = field(default_factory=collections.Counter)
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.logins = 0
+        self.bad_logins = 0
+        self.message_ids: collections.Counter[bytes] = collections.Counter()
+
+    def summary(self) -> str:
+        with self.lock:
+            duplicated = sum(1 for n in self.message_ids.values() if n > 1)
+            return (
+                f"logins={self.logins} bad_logins={self.bad_logins} "
+                f"messages={sum(self.message_ids.values())} unique={len(self.message_ids)} "
+                f"duplicated_ids={duplicated}"
+            )
 
 
-class Front:
-    def __init__(self, sink_port: int, delay_seconds: float = 0.0) -> None:
+class Front(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512
+
+    def __init__(self, listen_port: int, sink_port: int, delay_seconds: float) -> None:
         self.sink_port = sink_port
         self.delay_seconds = delay_seconds
         self.stats = Stats()
+        super().__init__(("127.0.0.1", listen_port), _Connection)
 
-    async def handle(
-        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
-    ) -> None:
-        sink_in, sink_out = await asyncio.open_connection("127.0.0.1", self.sink_port)
-        replies = asyncio.create_task(self._relay_replies(sink_in, client_out))
+
+class _Connection(socketserver.BaseRequestHandler):
+    server: Front
+
+    def handle(self) -> None:
+        client: socket.socket = self.request
+        sink = socket.create_connection(("127.0.0.1", self.server.sink_port))
+        for sock in (client, sink):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        replies = threading.Thread(target=self._replies, args=(sink, client), daemon=True)
+        replies.start()
         try:
-            await self._relay_commands(client_in, client_out, sink_out)
+            self._commands(client, sink)
         finally:
-            sink_out.close()
-            await replies
-            client_out.close()
+            sink.close()
+            replies.join(5)
 
-    async def _relay_commands(
-        self,
-        client_in: asyncio.StreamReader,
-        client_out: asyncio.StreamWriter,
-        sink_out: asyncio.StreamWriter,
-    ) -> None:
-        # Line by line until AUTH is done, then whole chunks: per-line Python
-        # work would make this front, not the sink, the bottleneck.
-        while line := await client_in.readline():
+    def _commands(self, client: socket.socket, sink: socket.socket) -> None:
+        reader = client.makefile("rb")
+        # Line by line until AUTH is answered, then raw chunks.
+        while line := reader.readline():
             if line[:5].upper() == b"AUTH ":
-                await self._reply(client_out, self._auth(line))
+                self._send_reply(client, self._auth(line))
                 break
-            sink_out.write(line)
-            await sink_out.drain()
-        tail = b""
-        while chunk := await client_in.read(65536):
-            for match in _MESSAGE_ID.finditer(tail + chunk):
-                self.stats.message_ids[match.group(1)] += 1
-            tail = chunk[-200:]  # a header split across two reads is still seen once
-            sink_out.write(chunk)
-            await sink_out.drain()
+            sink.sendall(line)
+        tail = reader.read1(65536) if reader.peek(1) else b""
+        stats = self.server.stats
+        while True:
+            chunk = tail or client.recv(65536)
+            tail = b""
+            if not chunk:
+                return
+            found = _MESSAGE_ID.findall(chunk)
+            if found:
+                with stats.lock:
+                    stats.message_ids.update(found)
+            sink.sendall(chunk)
 
     def _auth(self, line: bytes) -> bytes:
         parts = line.split()
@@ -82,43 +105,29 @@ class Front:
             )
         except binascii.Error:
             ok = False
+        with self.server.stats.lock:
+            if ok:
+                self.server.stats.logins += 1
+            else:
+                self.server.stats.bad_logins += 1
         if ok:
-            self.stats.logins += 1
             return b"235 2.7.0 Authentication successful\r\n"
-        self.stats.bad_logins += 1
         return b"535 5.7.8 Authentication credentials invalid\r\n"
 
-    async def _relay_replies(
-        self, sink_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
-    ) -> None:
-        while line := await sink_in.readline():
-            if line.startswith(b"250-AUTH"):
-                line = b"250-AUTH XOAUTH2\r\n"
-            await self._reply(client_out, line)
+    def _replies(self, sink: socket.socket, client: socket.socket) -> None:
+        try:
+            while chunk := sink.recv(65536):
+                # smtp-sink announces AUTH PLAIN LOGIN; the front speaks XOAUTH2.
+                self._send_reply(client, chunk.replace(b"AUTH PLAIN LOGIN", b"AUTH XOAUTH2"))
+        except OSError:
+            pass
+        finally:
+            client.close()
 
-    async def _reply(self, client_out: asyncio.StreamWriter, line: bytes) -> None:
-        if self.delay_seconds and line[3:4] != b"-":
-            await asyncio.sleep(self.delay_seconds)  # one round trip per reply
-        client_out.write(line)
-        await client_out.drain()
-
-
-async def serve(listen_port: int, sink_port: int, delay_seconds: float) -> None:
-    front = Front(sink_port, delay_seconds)
-    server = await asyncio.start_server(front.handle, "127.0.0.1", listen_port, backlog=512)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        await stop.wait()
-    duplicates = sum(1 for n in front.stats.message_ids.values() if n > 1)
-    print(
-        f"logins={front.stats.logins} bad_logins={front.stats.bad_logins} "
-        f"messages={sum(front.stats.message_ids.values())} "
-        f"unique={len(front.stats.message_ids)} duplicated_ids={duplicates}",
-        flush=True,
-    )
+    def _send_reply(self, client: socket.socket, data: bytes) -> None:
+        if self.server.delay_seconds:
+            time.sleep(self.server.delay_seconds)  # one round trip per reply
+        client.sendall(data)
 
 
 def main() -> None:
@@ -127,7 +136,11 @@ def main() -> None:
     parser.add_argument("--sink", type=int, required=True)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to each reply")
     args = parser.parse_args()
-    asyncio.run(serve(args.listen, args.sink, args.delay))
+    front = Front(args.listen, args.sink, args.delay)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=front.shutdown).start())
+    with contextlib.suppress(KeyboardInterrupt):
+        front.serve_forever()
+    print(front.stats.summary(), flush=True)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,17 @@ app = Celery("mailpipe", include=["tasks.delivery", "tasks.tokens"])
 app.conf.update(celery_config(get_settings()))
 
 
+def publish_to(broker_url: str) -> None:
+    """Make this process's producers publish to ``broker_url`` (tests and the benchmark).
+
+    ``app.close()`` is not enough: Celery keeps its producer pool bound to the
+    old broker (it resets both only after a fork, in ``_after_fork``).
+    """
+    app.conf.broker_url = broker_url
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @worker_init.connect
 def _refuse_an_old_schema(**_: Any) -> None:
     """A worker on an out-of-date schema would fail every job: refuse to start instead."""

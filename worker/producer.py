@@ -92,7 +92,7 @@ def notify(
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
     job_id, created = rt.store.add_job(job, idempotency_window=window)
     if created:
-        publish(rt.store, job_id, priority)
+        publish(rt.store, job_id, priority, record=False)  # add_job set published_at
     else:
         log.info(
             "idempotency key %r: job %s already exists, nothing new sent", idempotency_key, job_id
@@ -100,8 +100,14 @@ def notify(
     return job_id
 
 
-def publish(store: Store, job_id: str, priority: str, countdown: float = 0.0) -> bool:
-    """Put a task message for the job on the broker; False (job kept) if the broker is down."""
+def publish(
+    store: Store, job_id: str, priority: str, countdown: float = 0.0, *, record: bool = True
+) -> bool:
+    """Put a task message for the job on the broker; False (job kept) if the broker is down.
+
+    ``record`` notes the publish time, which keeps the sweeper from sending
+    the job again while this message is in flight.
+    """
     queue = CRITICAL_QUEUE if priority == "high" else QUEUE
     try:
         app.send_task(
@@ -114,7 +120,8 @@ def publish(store: Store, job_id: str, priority: str, countdown: float = 0.0) ->
     except Exception as exc:  # kombu raises many types; the job is safe in the store
         log.warning("job %s stored but not published (%s); it will be requeued", job_id, exc)
         return False
-    store.mark_published([job_id], at=datetime.now(UTC) + timedelta(seconds=countdown))
+    if record:
+        store.mark_published([job_id], at=datetime.now(UTC) + timedelta(seconds=countdown))
     return True
 
 

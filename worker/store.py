@@ -110,7 +110,9 @@ class Store:
         """
         now = utcnow()
         job.id = job.id or uuid.uuid4().hex
-        job.created_at = job.updated_at = now
+        # Counted as published at once: the caller publishes right after the
+        # commit, and if that fails the sweeper republishes after its grace.
+        job.created_at = job.updated_at = job.published_at = now
         if job.idempotency_key is not None:
             with self.session() as session:
                 existing = session.scalars(
@@ -339,6 +341,10 @@ def _sqlite_pragmas(connection: Any, record: Any) -> None:
     # makes concurrent workers wait for the write lock instead of failing.
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL still never corrupts the database; it only skips the
+    # fsync per commit (the last commits can be lost on power loss, not on a
+    # process crash). FULL cost ~10 ms per job here.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -115,9 +115,9 @@ def test_attempts_are_recorded_with_recipients_and_the_job_finishes(store: Store
 
 def test_stale_jobs_are_the_due_unpublished_and_the_abandoned(store: Store) -> None:
     grace = timedelta(seconds=60)
-    never_published, _ = store.add_job(new_job("a"), idempotency_window=WINDOW)
-    fresh, _ = store.add_job(new_job("b"), idempotency_window=WINDOW)
-    store.mark_published([fresh])
+    lost, _ = store.add_job(new_job("a"), idempotency_window=WINDOW)
+    store.mark_published([lost], at=utcnow() - timedelta(minutes=5))  # the broker lost it
+    fresh, _ = store.add_job(new_job("b"), idempotency_window=WINDOW)  # in flight
     abandoned, _ = store.add_job(new_job("c"), idempotency_window=WINDOW)
     store.mark_published([abandoned], at=utcnow() - timedelta(minutes=5))
     store.claim(abandoned, "crashed", timedelta(seconds=-1))
@@ -125,7 +125,7 @@ def test_stale_jobs_are_the_due_unpublished_and_the_abandoned(store: Store) -> N
     store.claim(later, "w", timedelta(minutes=5))
     store.reschedule(later, "w", utcnow() + timedelta(hours=2))
     stale = {job_id for job_id, _ in store.stale_jobs(grace=grace)}
-    assert stale == {never_published, abandoned}
+    assert stale == {lost, abandoned}
 
 
 def test_a_database_without_the_schema_is_refused(tmp_path: pytest.TempPathFactory) -> None:
