@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint install redis-server clean
+.PHONY: run test bench lint install redis-server clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ redis-server:
 
 run: install redis-server
 	deploy/quickstart.sh
+
+# Uses Postfix's smtp-sink when installed (apt-get install postfix), else aiosmtpd.
+bench: install redis-server
+	$(BIN)/python -m bench.run
 
 lint: install
 	$(BIN)/ruff check .

@@ -126,6 +126,7 @@ def test_stale_jobs_are_the_due_unpublished_and_the_abandoned(store: Store) -> N
     store.reschedule(later, "w", utcnow() + timedelta(hours=2))
     stale = {job_id for job_id, _ in store.stale_jobs(grace=grace)}
     assert stale == {lost, abandoned}
+    assert fresh not in stale, "a message in flight is not sent twice"
 
 
 def test_a_database_without_the_schema_is_refused(tmp_path: pytest.TempPathFactory) -> None:
