@@ -136,6 +136,7 @@ def _record(
         delay = max(delay, result.retry_after_seconds or 0.0)
         next_attempt_at = now() + timedelta(seconds=delay)
     record = AttemptRecord(
+        profile=job.profile,
         started_at=started,
         ended_at=now(),
         worker=worker,
@@ -144,7 +145,9 @@ def _record(
         token_seconds=delivery.token_seconds,
         reused_connection=delivery.reused_connection,
     )
-    rt.store.record_attempt(job.id, record, status=status, next_attempt_at=next_attempt_at)
+    rt.store.record_attempt(
+        job.id, record, number=attempt, status=status, next_attempt_at=next_attempt_at
+    )
     if status == "queued":
         # A planned retry is not an error.
         log.info("job %s attempt %d: %s; retry in %.0fs", job.id, attempt, result.summary(), delay)

@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography.fernet import InvalidToken, MultiFernet
-from sqlalchemy import CursorResult, Engine, create_engine, event, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -39,6 +39,7 @@ class StoreUnavailableError(MailpipeError):
 class AttemptRecord:
     """Everything about one attempt that goes into the attempts table."""
 
+    profile: str
     started_at: datetime
     ended_at: datetime
     worker: str
@@ -149,7 +150,8 @@ class Store:
         """Take the job for sending, or None if it is done, not due, or a live worker has it."""
         now = utcnow()
         with self.session() as session:
-            claimed = session.execute(
+            # One statement: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL).
+            return session.scalars(
                 update(Job)
                 .where(
                     Job.id == job_id,
@@ -162,10 +164,8 @@ class Store:
                     or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now + _EARLY),
                 )
                 .values(status="sending", worker=worker, lease_until=now + lease, updated_at=now)
-            )
-            if cast(CursorResult[Any], claimed).rowcount != 1:
-                return None
-            return session.get(Job, job_id)
+                .returning(Job)
+            ).one_or_none()
 
     def reschedule(self, job_id: str, worker: str, not_before: datetime) -> None:
         """Give a claimed job back without an attempt (rate limited)."""
@@ -183,59 +183,81 @@ class Store:
             )
 
     def record_attempt(
-        self, job_id: str, record: AttemptRecord, *, status: str, next_attempt_at: datetime | None
-    ) -> int:
-        """Write the attempt and move the job on, in one transaction; returns the attempt number."""
+        self,
+        job_id: str,
+        record: AttemptRecord,
+        *,
+        number: int,
+        status: str,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Write attempt ``number`` and move the job on, in one transaction.
+
+        Plain INSERTs and one conditional UPDATE: this runs once per message.
+        """
         result = record.outcome
         with self.session() as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                raise MailpipeError(f"job {job_id} vanished while being sent")
-            job.attempt_count += 1
-            attempt = Attempt(
-                job_id=job_id,
-                number=job.attempt_count,
-                profile=job.profile,
-                started_at=record.started_at,
-                ended_at=record.ended_at,
-                worker=record.worker,
-                outcome=result.kind,
-                phase=result.phase,
-                smtp_code=result.code,
-                enhanced_code=result.enhanced_code,
-                text=result.text,
-                hint=result.hint,
-                queue_id=result.queue_id,
-                token_source=record.token_source,
-                token_seconds=record.token_seconds,
-                reused_connection=record.reused_connection,
-                duration_seconds=(record.ended_at - record.started_at).total_seconds(),
-                recipients=[
-                    AttemptRecipient(
-                        address=r.address,
-                        accepted=r.accepted,
-                        smtp_code=r.code,
-                        enhanced_code=r.enhanced_code,
-                        text=r.text,
-                        outcome=r.kind,
-                    )
-                    for r in result.recipients
-                ],
+            attempt_id = session.execute(
+                insert(Attempt)
+                .values(
+                    job_id=job_id,
+                    number=number,
+                    profile=record.profile,
+                    started_at=record.started_at,
+                    ended_at=record.ended_at,
+                    worker=record.worker,
+                    outcome=result.kind,
+                    phase=result.phase,
+                    smtp_code=result.code,
+                    enhanced_code=result.enhanced_code,
+                    text=result.text,
+                    hint=result.hint,
+                    queue_id=result.queue_id,
+                    token_source=record.token_source,
+                    token_seconds=record.token_seconds,
+                    reused_connection=record.reused_connection,
+                    duration_seconds=(record.ended_at - record.started_at).total_seconds(),
+                )
+                .returning(Attempt.id)
+            ).scalar_one()
+            if result.recipients:
+                session.execute(
+                    insert(AttemptRecipient),
+                    [
+                        {
+                            "attempt_id": attempt_id,
+                            "address": r.address,
+                            "accepted": r.accepted,
+                            "smtp_code": r.code,
+                            "enhanced_code": r.enhanced_code,
+                            "text": r.text,
+                            "outcome": r.kind,
+                        }
+                        for r in result.recipients
+                    ],
+                )
+            finished = status in ("delivered", "failed")
+            owned = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "sending", Job.worker == record.worker)
+                .values(
+                    attempt_count=Job.attempt_count + 1,
+                    status=status,
+                    next_attempt_at=next_attempt_at,
+                    worker=None,
+                    lease_until=None,
+                    updated_at=record.ended_at,
+                    finished_at=record.ended_at if finished else None,
+                    outcome=result.kind if finished else None,
+                    outcome_text=result.summary() if finished else None,
+                )
             )
-            session.add(attempt)
-            if job.status != "sending" or job.worker != record.worker:
+            if cast(CursorResult[Any], owned).rowcount != 1:
                 # Our lease ran out and another worker took the job over: the
                 # attempt is still history, but the job's state is theirs now.
-                return job.attempt_count
-            job.status = status
-            job.next_attempt_at = next_attempt_at
-            job.worker = job.lease_until = None
-            job.updated_at = record.ended_at
-            if status in ("delivered", "failed"):
-                job.finished_at = record.ended_at
-                job.outcome = result.kind
-                job.outcome_text = result.summary()
-            return job.attempt_count
+                session.execute(
+                    update(Job).where(Job.id == job_id).values(attempt_count=Job.attempt_count + 1)
+                )
 
     def get_job(self, job_id: str) -> Job | None:
         with self.session() as session:

@@ -78,7 +78,8 @@ def test_attempts_are_recorded_with_recipients_and_the_job_finishes(store: Store
     )
     store.record_attempt(
         job_id,
-        AttemptRecord(started, started + timedelta(seconds=1), "w", transient, "fresh", 0.02),
+        AttemptRecord("p", started, started + timedelta(seconds=1), "w", transient, "fresh", 0.02),
+        number=1,
         status="queued",
         next_attempt_at=started + timedelta(seconds=30),
     )
@@ -94,13 +95,13 @@ def test_attempts_are_recorded_with_recipients_and_the_job_finishes(store: Store
         queue_id="A1",
         recipients=(RecipientResult("a@example.test", True, 250, "2.1.5", "ok"),),
     )
-    number = store.record_attempt(
+    store.record_attempt(
         job_id,
-        AttemptRecord(started, started, "w", delivered, reused_connection=True),
+        AttemptRecord("p", started, started, "w", delivered, reused_connection=True),
+        number=2,
         status="delivered",
         next_attempt_at=None,
     )
-    assert number == 2
     job = store.get_job(job_id)
     assert job is not None
     assert (job.status, job.attempt_count, job.outcome) == ("delivered", 2, "delivered")
@@ -136,3 +137,19 @@ def test_a_database_without_the_schema_is_refused(tmp_path: pytest.TempPathFacto
     empty.upgrade()
     empty.check_schema()
     empty.engine.dispose()
+
+
+def test_a_worker_whose_claim_was_taken_over_does_not_overwrite_the_job(store: Store) -> None:
+    job_id, _ = store.add_job(new_job(), idempotency_window=WINDOW)
+    store.claim(job_id, "slow", timedelta(seconds=-1))  # its lease has already run out
+    assert store.claim(job_id, "fast", timedelta(minutes=5)) is not None
+    late = datetime.now(UTC)
+    failed = Outcome(kind="permanent", phase="data", code=552, text="5.3.4 too big")
+    store.record_attempt(
+        job_id, AttemptRecord("p", late, late, "slow", failed),
+        number=1, status="failed", next_attempt_at=None,
+    )  # fmt: skip
+    job = store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.worker, job.attempt_count) == ("sending", "fast", 1)
+    assert [a.worker for a in job.attempts] == ["slow"], "the attempt is still history"
