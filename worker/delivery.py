@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 from providers import ProviderError
@@ -103,7 +105,12 @@ def _send(rt: Runtime, job: Job) -> Delivery:
         # Anything else (a time limit, a bug) still counts as an attempt, so the
         # job runs out of attempts instead of coming back forever. The type
         # only: an exception's text could hold what it was handling.
-        log.exception("job %s: unexpected %s while sending", job.id, type(exc).__name__)
+        # Where it broke (file, line, function), never what it held.
+        where = " < ".join(
+            f"{Path(f.filename).name}:{f.lineno} {f.name}"
+            for f in reversed(traceback.extract_tb(exc.__traceback__))
+        )
+        log.error("job %s: unexpected %s while sending at %s", job.id, type(exc).__name__, where)
         result = Outcome(kind="transient", phase="connect", text=f"unexpected {type(exc).__name__}")
     return Delivery(result, reused_connection=False, token_seconds=time.monotonic() - started)
 

@@ -18,6 +18,7 @@ import sqlalchemy
 from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
+from tests.leaks import SecretRegistry
 from tests.tasks.conftest import CLIENT_SECRET, REPO, Pipeline
 from worker.celery import REQUEUE_TASK, app
 from worker.delivery import deliver
@@ -262,8 +263,9 @@ def test_rabbitmq_works_as_the_broker(pipeline: Pipeline) -> None:
 
 
 def test_an_unexpected_error_is_an_attempt_so_the_job_cannot_loop_forever(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, secrets: SecretRegistry
 ) -> None:
+    secrets.add("secret-looking detail")  # nor may it reach a log line
     rt = pipeline.runtime
     job_id = send(pipeline)
 
