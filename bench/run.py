@@ -45,20 +45,9 @@ from typing import Any
 import redis
 import sqlalchemy
 
+from tests.support import free_port, fresh_database, postgres_reachable
+
 REPO = Path(__file__).parents[1]
-POSTGRES_URL = os.environ.get(
-    "MAILPIPE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # -- the servers ---------------------------------------------------------------
 
 
@@ -331,25 +320,6 @@ def run_baseline(variant: str, s: Servers, tmp: Path, n: int, workers: int) -> R
     return run
 
 
-def fresh_database(kind: str, tmp: Path) -> str:
-    if kind == "sqlite":
-        path = tmp / f"bench-{secrets.token_hex(4)}.db"
-        url = f"sqlite:///{path}"
-    else:
-        url = POSTGRES_URL
-        engine = sqlalchemy.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE"))
-            connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
-        engine.dispose()
-    from worker.store import Store
-
-    store = Store(url)
-    store.upgrade()
-    store.engine.dispose()
-    return url
-
-
 def run_mailpipe(
     s: Servers, tmp: Path, n: int, workers: int, store_kind: str, *, max_connections: int | None
 ) -> Run:
@@ -500,7 +470,7 @@ def main() -> None:
     if args.quick:
         args.messages, args.wan_messages, args.repetitions = 30, 10, 1
 
-    stores = ["sqlite"] + (["postgresql"] if _postgres_up() else [])
+    stores = ["sqlite"] + (["postgresql"] if postgres_reachable() else [])
     local: dict[str, list[Run]] = {}
     wan: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -564,17 +534,6 @@ def main() -> None:
     print(text)
     if not args.quick:
         args.output.write_text(text)
-
-
-def _postgres_up() -> bool:
-    try:
-        engine = sqlalchemy.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
 
 
 if __name__ == "__main__":

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -13,20 +11,14 @@ from pathlib import Path
 
 import pytest
 import redis
-import sqlalchemy
 from cryptography.fernet import Fernet, MultiFernet
 from pytest_httpserver import HTTPServer
 
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.smtp_server import FakeSmtpServer, TlsFiles, make_tls
+from tests.support import POSTGRES_URL, free_port, fresh_database, postgres_reachable
 from worker.store import Store
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -138,39 +130,13 @@ def secrets(request: pytest.FixtureRequest) -> Iterator[SecretRegistry]:
 
 ServerFactory = Callable[..., FakeSmtpServer]
 
-POSTGRES_URL = os.environ.get(
-    "MAILPIPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _postgres_reachable() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), connect_timeout=2):
-            return True
-    except Exception:
-        return False
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database with the current schema: SQLite, and PostgreSQL when reachable."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'mailpipe.db'}"
-    else:
-        if not _postgres_reachable():
-            pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: PostgreSQL variant skipped")
-        url = POSTGRES_URL
-        engine = sqlalchemy.create_engine(url)
-        with engine.begin() as connection:
-            connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE"))
-            connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
-        engine.dispose()
-    migrated = Store(url)
-    migrated.upgrade()
-    migrated.engine.dispose()
-    return url
+    if request.param == "postgresql" and not postgres_reachable():
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: PostgreSQL variant skipped")
+    return fresh_database(request.param, tmp_path)
 
 
 @pytest.fixture

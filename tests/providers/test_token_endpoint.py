@@ -17,10 +17,10 @@ from providers import (
     TransientProviderError,
 )
 from providers.token_endpoint import parse_retry_after
-from tests.conftest import free_port
 from tests.fake_idp import FakeIdP, issue, json_response, reply, slowly
 from tests.idp_bodies import CORRELATION_ID, MS_BAD_SECRET, MS_TEMPORARILY_UNAVAILABLE, TRACE_ID
 from tests.leaks import SecretRegistry
+from tests.support import free_port
 
 SECRET = "Zq8Q~client-secret-value-0123456789"
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.support import free_port
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
 

@@ -17,9 +17,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from providers import ClientCredentialsGrant, PermanentProviderError, RefreshTokenGrant, RetryPolicy
-from tests.conftest import free_port
 from tests.fake_idp import FakeIdP, hang, issue, reply, slowly
 from tests.leaks import SecretRegistry
+from tests.support import free_port
 from tests.worker import token_child
 from worker import redis_keys
 from worker.errors import TokenCacheError
