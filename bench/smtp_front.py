@@ -25,7 +25,8 @@ import socketserver
 import threading
 import time
 
-_XOAUTH2 = re.compile(rb"^user=[^\x01]+\x01auth=Bearer [^\x01]+\x01\x01$")
+from worker.sasl import parse_xoauth2
+
 _MESSAGE_ID = re.compile(rb"\r\nMessage-ID:\s*(<[^>]+>)\r\n", re.IGNORECASE)
 
 
@@ -101,7 +102,7 @@ class _Connection(socketserver.BaseRequestHandler):
             ok = (
                 len(parts) == 3
                 and parts[1].upper() == b"XOAUTH2"
-                and bool(_XOAUTH2.match(base64.b64decode(parts[2], validate=True)))
+                and parse_xoauth2(base64.b64decode(parts[2], validate=True)) is not None
             )
         except binascii.Error:
             ok = False

@@ -39,6 +39,8 @@ from aiosmtpd.smtp import (
     TLSSetupException,
 )
 
+from worker.sasl import parse_xoauth2
+
 __all__ = ["FakeSmtpServer", "ReceivedMessage", "SessionRecord", "TlsFiles", "make_tls"]
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,6 @@ GMAIL_REJECTED = (
     "535 5.7.8 Username and Password not accepted. For more information,"
     " go to https://support.google.com/mail/?p=BadCredentials"
 )
-XOAUTH2_RESPONSE = re.compile(r"user=([^\x01]*)\x01auth=Bearer ([^\x01]+)\x01\x01", re.DOTALL)
 # gs2 header "n,a=<user>," (or "n,,"), then ^A-separated key=value pairs, then ^A^A.
 OAUTHBEARER_RESPONSE = re.compile(r"[ny],(?:a=([^,\x01]*))?,\x01(.*)\x01\x01", re.DOTALL)
 
@@ -471,7 +472,7 @@ class _Handler:
         response = await _sasl_response(server, args)
         if response is None:
             return AuthResult(success=False, handled=True)  # already answered 501
-        parse = _parse_xoauth2 if mechanism == "XOAUTH2" else _parse_oauthbearer
+        parse = parse_xoauth2 if mechanism == "XOAUTH2" else _parse_oauthbearer
         parsed = parse(response)
         if parsed is None:
             self.fake._auth_failed(mechanism, None, None)
@@ -533,12 +534,6 @@ async def _sasl_response(server: SMTP, args: list[str]) -> bytes | None:
     except binascii.Error:
         await server.push("501 5.5.2 Can't decode base64")
         return None
-
-
-def _parse_xoauth2(response: bytes) -> tuple[str, str] | None:
-    """user=<u>^Aauth=Bearer <t>^A^A -> (user, token)."""
-    match = XOAUTH2_RESPONSE.fullmatch(response.decode(errors="replace"))
-    return (match[1], match[2]) if match else None
 
 
 def _parse_oauthbearer(response: bytes) -> tuple[str, str] | None:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import logging
-import re
 import secrets
 import signal
 import ssl
@@ -27,11 +26,12 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 
+from worker.sasl import parse_xoauth2
+
 log = logging.getLogger(__name__)
 
 CLIENT_ID = "mailpipe-sandbox"
 CLIENT_SECRET = "sandbox-client-secret"  # a sandbox credential, not a secret
-_XOAUTH2 = re.compile(r"user=([^\x01]*)\x01auth=Bearer ([^\x01]+)\x01\x01")
 
 
 class _Tokens:
@@ -93,9 +93,9 @@ class _SmtpHandler:
             response = await server.challenge_auth("")
             if response is MISSING:
                 return AuthResult(success=False, handled=True)
-        match = _XOAUTH2.fullmatch(response.decode("utf-8", errors="replace"))
-        if match and self.tokens.valid(match.group(2)):
-            return AuthResult(success=True, auth_data=match.group(1))
+        parsed = parse_xoauth2(response)
+        if parsed and self.tokens.valid(parsed[1]):
+            return AuthResult(success=True, auth_data=parsed[0])
         return AuthResult(
             success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Literal
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,15 @@ Mechanism = Literal["XOAUTH2", "OAUTHBEARER"]
 def xoauth2(user: str, token: str) -> str:
     """``user=<mailbox>^Aauth=Bearer <token>^A^A`` (Google and Microsoft XOAUTH2)."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+
+_XOAUTH2_RESPONSE = re.compile(r"user=([^\x01]*)\x01auth=Bearer ([^\x01]+)\x01\x01", re.DOTALL)
+
+
+def parse_xoauth2(response: bytes) -> tuple[str, str] | None:
+    """The server side of ``xoauth2()``: (user, token), or None if malformed."""
+    match = _XOAUTH2_RESPONSE.fullmatch(response.decode("utf-8", errors="replace"))
+    return (match[1], match[2]) if match else None
 
 
 def oauthbearer(user: str, token: str, host: str, port: int) -> str:

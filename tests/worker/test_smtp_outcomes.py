@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from worker.sasl import BearerResponder, oauthbearer, xoauth2
+from worker.sasl import BearerResponder, oauthbearer, parse_xoauth2, xoauth2
 from worker.smtp_outcomes import Phase, classify, outcome
 
 
@@ -134,3 +134,9 @@ def test_responder_answers_a_refusal_as_each_mechanism_requires() -> None:
     ob = BearerResponder("OAUTHBEARER", "initial")
     assert ob(b"") == "initial", "an empty 334 asks for the initial response"
     assert ob(b'{"status":"invalid_token"}') == "\x01"
+
+
+def test_parse_xoauth2_reads_back_what_xoauth2_writes() -> None:
+    sent = xoauth2("alerts@example.com", "tok-123")
+    assert parse_xoauth2(sent.encode()) == ("alerts@example.com", "tok-123")
+    assert parse_xoauth2(b"user=a@b.c\x01auth=Basic x\x01\x01") is None
