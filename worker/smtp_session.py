@@ -67,6 +67,8 @@ class SmtpSession:
         self.broken = False
         self.credentials: SmtpCredentials | None = None
         self.mechanism: str | None = None
+        # The last bearer AUTH's responder: it keeps the server's refusal reason.
+        self._responder: BearerResponder | None = None
         self.messages_sent = 0
         self.opened_at = clock()
         self.last_used = self.opened_at
@@ -236,7 +238,7 @@ class SmtpSession:
 
     def _auth_outcome(self, exc: smtplib.SMTPAuthenticationError) -> Outcome:
         result = outcome("auth", exc.smtp_code, exc.smtp_error)
-        server_error = getattr(getattr(self, "_responder", None), "server_error", None)
+        server_error = self._responder.server_error if self._responder else None
         if server_error is None:
             return result
         # Gmail explains a refused token in the 334 before the 535: keep it.

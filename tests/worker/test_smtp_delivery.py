@@ -291,7 +291,7 @@ def test_552_at_data_is_permanent(
     assert "too large" in (result.hint or "")
 
 
-def test_a_connection_lost_after_data_is_transient_and_not_retried_silently(
+def test_a_connection_lost_after_data_is_transient_and_not_resent_by_the_pool(
     make_server: ServerFactory, make_credentials: CredentialsFactory, pools: list[SmtpPool]
 ) -> None:
     server = make_server()
