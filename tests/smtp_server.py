@@ -125,6 +125,7 @@ class FakeSmtpServer:
         smtputf8: bool = True,
         gmail_style_failure: bool = True,
         max_initial_response: int | None = None,
+        pipelining: bool = True,
     ) -> None:
         if security not in ("starttls", "tls", "none"):
             raise ValueError(f"security must be starttls, tls or none, not {security!r}")
@@ -141,6 +142,7 @@ class FakeSmtpServer:
         self.smtputf8 = smtputf8
         self.gmail_style_failure = gmail_style_failure
         self.max_initial_response = max_initial_response
+        self.pipelining = pipelining
         self.host = "127.0.0.1"
         self.port = 0  # set by start(); a restart keeps the port
         self.sessions: list[SessionRecord] = []
@@ -410,6 +412,10 @@ class _Handler:
     ) -> list[str]:
         session.host_name = hostname  # with this hook, aiosmtpd leaves that to us
         _connection(server).record.ehlo = hostname
+        if self.fake.pipelining:
+            # aiosmtpd reads commands as a stream, so pipelined ones already work;
+            # it only leaves the keyword out (Exchange Online and Gmail send it).
+            reply.insert(1, "250-PIPELINING")
         return reply
 
     async def handle_AUTH(

@@ -18,6 +18,9 @@ from worker.message import Notification, OutgoingMessage, build_message
 from worker.smtp_pool import Delivery, SmtpPool
 from worker.smtp_slots import ConnectionSlots
 
+# Transactions with the server offering PIPELINING (one batch) and without.
+BOTH_WAYS = pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+
 
 @pytest.fixture
 def pools() -> Iterator[list[SmtpPool]]:
@@ -242,10 +245,14 @@ def test_a_421_on_a_reused_connection_is_replaced_transparently(
     assert len(server.sessions) == 2
 
 
+@BOTH_WAYS
 def test_451_at_rcpt_is_transient(
-    make_server: ServerFactory, make_credentials: CredentialsFactory, pools: list[SmtpPool]
+    pipelining: bool,
+    make_server: ServerFactory,
+    make_credentials: CredentialsFactory,
+    pools: list[SmtpPool],
 ) -> None:
-    server = make_server()
+    server = make_server(pipelining=pipelining)
     server.fail_next("rcpt", "451 4.3.0 Try again later")
     result = send(pool_for(make_credentials(server), pools)).outcome
     assert (result.kind, result.phase, result.code, result.enhanced_code) == (
@@ -257,10 +264,14 @@ def test_451_at_rcpt_is_transient(
     assert server.messages == []
 
 
+@BOTH_WAYS
 def test_one_refused_recipient_of_two(
-    make_server: ServerFactory, make_credentials: CredentialsFactory, pools: list[SmtpPool]
+    pipelining: bool,
+    make_server: ServerFactory,
+    make_credentials: CredentialsFactory,
+    pools: list[SmtpPool],
 ) -> None:
-    server = make_server()
+    server = make_server(pipelining=pipelining)
     server.fail_recipient("gone@example.test", "550 5.1.1 User unknown")
     result = send(
         pool_for(make_credentials(server), pools), to=("oncall@example.test", "gone@example.test")
@@ -276,10 +287,14 @@ def test_one_refused_recipient_of_two(
     assert received.rcpt_tos == ["oncall@example.test"]
 
 
+@BOTH_WAYS
 def test_552_at_data_is_permanent(
-    make_server: ServerFactory, make_credentials: CredentialsFactory, pools: list[SmtpPool]
+    pipelining: bool,
+    make_server: ServerFactory,
+    make_credentials: CredentialsFactory,
+    pools: list[SmtpPool],
 ) -> None:
-    server = make_server()
+    server = make_server(pipelining=pipelining)
     server.fail_next("data", "552 5.3.4 Message size exceeds fixed maximum message size")
     result = send(pool_for(make_credentials(server), pools)).outcome
     assert (result.kind, result.phase, result.code, result.enhanced_code) == (
@@ -291,10 +306,14 @@ def test_552_at_data_is_permanent(
     assert "too large" in (result.hint or "")
 
 
+@BOTH_WAYS
 def test_a_connection_lost_after_data_is_transient_and_not_resent_by_the_pool(
-    make_server: ServerFactory, make_credentials: CredentialsFactory, pools: list[SmtpPool]
+    pipelining: bool,
+    make_server: ServerFactory,
+    make_credentials: CredentialsFactory,
+    pools: list[SmtpPool],
 ) -> None:
-    server = make_server()
+    server = make_server(pipelining=pipelining)
     server.drop_after_data()
     result = send(pool_for(make_credentials(server), pools)).outcome
     assert (result.kind, result.phase, result.code) == ("transient", "data", None)
