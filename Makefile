@@ -27,7 +27,8 @@ run: install redis-server
 
 # Uses Postfix's smtp-sink when installed (apt-get install postfix), else aiosmtpd.
 bench: install redis-server
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.run --profile
 
 lint: install
 	$(BIN)/ruff check .

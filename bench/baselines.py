@@ -3,8 +3,8 @@
 ideal: smtplib over one persistent connection per process, no records, no
 tokens (the best a Celery task can do). naive: fetch a token and open a new
 SMTP connection per message, authenticating each time (what peers do for OAuth
-today). Each task counts itself done in Redis so the harness knows when a run
-has finished.
+today). Each task notes in Redis when the first one started and the last one
+ended, and counts itself done, so the harness can time the drain.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import base64
 import json
 import os
 import smtplib
+import threading
+import time
 import urllib.parse
 import urllib.request
 
@@ -30,7 +32,8 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
 )
 _done = redis.Redis.from_url(os.environ["BENCH_BROKER_URL"])
-_connection: smtplib.SMTP | None = None
+# One connection per process (prefork) or per thread (threads pool).
+_local = threading.local()
 
 
 def _message(n: int) -> bytes:
@@ -38,19 +41,28 @@ def _message(n: int) -> bytes:
         return f.read().replace(b"{n}", str(n).encode())
 
 
+def _started() -> None:
+    _done.set("bench:first", time.time(), nx=True)
+
+
+def _finished() -> None:
+    _done.pipeline(transaction=False).set("bench:last", time.time()).incr("bench:done").execute()
+
+
 @app.task(name="bench.ideal")
 def ideal(n: int) -> None:
-    global _connection
-    if _connection is None:
+    _started()
+    if getattr(_local, "connection", None) is None:
         host, port = os.environ["BENCH_SINK"].split(":")
-        _connection = smtplib.SMTP(host, int(port))
-        _connection.ehlo()
-    _connection.sendmail("alerts@bench.test", ["oncall@bench.test"], _message(n))
-    _done.incr("bench:done")
+        _local.connection = smtplib.SMTP(host, int(port))
+        _local.connection.ehlo()
+    _local.connection.sendmail("alerts@bench.test", ["oncall@bench.test"], _message(n))
+    _finished()
 
 
 @app.task(name="bench.naive")
 def naive(n: int) -> None:
+    _started()
     form = urllib.parse.urlencode(
         {"grant_type": "client_credentials", "client_id": "naive", "client_secret": "s"}
     ).encode()
@@ -62,4 +74,4 @@ def naive(n: int) -> None:
         xoauth2 = f"user=alerts@bench.test\x01auth=Bearer {token}\x01\x01"
         smtp.docmd("AUTH", "XOAUTH2 " + base64.b64encode(xoauth2.encode()).decode())
         smtp.sendmail("alerts@bench.test", ["oncall@bench.test"], _message(n))
-    _done.incr("bench:done")
+    _finished()

@@ -4,8 +4,10 @@ smtp-sink is the fastest SMTP sink at hand (about 10k messages/s here) but it
 answers any AUTH with "250 Ok", which smtplib rightly refuses (RFC 4954 wants
 235). The front answers AUTH XOAUTH2 with 235 (checking the token's shape),
 then relays raw bytes both ways with blocking sockets in two threads per
-connection (recv/sendall release the GIL). In WAN mode it holds each chunk of
-server replies for ``delay`` seconds: about the round trip to a cloud provider.
+connection (recv/sendall release the GIL). In WAN mode every server reply
+reaches the client ``delay`` seconds after the server sent it, like the round
+trip to a cloud provider: replies to pipelined commands travel together, as
+on a real link, instead of queueing behind each other.
 It counts Message-IDs so duplicate deliveries can be found.
 
     python -m bench.smtp_front --listen 2525 --sink 2526 [--delay 0.02]
@@ -18,6 +20,7 @@ import base64
 import binascii
 import collections
 import contextlib
+import queue
 import re
 import signal
 import socket
@@ -67,7 +70,8 @@ class _Connection(socketserver.BaseRequestHandler):
         sink = socket.create_connection(("127.0.0.1", self.server.sink_port))
         for sock in (client, sink):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        replies = threading.Thread(target=self._replies, args=(sink, client), daemon=True)
+        self._to_client = _Link(client, self.server.delay_seconds)
+        replies = threading.Thread(target=self._replies, args=(sink,), daemon=True)
         replies.start()
         try:
             self._commands(client, sink)
@@ -80,7 +84,7 @@ class _Connection(socketserver.BaseRequestHandler):
         # Line by line until AUTH is answered, then raw chunks.
         while line := reader.readline():
             if line[:5].upper() == b"AUTH ":
-                self._send_reply(client, self._auth(line))
+                self._to_client.send(self._auth(line))
                 break
             sink.sendall(line)
         tail = reader.read1(65536) if reader.peek(1) else b""
@@ -115,20 +119,49 @@ class _Connection(socketserver.BaseRequestHandler):
             return b"235 2.7.0 Authentication successful\r\n"
         return b"535 5.7.8 Authentication credentials invalid\r\n"
 
-    def _replies(self, sink: socket.socket, client: socket.socket) -> None:
+    def _replies(self, sink: socket.socket) -> None:
         try:
             while chunk := sink.recv(65536):
                 # smtp-sink announces AUTH PLAIN LOGIN; the front speaks XOAUTH2.
-                self._send_reply(client, chunk.replace(b"AUTH PLAIN LOGIN", b"AUTH XOAUTH2"))
+                self._to_client.send(chunk.replace(b"AUTH PLAIN LOGIN", b"AUTH XOAUTH2"))
         except OSError:
             pass
         finally:
-            client.close()
+            self._to_client.close()
 
-    def _send_reply(self, client: socket.socket, data: bytes) -> None:
-        if self.server.delay_seconds:
-            time.sleep(self.server.delay_seconds)  # one round trip per reply
-        client.sendall(data)
+
+class _Link:
+    """One direction of a connection with a fixed one-way latency (none: send at once)."""
+
+    def __init__(self, sock: socket.socket, delay_seconds: float) -> None:
+        self.sock = sock
+        self.delay_seconds = delay_seconds
+        self.queue: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
+        if delay_seconds:
+            threading.Thread(target=self._deliver, daemon=True).start()
+
+    def send(self, data: bytes) -> None:
+        if not self.delay_seconds:
+            self.sock.sendall(data)
+            return
+        self.queue.put((time.monotonic() + self.delay_seconds, data))
+
+    def close(self) -> None:
+        if self.delay_seconds:
+            self.queue.put(None)  # after what is in flight
+        else:
+            self.sock.close()
+
+    def _deliver(self) -> None:
+        try:
+            while item := self.queue.get():
+                due, data = item
+                time.sleep(max(0.0, due - time.monotonic()))
+                self.sock.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
 
 
 def main() -> None:

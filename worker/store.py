@@ -20,7 +20,19 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography.fernet import InvalidToken, MultiFernet
-from sqlalchemy import CursorResult, Engine, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -65,8 +77,11 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
+        sqlite = url.startswith("sqlite")
+        # A ping per checkout finds a server that dropped the connection; a
+        # SQLite file cannot, so it is spared the extra statement.
+        self.engine: Engine = create_engine(url, pool_pre_ping=not sqlite)
+        if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -98,6 +113,15 @@ class Store:
         try:
             with self._sessions.begin() as session:
                 yield session
+        except OperationalError as exc:
+            raise StoreUnavailableError(f"database error: {_db_error(exc)}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core transaction, for the statements every message runs (no ORM bookkeeping)."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
         except OperationalError as exc:
             raise StoreUnavailableError(f"database error: {_db_error(exc)}") from exc
 
@@ -149,23 +173,16 @@ class Store:
     def claim(self, job_id: str, worker: str, lease: timedelta) -> Job | None:
         """Take the job for sending, or None if it is done, not due, or a live worker has it."""
         now = utcnow()
-        with self.session() as session:
-            # One statement: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL).
-            return session.scalars(
-                update(Job)
-                .where(
-                    Job.id == job_id,
-                    or_(
-                        Job.status == "queued",
-                        (Job.status == "sending") & (Job.lease_until < now),
-                    ),
-                    # A message that arrives early (clock skew, a stale copy)
-                    # must not jump a backoff or a rate limit.
-                    or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now + _EARLY),
-                )
-                .values(status="sending", worker=worker, lease_until=now + lease, updated_at=now)
-                .returning(Job)
-            ).one_or_none()
+        params = {
+            "b_id": job_id,
+            "b_worker": worker,
+            "b_now": now,
+            "b_due": now + _EARLY,
+            "b_lease": now + lease,
+        }
+        with self.transaction() as connection:
+            row = connection.execute(_CLAIM, params).one_or_none()
+        return Job(**row._mapping) if row is not None else None
 
     def reschedule(self, job_id: str, worker: str, not_before: datetime) -> None:
         """Give a claimed job back without an attempt (rate limited)."""
@@ -196,33 +213,33 @@ class Store:
         Plain INSERTs and one conditional UPDATE: this runs once per message.
         """
         result = record.outcome
-        with self.session() as session:
-            attempt_id = session.execute(
-                insert(Attempt)
-                .values(
-                    job_id=job_id,
-                    number=number,
-                    profile=record.profile,
-                    started_at=record.started_at,
-                    ended_at=record.ended_at,
-                    worker=record.worker,
-                    outcome=result.kind,
-                    phase=result.phase,
-                    smtp_code=result.code,
-                    enhanced_code=result.enhanced_code,
-                    text=result.text,
-                    hint=result.hint,
-                    queue_id=result.queue_id,
-                    token_source=record.token_source,
-                    token_seconds=record.token_seconds,
-                    reused_connection=record.reused_connection,
-                    duration_seconds=(record.ended_at - record.started_at).total_seconds(),
-                )
-                .returning(Attempt.id)
+        finished = status in ("delivered", "failed")
+        with self.transaction() as connection:
+            attempt_id = connection.execute(
+                _INSERT_ATTEMPT,
+                {
+                    "job_id": job_id,
+                    "number": number,
+                    "profile": record.profile,
+                    "started_at": record.started_at,
+                    "ended_at": record.ended_at,
+                    "worker": record.worker,
+                    "outcome": result.kind,
+                    "phase": result.phase,
+                    "smtp_code": result.code,
+                    "enhanced_code": result.enhanced_code,
+                    "text": result.text,
+                    "hint": result.hint,
+                    "queue_id": result.queue_id,
+                    "token_source": record.token_source,
+                    "token_seconds": record.token_seconds,
+                    "reused_connection": record.reused_connection,
+                    "duration_seconds": (record.ended_at - record.started_at).total_seconds(),
+                },
             ).scalar_one()
             if result.recipients:
-                session.execute(
-                    insert(AttemptRecipient),
+                connection.execute(
+                    insert(_RECIPIENTS),
                     [
                         {
                             "attempt_id": attempt_id,
@@ -236,28 +253,23 @@ class Store:
                         for r in result.recipients
                     ],
                 )
-            finished = status in ("delivered", "failed")
-            owned = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == "sending", Job.worker == record.worker)
-                .values(
-                    attempt_count=Job.attempt_count + 1,
-                    status=status,
-                    next_attempt_at=next_attempt_at,
-                    worker=None,
-                    lease_until=None,
-                    updated_at=record.ended_at,
-                    finished_at=record.ended_at if finished else None,
-                    outcome=result.kind if finished else None,
-                    outcome_text=result.summary() if finished else None,
-                )
+            owned = connection.execute(
+                _MOVE_ON,
+                {
+                    "b_id": job_id,
+                    "b_worker": record.worker,
+                    "b_status": status,
+                    "b_next": next_attempt_at,
+                    "b_ended": record.ended_at,
+                    "b_finished": record.ended_at if finished else None,
+                    "b_outcome": result.kind if finished else None,
+                    "b_outcome_text": result.summary() if finished else None,
+                },
             )
-            if cast(CursorResult[Any], owned).rowcount != 1:
+            if owned.rowcount != 1:
                 # Our lease ran out and another worker took the job over: the
                 # attempt is still history, but the job's state is theirs now.
-                session.execute(
-                    update(Job).where(Job.id == job_id).values(attempt_count=Job.attempt_count + 1)
-                )
+                connection.execute(_COUNT_ATTEMPT, {"b_id": job_id})
 
     def get_job(self, job_id: str) -> Job | None:
         with self.session() as session:
@@ -356,6 +368,60 @@ class DatabaseRefreshTokenStore:
 
 # A task message may arrive this much before its job is due (clock skew).
 _EARLY = timedelta(seconds=5)
+
+# The statements every message runs, built once: building a statement costs
+# more than SQLAlchemy's compiled cache saves (bench/RESULTS.md, profile).
+_JOBS = cast(Table, Job.__table__)
+_ATTEMPTS = cast(Table, Attempt.__table__)
+_RECIPIENTS = cast(Table, AttemptRecipient.__table__)
+_CLAIM = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("b_id"),
+        or_(
+            _JOBS.c.status == "queued",
+            (_JOBS.c.status == "sending") & (_JOBS.c.lease_until < bindparam("b_now")),
+        ),
+        # A message that arrives early (clock skew, a stale copy) must not
+        # jump a backoff or a rate limit.
+        or_(
+            _JOBS.c.next_attempt_at.is_(None),
+            _JOBS.c.next_attempt_at <= bindparam("b_due"),
+        ),
+    )
+    .values(
+        status="sending",
+        worker=bindparam("b_worker"),
+        lease_until=bindparam("b_lease"),
+        updated_at=bindparam("b_now"),
+    )
+    .returning(*_JOBS.c)  # one statement: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL)
+)
+_INSERT_ATTEMPT = insert(_ATTEMPTS).returning(_ATTEMPTS.c.id)
+_MOVE_ON = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("b_id"),
+        _JOBS.c.status == "sending",
+        _JOBS.c.worker == bindparam("b_worker"),
+    )
+    .values(
+        attempt_count=_JOBS.c.attempt_count + 1,
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        worker=None,
+        lease_until=None,
+        updated_at=bindparam("b_ended"),
+        finished_at=bindparam("b_finished"),
+        outcome=bindparam("b_outcome"),
+        outcome_text=bindparam("b_outcome_text"),
+    )
+)
+_COUNT_ATTEMPT = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_id"))
+    .values(attempt_count=_JOBS.c.attempt_count + 1)
+)
 
 
 def _sqlite_pragmas(connection: Any, record: Any) -> None:
