@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench lint install redis-server clean
+.PHONY: run test bench chaos lint install redis-server clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: install redis-server
 bench: install redis-server
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run --profile
+
+# 2,000 jobs while workers are SIGKILLed, Redis restarts and the token endpoint and
+# SMTP server misbehave; checks that no job is lost and writes bench/CHAOS.md.
+chaos: install redis-server
+	$(BIN)/python -m bench.chaos
 
 lint: install
 	$(BIN)/ruff check .

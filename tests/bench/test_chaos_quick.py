@@ -1,0 +1,31 @@
+"""A short `make chaos` run, so the harness cannot rot: kills, a Redis restart, faulty servers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).parents[2]
+
+
+def test_the_chaos_run_loses_no_job_and_leaks_no_secret() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.chaos", "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, output
+    lines = result.stdout.splitlines()
+    summary = next(line for line in lines if line.startswith("chaos: 100 jobs, 5 profiles, "))
+    assert "3 worker kills, 1 redis restart" in summary, summary
+    assert any(line.startswith("delivered ") and line.endswith(", lost 0") for line in lines)
+    assert "failed 3 (all with a recorded reason)" in result.stdout, output
+    assert any(line.startswith("duplicates at the sink: ") for line in lines), output
+    assert "every job's attempt_count matches its attempts rows" in result.stdout, output
+    assert any(line.startswith("secrets in logs: none (") for line in lines), output
+    assert not any("WARNING" in line or "LOST" in line for line in lines), output
