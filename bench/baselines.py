@@ -1,7 +1,9 @@
 """The two baselines, as Celery tasks on their own app: ``celery -A bench.baselines worker``.
 
-ideal: smtplib over one persistent connection per process, no records, no
-tokens (the best a Celery task can do). naive: fetch a token and open a new
+ideal: smtplib over one persistent connection per process (per thread in a
+threads pool), no records, no tokens: the best a Celery task can do. It goes
+through the same SMTP front as mailpipe, without AUTH, so both pay the same
+way to the sink. naive: fetch a token and open a new
 SMTP connection per message, authenticating each time (what peers do for OAuth
 today). Each task notes in Redis when the first one started and the last one
 ended, and counts itself done, so the harness can time the drain.
@@ -53,7 +55,7 @@ def _finished() -> None:
 def ideal(n: int) -> None:
     _started()
     if getattr(_local, "connection", None) is None:
-        host, port = os.environ["BENCH_SINK"].split(":")
+        host, port = os.environ["BENCH_FRONT"].split(":")
         _local.connection = smtplib.SMTP(host, int(port))
         _local.connection.ehlo()
     _local.connection.sendmail("alerts@bench.test", ["oncall@bench.test"], _message(n))

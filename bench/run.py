@@ -1,6 +1,6 @@
 """`make bench`: mailpipe against two baselines, in one run, repetitions interleaved.
 
-    python -m bench.run [--messages 1000] [--repetitions 3] [--workers 2] [--quick]
+    python -m bench.run [--messages 1000] [--repetitions 3] [--profile] [--quick]
 
 Starts its own redis-server, an SMTP sink (Postfix's smtp-sink behind
 bench/smtp_front.py, which answers AUTH XOAUTH2; aiosmtpd when smtp-sink is
@@ -9,13 +9,16 @@ missing), a token endpoint, and Celery workers. Variants:
 - mailpipe: notify() → Redis → `celery -A worker` → XOAUTH2 → sink, with
   database records (SQLite, and PostgreSQL when reachable);
 - ideal: a bare Celery task, smtplib over one persistent connection per
-  process straight to the sink, no records, no tokens;
+  process through the same front (no AUTH), no records, no tokens;
 - naive: a Celery task that fetches a token and opens a new, authenticated
   SMTP connection per message.
 
-WAN mode repeats mailpipe and naive with the token endpoint answering after
-150 ms and every SMTP reply delayed by 20 ms, with Microsoft's limit of 3
-connections per mailbox. Writes bench/RESULTS.md.
+Each is timed as a drain: the messages are enqueued first, then the worker
+starts. Also: a scaling table (pools), latency at half the peak rate, token
+requests over runs longer than the token lifetime, and (--profile) where the
+worker's CPU time goes. WAN mode repeats mailpipe and naive with the token
+endpoint answering after 150 ms and every SMTP reply delayed by 20 ms, with
+Microsoft's limit of 3 connections per mailbox. Writes bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -312,7 +315,6 @@ def run_baseline(variant: str, s: Servers, tmp: Path, n: int, pool: Pool) -> Run
     env = {
         **os.environ,
         "BENCH_BROKER_URL": f"{s.redis_url}/2",
-        "BENCH_SINK": s.sink,
         "BENCH_FRONT": s.front,
         "BENCH_TOKEN_URL": s.tokens.url,
         "BENCH_MESSAGE_FILE": str(message_file(tmp)),

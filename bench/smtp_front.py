@@ -80,20 +80,16 @@ class _Connection(socketserver.BaseRequestHandler):
             replies.join(5)
 
     def _commands(self, client: socket.socket, sink: socket.socket) -> None:
-        reader = client.makefile("rb")
-        # Line by line until AUTH is answered, then raw chunks.
-        while line := reader.readline():
-            if line[:5].upper() == b"AUTH ":
-                self._to_client.send(self._auth(line))
-                break
-            sink.sendall(line)
-        tail = reader.read1(65536) if reader.peek(1) else b""
+        # Raw chunks both ways; the front answers AUTH itself. A client sends
+        # AUTH alone and waits for the answer (RFC 4954 forbids pipelining
+        # it), so an AUTH command is always a chunk of its own.
         stats = self.server.stats
-        while True:
-            chunk = tail or client.recv(65536)
-            tail = b""
-            if not chunk:
-                return
+        while chunk := client.recv(65536):
+            if chunk[:5].upper() == b"AUTH ":
+                while not chunk.endswith(b"\r\n") and (more := client.recv(65536)):
+                    chunk += more
+                self._to_client.send(self._auth(chunk))
+                continue
             found = _MESSAGE_ID.findall(chunk)
             if found:
                 with stats.lock:
