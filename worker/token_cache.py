@@ -8,9 +8,10 @@ refresh is single-flight across processes (redis.io SET "Patterns"):
 2. re-read the cache after taking the lock (someone may just have refreshed);
 3. fetch, store encrypted with TTL = real expiry, release by compare-and-delete.
 
-Processes that lose the race poll the cache with jitter, for a bounded time.
-A token counts as expired ``skew_seconds`` early; if the refresh fails inside
-that window the still-valid token keeps being used (as MSAL does).
+A token counts as expired ``skew_seconds`` early. Inside that window the
+still-valid token keeps being used when the refresh fails (as MSAL does) and
+by the processes that lose the race; with no valid token they poll the cache
+with jitter, for a bounded time.
 
 Invalidation (after an SMTP 535) deletes the rejected token from Redis and is
 broadcast on a pub/sub channel so every process drops its memory copy.
@@ -175,14 +176,17 @@ class TokenCache:
                     return self._refresh_locked(grant, key, stale, force=force)
                 finally:
                     self._compare_and_delete(keys=[lock_key], args=[owner])
-            # Another process is refreshing: wait for its result.
+            # Another process is refreshing. While the old token still works
+            # (only inside the skew window), use it rather than wait: the
+            # holder may be stuck on a slow endpoint or dead, and its lock
+            # then lasts minutes.
+            if stale is not None and not stale.expires_within(0) and not force:
+                return CachedToken(stale, "stale")
             self._sleep(random.uniform(0.05, 0.15))  # noqa: S311 (jitter, not crypto)
             cached = self._read(key)
             if cached is not None and self._usable(cached) and cached != stale:
                 return CachedToken(cached, "redis")
             if time.monotonic() > give_up_at:
-                if stale is not None and not stale.expires_within(0):
-                    return CachedToken(stale, "stale")
                 raise TokenCacheError(
                     f"profile '{grant.name}': no token after {self.wait_seconds:.0f}s waiting "
                     "for another process's refresh"

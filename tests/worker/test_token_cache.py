@@ -180,6 +180,21 @@ def test_a_killed_holder_blocks_others_only_until_its_lock_expires(
     assert len(idp.requests) == 2
 
 
+def test_while_another_process_refreshes_the_still_valid_token_is_used_at_once(
+    idp: FakeIdP, make_cache: CacheFactory, redis_client: redis.Redis
+) -> None:
+    # A holder killed mid-refresh leaves its lock for minutes (found by make chaos).
+    idp.then(issue(expires_in=120))
+    cache = make_cache(skew_seconds=300, wait_seconds=30.0)
+    first = cache.get(grant(idp))
+    redis_client.set(redis_keys.token_lock("m365"), "a dead worker", px=600_000)
+    started = time.monotonic()
+    again = cache.get(grant(idp))
+    assert (again.source, again.token) == ("stale", first.token)
+    assert time.monotonic() - started < 1.0
+    assert len(idp.requests) == 1
+
+
 def test_a_failed_refresh_keeps_using_the_still_valid_token(
     idp: FakeIdP, make_cache: CacheFactory
 ) -> None:
