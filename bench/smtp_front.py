@@ -84,9 +84,9 @@ class _Connection(socketserver.BaseRequestHandler):
         # AUTH alone and waits for the answer (RFC 4954 forbids pipelining
         # it), so an AUTH command is always a chunk of its own.
         stats = self.server.stats
-        while chunk := client.recv(65536):
+        while chunk := _recv(client):
             if chunk[:5].upper() == b"AUTH ":
-                while not chunk.endswith(b"\r\n") and (more := client.recv(65536)):
+                while not chunk.endswith(b"\r\n") and (more := _recv(client)):
                     chunk += more
                 self._to_client.send(self._auth(chunk))
                 continue
@@ -124,6 +124,14 @@ class _Connection(socketserver.BaseRequestHandler):
             pass
         finally:
             self._to_client.close()
+
+
+def _recv(sock: socket.socket) -> bytes:
+    """The next chunk, or b"" once either side has closed the connection."""
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
 
 
 class _Link:
