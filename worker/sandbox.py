@@ -17,6 +17,7 @@ import signal
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,27 @@ def _token_handler(tokens: _Tokens) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+async def check_xoauth2(
+    server: SMTP, args: list[str], token_ok: Callable[[str], bool]
+) -> AuthResult:
+    """aiosmtpd's answer to AUTH XOAUTH2 (initial response or after a 334), given who is valid."""
+    if len(args) > 1:
+        try:
+            response: Any = base64.b64decode(args[1], validate=True)
+        except binascii.Error:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Bad base64")
+    else:
+        response = await server.challenge_auth("")
+        if response is MISSING:
+            return AuthResult(success=False, handled=True)
+    parsed = parse_xoauth2(response)
+    if parsed and token_ok(parsed[1]):
+        return AuthResult(success=True, auth_data=parsed[0])
+    return AuthResult(
+        success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
+    )
+
+
 class _SmtpHandler:
     def __init__(self, tokens: _Tokens, outbox: Path) -> None:
         self.tokens = tokens
@@ -84,21 +106,7 @@ class _SmtpHandler:
         self.count = 0
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
-        if len(args) > 1:
-            try:
-                response: Any = base64.b64decode(args[1], validate=True)
-            except binascii.Error:
-                return AuthResult(success=False, handled=False, message="501 5.5.2 Bad base64")
-        else:
-            response = await server.challenge_auth("")
-            if response is MISSING:
-                return AuthResult(success=False, handled=True)
-        parsed = parse_xoauth2(response)
-        if parsed and self.tokens.valid(parsed[1]):
-            return AuthResult(success=True, auth_data=parsed[0])
-        return AuthResult(
-            success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
-        )
+        return await check_xoauth2(server, args, self.tokens.valid)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.count += 1
