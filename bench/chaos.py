@@ -62,7 +62,7 @@ from cryptography.fernet import Fernet
 
 from bench.chaos_sink import Accepted, ChaosSink
 from tests.leaks import SecretRegistry
-from tests.support import POSTGRES_URL, free_port, fresh_database
+from tests.support import POSTGRES_URL, RedisServer, fresh_database
 from worker import redis_keys
 from worker.errors import MailpipeError
 from worker.runtime import Runtime
@@ -261,36 +261,12 @@ def stop_group(process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
     kill_group(process)
 
 
-class PrivateRedis:
-    """redis-server on a free port with AOF on; after a kill, ``start`` replays the AOF."""
+class PrivateRedis(RedisServer):
+    """The run's redis-server, AOF on; after a kill, ``start`` replays the AOF."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--maxmemory-policy", "noeviction", "--dir", str(self.directory),
-             "--logfile", str(self.directory / "redis.log")],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        if not wait_until(self._answers, 30):
-            raise RuntimeError(f"redis-server did not start: see {self.directory / 'redis.log'}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
+        super().__init__(directory, aof=True)
 
     def values(self) -> str:
         """Every key and value in every database, as text (for the secret scan)."""
@@ -305,15 +281,6 @@ class PrivateRedis:
         """The AOF holds every write ever made, even to keys deleted since."""
         files = sorted(self.directory.glob("appendonlydir/*"))
         return "\n".join(path.read_bytes().decode(errors="replace") for path in files)
-
-    def _answers(self) -> bool:
-        client = redis.Redis.from_url(self.url)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:  # refused, or still loading the AOF
-            return False
-        finally:
-            client.close()
 
 
 def _dump(client: redis.Redis, key: bytes) -> str:

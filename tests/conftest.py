@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,52 +14,25 @@ from pytest_httpserver import HTTPServer
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.smtp_server import FakeSmtpServer, TlsFiles, make_tls
-from tests.support import POSTGRES_URL, free_port, fresh_database, postgres_reachable
+from tests.support import (
+    POSTGRES_URL,
+    RedisServer,
+    fresh_database,
+    postgres_reachable,
+)
 from worker.store import Store
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of our own on a free port, so no test touches a shared Redis."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run `make test` (it installs it)")
-    port = free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(workdir / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail(f"redis-server did not start: see {workdir / 'redis.log'}")
-            time.sleep(0.05)
-    client.close()
-    yield url
-    process.terminate()
-    process.wait(10)
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start(timeout_seconds=10)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield f"{server.url}/0"
+    server.stop()
 
 
 @pytest.fixture
