@@ -51,7 +51,7 @@ import redis
 import sqlalchemy
 
 from bench import profiling
-from tests.support import free_port, fresh_database, postgres_reachable
+from tests.support import RedisServer, free_port, fresh_database, postgres_reachable
 
 REPO = Path(__file__).parents[1]
 # -- the servers ---------------------------------------------------------------
@@ -101,11 +101,9 @@ class TokenServer:
 @dataclass
 class Servers:
     redis_url: str
-    sink: str  # host:port, no AUTH (for the ideal baseline)
-    front: str  # host:port, answers AUTH XOAUTH2
+    front: str  # host:port of the sink's front: every variant sends through it
     sink_name: str
     tokens: TokenServer
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
 @contextmanager
@@ -113,27 +111,9 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
     processes: list[subprocess.Popen[bytes]] = []
     cleanup: list[Callable[[], None]] = []
     try:
-        redis_port = free_port()
-        processes.append(
-            subprocess.Popen(
-                [
-                    "redis-server",
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--maxmemory-policy",
-                    "noeviction",
-                    "--dir",
-                    str(tmp),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
+        redis_server = RedisServer(tmp)
+        cleanup.append(redis_server.stop)
+        redis_server.start()
         sink_port, front_port = free_port(), free_port()
         if shutil.which("smtp-sink"):
             user = ["-u", "nobody"] if os.geteuid() == 0 else []
@@ -170,16 +150,12 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
                 stdout=subprocess.DEVNULL,
             )
         )
-        redis_url = f"redis://127.0.0.1:{redis_port}"
-        _wait(lambda: _redis_up(redis_url))
-        time.sleep(0.5)
+        time.sleep(0.5)  # the front and the sink bind their ports
         yield Servers(
-            redis_url=redis_url,
-            sink=f"127.0.0.1:{sink_port}",
+            redis_url=redis_server.url,
             front=f"127.0.0.1:{front_port}",
             sink_name=sink_name,
             tokens=TokenServer(delay_seconds=token_delay),
-            processes=processes,
         )
     finally:
         for stop in cleanup:
@@ -188,13 +164,6 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
             process.terminate()
         for process in processes:
             process.wait(10)
-
-
-def _redis_up(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url).ping())
-    except redis.ConnectionError:
-        return False
 
 
 def _wait(condition: Callable[[], bool], seconds: float = 60.0, what: str = "") -> None:
