@@ -6,14 +6,15 @@ import base64
 import json
 import smtplib
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 
+from tests.conftest import ServerFactory
 from tests.leaks import SecretRegistry
-from tests.smtp_server import FakeSmtpServer, TlsFiles, make_tls
+from tests.smtp_server import FakeSmtpServer, TlsFiles
 
 USER = "alerts@example.com"
 TOKEN = "ya29.good-access-token-0123456789"
@@ -27,28 +28,17 @@ GMAIL_535 = (
 MakeServer = Callable[..., FakeSmtpServer]
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls(tmp_path_factory.mktemp("tls"))
-
-
 @pytest.fixture
-def make_server(tls: TlsFiles, secrets: SecretRegistry) -> Iterator[MakeServer]:
+def make_server(make_server: ServerFactory, secrets: SecretRegistry) -> MakeServer:
+    """The suite's server factory, with this module's user, token and password."""
     secrets.add(TOKEN, BAD_TOKEN, PASSWORD)  # the fixture must not log them either
-    servers: list[FakeSmtpServer] = []
 
     def make(**kwargs: Any) -> FakeSmtpServer:
-        kwargs.setdefault("tls", tls)
         kwargs.setdefault("token_ok", lambda user, token: (user, token) == (USER, TOKEN))
         kwargs.setdefault("passwords", {USER: PASSWORD})
-        server = FakeSmtpServer(**kwargs)
-        server.start()
-        servers.append(server)
-        return server
+        return make_server(**kwargs)
 
-    yield make
-    for server in servers:
-        server.stop()
+    return make
 
 
 def trusting(tls: TlsFiles) -> ssl.SSLContext:
