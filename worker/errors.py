@@ -3,7 +3,8 @@
     MailpipeError            root; ``str()`` is one line, never a secret
     ├── ConfigError          settings or profiles file unusable; fix and restart
     │   └── UnknownProfileError
-    └── TokenCacheError      the shared token cache could not serve (transient)
+    ├── TokenCacheError      the shared token cache could not serve (transient)
+    └── LimitsUnavailableError  the shared sending limits could not be read (transient)
 
 Credential errors from ``providers`` pass through unchanged: they already split
 transient from permanent and carry the token endpoint's details.
@@ -31,5 +32,11 @@ class UnknownProfileError(ConfigError):
 
 class TokenCacheError(MailpipeError):
     """Redis could not be reached, or no token arrived in time; try again later."""
+
+    transient = True
+
+
+class LimitsUnavailableError(MailpipeError):
+    """Redis, which holds the sending limits shared by all workers, could not be reached."""
 
     transient = True

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from worker import redis_keys
-from worker.errors import TokenCacheError
+from worker.errors import LimitsUnavailableError
 from worker.profiles import Profile
 
 # KEYS: one hash per limit. ARGV[1] = now (seconds); then per limit 4 values:
@@ -117,6 +117,6 @@ class RateLimiter:
         try:
             return float(self._take(keys=keys, args=args))
         except redis.RedisError as exc:
-            raise TokenCacheError(
+            raise LimitsUnavailableError(
                 f"profile '{profile.name}': rate limits unavailable ({type(exc).__name__})"
             ) from exc
