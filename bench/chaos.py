@@ -6,7 +6,8 @@
 Everything is real and private to the run: a redis-server on a free port with
 AOF on (broker in db 0, token cache and locks in db 1), two Celery workers
 (``celery -A worker worker -P prefork -c 2``), Celery beat running mailpipe's
-own schedule every 2 s instead of every minute, the token endpoint below, the
+own schedule every 2 s instead of every minute (``MAILPIPE_BEAT_INTERVAL_SECONDS``), the
+token endpoint below, the
 SMTP sink of bench/chaos_sink.py, and a producer calling ``notify()`` at a
 steady rate, with one idempotency key per job.
 
@@ -102,6 +103,8 @@ RECOVERY_SETTINGS = {
     # cannot tell a lost message from a slow one, and republishing a backlog
     # every few seconds only makes it longer.
     "requeue_grace_seconds": "20",
+    # Beat runs mailpipe's schedule every few seconds instead of every minute.
+    "beat_interval_seconds": str(BEAT_INTERVAL_SECONDS),
     "smtp_timeout_seconds": "5",
     # A new connection, so a token look-up and an AUTH, every 20 messages.
     "smtp_max_messages_per_connection": "20",
@@ -365,23 +368,6 @@ class Workers:
             stop_group(process)
 
 
-def run_beat(schedule_file: Path) -> int:
-    """Celery beat with mailpipe's schedule (worker/celery.py), every few seconds.
-
-    The intervals are fixed at a minute in the app's configuration, not a
-    setting, and recovery within a test's time needs them shorter: same app,
-    same tasks and options, shorter intervals.
-    """
-    from datetime import timedelta
-
-    from worker.celery import app
-
-    for entry in app.conf.beat_schedule.values():
-        entry["schedule"] = timedelta(seconds=BEAT_INTERVAL_SECONDS)
-    argv = ["beat", "--schedule", str(schedule_file), "--loglevel", "INFO"]
-    return int(app.start(argv) or 0)
-
-
 # -- the producer ----------------------------------------------------------------------
 
 
@@ -447,7 +433,7 @@ def produce(plan: Plan, rt: Runtime, progress: Progress) -> int:
 def enqueue(plan: Plan, rt: Runtime, n: int) -> tuple[str, int]:
     """notify() for job n, retried while the store is busy; the idempotency key
     makes a retry return the job already stored rather than a second one."""
-    from worker.producer import notify
+    from worker.intake import notify
 
     recipient = f"nobody-{n}@chaos.test" if plan.is_bad(n) else f"oncall-{n}@chaos.test"
     for tries in range(20):
@@ -462,7 +448,7 @@ def enqueue(plan: Plan, rt: Runtime, n: int) -> tuple[str, int]:
                 runtime=rt,
             )
         except MailpipeError as exc:
-            if not exc.transient:
+            if exc.kind != "transient":
                 raise
             log.warning("notify for job %d failed (%s); trying again", n, exc)
             time.sleep(0.5)
@@ -635,7 +621,7 @@ class Verdict:
 
 
 def load_jobs(rt: Runtime) -> list[JobRow]:
-    from worker.schema import Job
+    from worker.store import Job
 
     columns = (Job.id, Job.status, Job.attempt_count, Job.outcome_text, Job.message_id)
     query = sqlalchemy.select(*columns, Job.created_at, Job.finished_at)
@@ -909,14 +895,9 @@ client_secret = "{secret}"
 
 def producer_runtime(settings: dict[str, str]) -> Runtime:
     """This process's runtime, publishing to the run's broker."""
-    from worker.celery import app, publish_to
     from worker.runtime import build_runtime
     from worker.settings import Settings
 
-    app.conf.broker_transport_options = {
-        "visibility_timeout": int(settings["visibility_timeout_seconds"])
-    }
-    publish_to(settings["broker_url"])
     return build_runtime(Settings(_env_file=None, **settings))  # type: ignore[arg-type]
 
 
@@ -972,7 +953,8 @@ def rig(plan: Plan, workdir: Path, logs: Path, database_kind: str) -> Iterator[R
         stack.callback(workers.stop)
         workers.start()
         workers.start()
-        beat_argv = [sys.executable, "-m", "bench.chaos", "--run-beat", str(workdir / "beat")]
+        beat_argv = [sys.executable, "-m", "celery", "-A", "worker", "beat",
+                     "--schedule", str(workdir / "beat"), "--loglevel", "INFO"]  # fmt: skip
         beat = spawn(beat_argv, env, logs / "beat.log")
         stack.callback(stop_group, beat)
         if not wait_until(lambda: "beat: Starting" in (logs / "beat.log").read_text(), 60):
@@ -1076,15 +1058,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
-    # Internal: the harness starts beat through this module (see run_beat).
-    parser.add_argument("--run-beat", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.run_beat:
-        return run_beat(args.run_beat)
     if args.quick:
         args.jobs, args.rate = 100, 8.0
     plan = Plan(

@@ -32,7 +32,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from tests.support import free_port
-from worker.sandbox import check_xoauth2
+from worker.faces.sandbox import check_xoauth2
 
 REFUSED_PREFIX = "nobody-"
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)

@@ -21,11 +21,11 @@ from pathlib import Path
 PARENT = "Celery parent: fetch from the broker, hand to a child, ack"
 # (step, a frame that marks it), most specific first.
 STEPS = [
-    ("claim the job (store.claim)", "claim (worker/store.py"),
-    ("record the attempt (store.record_attempt)", "record_attempt (worker/store.py"),
-    ("rate limit (Redis)", "take (worker/rate_limit.py"),
-    ("SMTP transaction (pool, session, smtplib)", "send (worker/smtp_pool.py"),
-    ("rest of deliver() and the task", "send_notification (tasks/delivery.py"),
+    ("claim the job (store.claim)", "claim (worker/store/jobs.py"),
+    ("record the attempt (store.record_attempt)", "record_attempt (worker/store/jobs.py"),
+    ("rate limit (Redis)", "take (worker/delivery/rate_limit.py"),
+    ("SMTP transaction (pool, session, smtplib)", "send (worker/transport/smtp/pool.py"),
+    ("rest of deliver() and the task", "send_notification (tasks/jobs.py"),
     ("Celery in the child: trace, signals, result", "trace_task (celery/app/trace.py"),
     ("Celery in the child: pipe to and from the parent", "billiard/"),
 ]

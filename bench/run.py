@@ -340,8 +340,7 @@ class MailpipeSetup:
 
 
 def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
-    from worker.celery import publish_to
-    from worker.producer import notify
+    from worker.intake import notify
     from worker.runtime import build_runtime
     from worker.settings import Settings
 
@@ -365,7 +364,6 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     env["BENCH_COUNTS_DIR"] = str(counts)
     worker_args = ["-A", "bench.instrumented", "worker", *_pool_args(setup.pool)]
     worker_args += ["-Q", "mail.critical,mail"] + (["-E"] if setup.task_events else [])
-    publish_to(values["broker_url"])
     rt = build_runtime(Settings(_env_file=None, **values))  # type: ignore[arg-type]
     before_tokens = sum(s.tokens.requests[name] for name in names)
     calls = redis_calls(client)

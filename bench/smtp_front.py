@@ -28,7 +28,7 @@ import socketserver
 import threading
 import time
 
-from worker.sasl import parse_xoauth2
+from worker.transport.smtp.sasl import parse_xoauth2
 
 _MESSAGE_ID = re.compile(rb"\r\nMessage-ID:\s*(<[^>]+>)\r\n", re.IGNORECASE)
 

@@ -1,19 +1,52 @@
-"""Errors raised while turning a profile's credentials into a token.
+"""mailpipe's one error tree, rooted here because every layer depends on ``providers``.
 
-    ProviderError                 root; ``str()`` is one line, never a secret
-    ├── TransientProviderError    worth retrying later: network, timeout, 5xx,
-    │                             429, ``temporarily_unavailable``
-    └── PermanentProviderError    retrying cannot help: a person must act
-        └── CredentialsConfigError  unusable key, certificate or key file
+    MailpipeError                    root: ``kind``, ``hint``, ``retry_after_seconds``;
+    │                                ``str()`` is one line and never holds a secret
+    └── ProviderError                turning a profile's credentials into a token
+        ├── TransientProviderError   network, timeout, 5xx, 429, ``temporarily_unavailable``
+        └── PermanentProviderError   retrying cannot help: a person must act
+            └── CredentialsConfigError  unusable key, certificate or key file
+
+``worker.errors`` adds the worker's own branches under the same root (see its
+docstring). ``kind`` is what the delivery service decides on: ``transient``
+(retry with backoff), ``auth_rejected`` (the server refused the credentials:
+drop the token, try a fresh one once) or ``permanent`` (never retried).
 
 Token-endpoint failures carry the OAuth error fields (and Microsoft's
 ``error_codes``, ``trace_id`` and ``correlation_id``) in ``details`` so the
-attempt record and the logs can show them; ``hint`` says what to do.
+attempt record and the logs can show them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+ErrorKind = Literal["transient", "auth_rejected", "permanent"]
+
+
+class MailpipeError(Exception):
+    """Root of every error mailpipe raises on purpose."""
+
+    kind: ErrorKind = "permanent"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind | None = None,
+        hint: str | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        self.message = message
+        self.hint = hint
+        self.retry_after_seconds = retry_after_seconds
+        if kind is not None:
+            self.kind = kind
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return self.message + (f" — {self.hint}" if self.hint else "")
 
 
 @dataclass(frozen=True)
@@ -42,10 +75,8 @@ class OAuthErrorDetails:
         return text
 
 
-class ProviderError(Exception):
+class ProviderError(MailpipeError):
     """Root of every credentials error. The message never holds a secret."""
-
-    transient = False
 
     def __init__(
         self,
@@ -56,23 +87,19 @@ class ProviderError(Exception):
         details: OAuthErrorDetails | None = None,
         retry_after_seconds: float | None = None,
     ) -> None:
-        self.message = message
         self.profile = profile
-        self.hint = hint
         self.details = details or OAuthErrorDetails()
-        self.retry_after_seconds = retry_after_seconds
-        super().__init__(self.__str__())
+        super().__init__(message, hint=hint, retry_after_seconds=retry_after_seconds)
 
     def __str__(self) -> str:
         where = f"profile '{self.profile}': " if self.profile else ""
-        hint = f" — {self.hint}" if self.hint else ""
-        return f"{where}{self.message}{hint}"
+        return where + super().__str__()
 
 
 class TransientProviderError(ProviderError):
     """The token endpoint could not answer now; the same request may work later."""
 
-    transient = True
+    kind: ErrorKind = "transient"
 
 
 class PermanentProviderError(ProviderError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import email.utils
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from urllib.parse import quote
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from providers.backoff import full_jitter
 from providers.errors import (
     OAuthErrorDetails,
     PermanentProviderError,
@@ -130,9 +130,11 @@ class TokenEndpoint:
         retry_after = _retry_after_of(state)
         if retry_after is not None:
             return retry_after
-        # Full jitter (AWS architecture blog): uniform in [0, capped exponential].
-        ceiling = self.policy.backoff_base_seconds * 2 ** (state.attempt_number - 1)
-        return random.uniform(0, min(ceiling, self.policy.backoff_max_seconds))  # noqa: S311
+        return full_jitter(
+            state.attempt_number,
+            base_seconds=self.policy.backoff_base_seconds,
+            max_seconds=self.policy.backoff_max_seconds,
+        )
 
     def _should_stop(self, state: RetryCallState) -> bool:
         if state.attempt_number >= self.policy.max_attempts:

@@ -1,9 +1,9 @@
 """Celery tasks and the producer API.
 
 Incident systems call ``tasks.notify(...)``; workers run the tasks in
-``tasks.delivery`` and ``tasks.tokens``.
+``tasks.jobs`` and ``tasks.tokens``.
 """
 
-from worker.producer import notify
+from worker.intake import notify
 
 __all__ = ["notify"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from providers import ProviderError, RefreshTokenGrant
-from tasks.delivery import BeatLock
+from providers import RefreshTokenGrant
+from tasks.jobs import beat_lock
 from worker.celery import REFRESH_TASK, app
 from worker.errors import MailpipeError
 from worker.runtime import get_runtime
@@ -27,7 +27,7 @@ def refresh_expiring_tokens() -> int:
     rt = get_runtime()
     settings = rt.settings
     refreshed = 0
-    with BeatLock(rt.redis, "refresh") as held:
+    with beat_lock(rt, "refresh") as held:
         if not held:
             return 0
         within = settings.token_skew_seconds + settings.token_refresh_window_seconds
@@ -44,7 +44,7 @@ def refresh_expiring_tokens() -> int:
                 if expiring or idle:
                     rt.credentials.cache.get(grant, force=True)
                     refreshed += 1
-            except (ProviderError, MailpipeError) as exc:
+            except MailpipeError as exc:
                 # One profile's trouble must not stop the others' pre-refresh.
                 log.warning("pre-refresh of profile %s failed: %s", profile.name, exc)
     return refreshed

@@ -39,7 +39,7 @@ from aiosmtpd.smtp import (
     TLSSetupException,
 )
 
-from worker.sasl import parse_xoauth2
+from worker.transport.smtp.sasl import parse_xoauth2
 
 __all__ = ["FakeSmtpServer", "ReceivedMessage", "SessionRecord", "TlsFiles", "make_tls"]
 

@@ -1,24 +1,21 @@
 """The Celery application: ``celery -A worker worker|beat|flower``.
 
-Settings follow the project's FACTS notes (section D): JSON only; late acks
-with redelivery when a worker dies (at-least-once; the job claim in the
-database makes a second delivery a no-op); one message prefetched at a time;
-a visibility timeout longer than every countdown and time limit. Task modules
-are named as strings and producers publish by task name, so nothing in
-``worker/`` imports ``tasks/``.
+JSON only; late acks with redelivery when a worker dies (at-least-once; the
+job claim in the database makes a second delivery a no-op); one message
+prefetched at a time; a visibility timeout longer than every countdown and
+time limit (``Settings`` refuses any other combination). Task modules are
+named as strings and producers publish by task name, so nothing in
+``worker/`` imports ``tasks/`` (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_shutdown
 from kombu.entity import Exchange, Queue
 
-from worker.errors import MailpipeError
 from worker.settings import Settings, get_settings
 
 SEND_TASK = "mailpipe.send_notification"
@@ -30,12 +27,9 @@ EXCHANGE = Exchange("mailpipe", type="direct")
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    assert settings.broker_max_countdown_seconds < settings.visibility_timeout_seconds
-    assert settings.task_time_limit_seconds < settings.visibility_timeout_seconds
-    # A claim must outlive the task that holds it, or a second worker could
-    # take over a job that is still being sent.
-    assert settings.task_time_limit_seconds < settings.send_lease_seconds
     transport = {"visibility_timeout": settings.visibility_timeout_seconds}
+    beat_options = {"queue": CRITICAL_QUEUE, "expires": settings.beat_expires_seconds}
+    every = timedelta(seconds=settings.beat_interval_seconds)
     return {
         "broker_url": settings.broker_url.get_secret_value(),
         "broker_transport_options": transport,
@@ -64,54 +58,32 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             Queue(QUEUE, EXCHANGE, routing_key=QUEUE),
         ],
         # Beat's tasks skip the bulk queue, and a run that could not start
-        # within the minute is dropped: the next one does the same work.
+        # before the next one is dropped: the next one does the same work.
         "beat_schedule": {
             "refresh-expiring-tokens": {
                 "task": REFRESH_TASK,
-                "schedule": timedelta(minutes=1),
-                "options": {"queue": CRITICAL_QUEUE, "expires": 55},
+                "schedule": every,
+                "options": beat_options,
             },
             "requeue-stale-jobs": {
                 "task": REQUEUE_TASK,
-                "schedule": timedelta(minutes=1),
-                "options": {"queue": CRITICAL_QUEUE, "expires": 55},
+                "schedule": every,
+                "options": beat_options,
             },
         },
     }
 
 
-app = Celery("mailpipe", include=["tasks.delivery", "tasks.tokens"])
-app.conf.update(celery_config(get_settings()))
+def producer_app(settings: Settings) -> Celery:
+    """A Celery app that publishes to ``settings``' broker (for a runtime with its own settings).
 
-
-def publish_to(broker_url: str) -> None:
-    """Make this process's producers publish to ``broker_url`` (tests and the benchmark).
-
-    ``app.close()`` is not enough: Celery keeps its producer pool bound to the
-    old broker (it resets both only after a fork, in ``_after_fork``).
+    Producers publish by task name, so this app registers no tasks and does
+    not become the process's current app.
     """
-    app.conf.broker_url = broker_url
-    app._pool = None
-    app.amqp._producer_pool = None
+    producer = Celery("mailpipe-producer", set_as_current=False)
+    producer.conf.update(celery_config(settings))
+    return producer
 
 
-@worker_init.connect
-def _refuse_an_old_schema(**_: Any) -> None:
-    """A worker on an out-of-date schema would fail every job: refuse to start instead."""
-    from worker.store import Store
-
-    store = Store(get_settings().database_url.get_secret_value())
-    try:
-        store.check_schema()
-    except MailpipeError as exc:
-        print(f"mailpipe: error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    finally:
-        store.engine.dispose()  # no pooled connection may cross the fork into the pool
-
-
-@worker_process_shutdown.connect
-def _close_connections(**_: Any) -> None:
-    from worker.runtime import reset_runtime
-
-    reset_runtime()
+app = Celery("mailpipe", include=["tasks.jobs", "tasks.tokens", "tasks.lifecycle"])
+app.conf.update(celery_config(get_settings()))

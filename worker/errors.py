@@ -1,22 +1,38 @@
-"""Errors of the worker side.
+"""The worker's errors, under the project's one root (``providers.errors.MailpipeError``).
 
-    MailpipeError            root; ``str()`` is one line, never a secret
-    ├── ConfigError          settings or profiles file unusable; fix and restart
+    MailpipeError                         kind: transient | auth_rejected | permanent
+    ├── ProviderError …                   credentials → token (providers.errors)
+    ├── ConfigError                       settings or profiles file unusable; fix and restart
     │   └── UnknownProfileError
-    ├── TokenCacheError      the shared token cache could not serve (transient)
-    └── LimitsUnavailableError  the shared sending limits could not be read (transient)
+    ├── InvalidMessageError               a notification that cannot be sent (worker.intake)
+    ├── UnavailableError                  transient: a shared service could not serve now
+    │   ├── TokenCacheError               the token cache (Redis), or no token in time
+    │   ├── LimitsUnavailableError        the shared sending limits (Redis)
+    │   └── StoreUnavailableError         the database (worker.store)
+    └── SessionError                      the SMTP session cannot go on (worker.transport)
+        ├── ConnectionDropped             nothing was sent yet: safe to try again
+        └── ConnectionsBusy               every connection the mailbox allows is in use
 
-Credential errors from ``providers`` pass through unchanged: they already split
-transient from permanent and carry the token endpoint's details.
+Foreign exceptions (httpx, smtplib, redis, SQLAlchemy) are translated into
+this tree once, at their adapter; everything above catches only ours.
+Where a failure becomes an outcome, and who decides what happens next, is in
+docs/architecture.md ("The failure model").
 """
 
 from __future__ import annotations
 
+from providers.errors import ErrorKind, MailpipeError, ProviderError
 
-class MailpipeError(Exception):
-    """Root of the worker's own errors."""
-
-    transient = False
+__all__ = [
+    "ConfigError",
+    "ErrorKind",
+    "LimitsUnavailableError",
+    "MailpipeError",
+    "ProviderError",
+    "TokenCacheError",
+    "UnavailableError",
+    "UnknownProfileError",
+]
 
 
 class ConfigError(MailpipeError):
@@ -30,13 +46,15 @@ class UnknownProfileError(ConfigError):
         self.name = name
 
 
-class TokenCacheError(MailpipeError):
+class UnavailableError(MailpipeError):
+    """A service shared with other processes (Redis, the database) could not serve; retry."""
+
+    kind: ErrorKind = "transient"
+
+
+class TokenCacheError(UnavailableError):
     """Redis could not be reached, or no token arrived in time; try again later."""
 
-    transient = True
 
-
-class LimitsUnavailableError(MailpipeError):
+class LimitsUnavailableError(UnavailableError):
     """Redis, which holds the sending limits shared by all workers, could not be reached."""
-
-    transient = True

@@ -12,14 +12,15 @@ import threading
 from dataclasses import dataclass
 
 import redis
+from celery import Celery
 
-from worker.credentials import Credentials, token_cache
-from worker.profiles import Profiles, load_profiles
-from worker.rate_limit import RateLimiter
+from worker.celery import app, producer_app
+from worker.credentials import Credentials, Profiles, TokenCache, load_profiles
+from worker.delivery import RateLimiter
 from worker.settings import Settings, get_settings
-from worker.smtp_pool import SmtpPool
-from worker.smtp_slots import ConnectionSlots
 from worker.store import DatabaseRefreshTokenStore, Store
+from worker.transport import Transport
+from worker.transport.smtp import ConnectionSlots, SmtpPool
 
 
 @dataclass
@@ -30,33 +31,36 @@ class Runtime:
     store: Store
     refresh_tokens: DatabaseRefreshTokenStore
     credentials: Credentials
-    pool: SmtpPool
+    transport: Transport
     limiter: RateLimiter
+    # Publishes task messages to this runtime's broker.
+    celery: Celery
 
     def close(self) -> None:
-        self.pool.close()
+        self.transport.close()
         self.credentials.cache.close()
-        self.store.engine.dispose()
+        self.store.dispose()
         self.redis.close()
+        if self.celery is not app:
+            self.celery.close()
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
+    """A runtime for ``settings`` (default: this process's, from the environment).
+
+    With settings of its own it publishes through its own Celery app, to its
+    own broker; otherwise through the process's app.
+    """
+    celery = app if settings is None else producer_app(settings)
     settings = settings or get_settings()
     profiles = load_profiles(settings.profiles_file, os.environ)
     fernet = settings.fernet()
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())
     store = Store(settings.database_url.get_secret_value())
     refresh_tokens = DatabaseRefreshTokenStore(store, fernet)
-    credentials = Credentials(profiles, token_cache(settings, client, fernet), refresh_tokens)
-    pool = SmtpPool(
-        credentials,
-        slots=ConnectionSlots(client),
-        timeout_seconds=settings.smtp_timeout_seconds,
-        max_messages_per_connection=settings.smtp_max_messages_per_connection,
-        idle_timeout_seconds=settings.smtp_idle_timeout_seconds,
-        noop_after_seconds=settings.smtp_noop_after_seconds,
-        slot_wait_seconds=settings.smtp_slot_wait_seconds,
-    )
+    cache = TokenCache.from_settings(settings, client, fernet)
+    credentials = Credentials(profiles, cache, refresh_tokens)
+    slots = ConnectionSlots(client, lease_seconds=settings.smtp_slot_lease_seconds)
     return Runtime(
         settings=settings,
         profiles=profiles,
@@ -64,8 +68,9 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         store=store,
         refresh_tokens=refresh_tokens,
         credentials=credentials,
-        pool=pool,
+        transport=SmtpPool.from_settings(settings, credentials, slots),
         limiter=RateLimiter(client),
+        celery=celery,
     )
 
 

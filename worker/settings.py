@@ -1,15 +1,25 @@
-"""All of mailpipe's settings: one immutable object read from MAILPIPE_* and .env."""
+"""All of mailpipe's settings: one immutable object read from MAILPIPE_* and .env.
+
+Every number that tunes behaviour is here, with its bounds; classes take their
+defaults from ``DEFAULTS`` instead of restating them. Settings that depend on
+each other are checked together (``_consistent``), so a bad combination stops
+a process at start with one line, not a job at 3 a.m.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from providers import RetryPolicy
 from worker.errors import ConfigError
+
+_TOKEN_POLICY = RetryPolicy()
 
 
 class Settings(BaseSettings):
@@ -26,42 +36,85 @@ class Settings(BaseSettings):
     # Fernet key(s) for tokens at rest, newest first, comma-separated.
     secret_key: SecretStr | None = None
 
+    # -- tokens ----------------------------------------------------------------
     # A cached token counts as expired this long before the provider says
     # (MSAL uses 5 minutes), so no SMTP session starts with a dying token.
-    token_skew_seconds: int = 300
-    token_connect_timeout_seconds: float = 5.0
-    token_read_timeout_seconds: float = 10.0
-    token_max_attempts: int = 4
-    token_deadline_seconds: float = 20.0
-    token_retry_after_max_seconds: float = 10.0
+    token_skew_seconds: int = Field(300, ge=0, le=1800)
+    token_connect_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    token_read_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    token_max_attempts: int = Field(_TOKEN_POLICY.max_attempts, ge=1, le=10)
+    token_deadline_seconds: float = Field(_TOKEN_POLICY.deadline_seconds, gt=0, le=300)
+    token_retry_after_max_seconds: float = Field(
+        _TOKEN_POLICY.retry_after_max_seconds, ge=0, le=300
+    )
     # How long a process waits for another one's refresh before giving up.
-    token_wait_seconds: float = 60.0
+    token_wait_seconds: float = Field(60.0, gt=0, le=600)
     # Beat refreshes cached tokens that end within skew + this window, and
     # delegated refresh tokens unused this many days (Microsoft: 90-day expiry).
-    token_refresh_window_seconds: float = 600.0
-    refresh_token_idle_days: float = 7.0
+    token_refresh_window_seconds: float = Field(600.0, ge=0, le=86400)
+    refresh_token_idle_days: float = Field(7.0, gt=0, le=80)
 
-    # Retries: full jitter, uniform in [0, min(max, base * 2^(n-1))]. With these
+    # -- retries and the broker ------------------------------------------------
+    # Full jitter, uniform in [0, min(max, base * 2^(n-1))]. With these
     # defaults the last of 13 attempts can come about 6 hours after the first.
-    retry_base_seconds: float = 30.0
-    retry_max_seconds: float = 3600.0
-    retry_max_attempts: int = 13
+    retry_base_seconds: float = Field(30.0, gt=0, le=3600)
+    retry_max_seconds: float = Field(3600.0, gt=0, le=86400)
+    retry_max_attempts: int = Field(13, ge=1, le=100)
     # Longer delays wait in the database (next_attempt_at), not in the broker:
     # a Redis broker redelivers unacked ETA messages after visibility_timeout.
-    broker_max_countdown_seconds: float = 900.0
-    visibility_timeout_seconds: int = 3600
-    task_soft_time_limit_seconds: int = 240
-    task_time_limit_seconds: int = 300
+    broker_max_countdown_seconds: float = Field(900.0, gt=0)
+    visibility_timeout_seconds: int = Field(3600, ge=1)
+    task_soft_time_limit_seconds: int = Field(240, ge=1)
+    task_time_limit_seconds: int = Field(300, ge=1)
     # A claimed job whose worker died is sent again after this lease ends.
-    send_lease_seconds: float = 360.0
-    requeue_grace_seconds: float = 120.0
-    idempotency_window_seconds: float = 86400.0
+    send_lease_seconds: float = Field(360.0, gt=0)
+    requeue_grace_seconds: float = Field(120.0, gt=0)
+    idempotency_window_seconds: float = Field(86400.0, ge=0)
+    # Beat runs the token pre-refresh and the stale-job sweep this often.
+    beat_interval_seconds: float = Field(60.0, ge=1, le=3600)
 
-    smtp_timeout_seconds: float = 30.0
-    smtp_max_messages_per_connection: int = 100
-    smtp_idle_timeout_seconds: float = 30.0
-    smtp_noop_after_seconds: float = 5.0
-    smtp_slot_wait_seconds: float = 10.0
+    # -- SMTP --------------------------------------------------------------------
+    smtp_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    smtp_max_messages_per_connection: int = Field(100, ge=1, le=100_000)
+    smtp_idle_timeout_seconds: float = Field(30.0, ge=0, le=3600)
+    smtp_noop_after_seconds: float = Field(5.0, ge=0, le=3600)
+    smtp_slot_wait_seconds: float = Field(10.0, ge=0, le=600)
+    # A connection's slot (Microsoft 365 allows 3 per mailbox) expires unless
+    # renewed, so a dead worker's slots come back by themselves.
+    smtp_slot_lease_seconds: float = Field(300.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = [
+            (
+                self.broker_max_countdown_seconds >= self.visibility_timeout_seconds,
+                "broker_max_countdown_seconds must be shorter than visibility_timeout_seconds "
+                "(the broker would deliver a waiting retry twice)",
+            ),
+            (
+                self.task_time_limit_seconds >= self.visibility_timeout_seconds,
+                "task_time_limit_seconds must be shorter than visibility_timeout_seconds "
+                "(the broker would hand a running task to a second worker)",
+            ),
+            (
+                self.task_soft_time_limit_seconds >= self.task_time_limit_seconds,
+                "task_soft_time_limit_seconds must be shorter than task_time_limit_seconds",
+            ),
+            (
+                self.task_time_limit_seconds >= self.send_lease_seconds,
+                "send_lease_seconds must be longer than task_time_limit_seconds "
+                "(a second worker could take over a job still being sent)",
+            ),
+            (
+                self.smtp_slot_lease_seconds <= self.smtp_idle_timeout_seconds,
+                "smtp_slot_lease_seconds must be longer than smtp_idle_timeout_seconds "
+                "(an idle pooled connection would lose its slot)",
+            ),
+        ]
+        wrong = [text for failed, text in problems if failed]
+        if wrong:
+            raise ValueError("; ".join(wrong))
+        return self
 
     @property
     def token_lock_seconds(self) -> float:
@@ -73,6 +126,24 @@ class Settings(BaseSettings):
         """
         last_request = self.token_connect_timeout_seconds + 2 * self.token_read_timeout_seconds
         return max(120.0, self.token_deadline_seconds + last_request + 30.0)
+
+    @property
+    def beat_expires_seconds(self) -> float:
+        """A beat run that could not start before the next one is dropped: it does the same."""
+        return self.beat_interval_seconds * 0.9
+
+    @property
+    def beat_lock_seconds(self) -> float:
+        """Held while a beat run works; shorter than the interval so the next run is never
+        locked out by a run that died."""
+        return self.beat_interval_seconds * 0.8
+
+    def token_retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.token_max_attempts,
+            deadline_seconds=self.token_deadline_seconds,
+            retry_after_max_seconds=self.token_retry_after_max_seconds,
+        )
 
     def fernet(self) -> MultiFernet:
         """Encrypts with the first key, decrypts with any (key rotation)."""
@@ -91,6 +162,28 @@ class Settings(BaseSettings):
             ) from None
 
 
+# Every field's default, with no environment read: what classes fall back to.
+DEFAULTS = Settings.model_construct()
+
+
+def load_settings(**values: object) -> Settings:
+    """Settings from the environment (and ``values``); ConfigError with one line per problem."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_problem(error) for error in exc.errors())) from None
+
+
+def _problem(error: object) -> str:
+    # The input is left out: it may be a URL with a password in it.
+    details = dict(error)  # type: ignore[call-overload]
+    loc = details.get("loc") or ()
+    message = str(details.get("msg", "invalid")).removeprefix("Value error, ")
+    if not loc:
+        return f"settings: {message}"
+    return f"setting MAILPIPE_{str(loc[0]).upper()}: {message}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

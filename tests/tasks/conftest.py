@@ -18,7 +18,6 @@ from tests.conftest import ServerFactory
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.smtp_server import FakeSmtpServer, TlsFiles
-from worker.celery import app, publish_to
 from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 
@@ -121,11 +120,7 @@ client_secret_env = "PIPELINE_SECRET"
     env["PIPELINE_SECRET"] = CLIENT_SECRET
     os.environ["PIPELINE_SECRET"] = CLIENT_SECRET
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
-    # The producer publishes through the app: point it at this test's broker.
-    saved = dict(app.conf)
-    app.conf.broker_transport_options = {"visibility_timeout": 8}
-    publish_to(values["broker_url"])
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings)  # publishes to this test's broker
     logs = tmp_path / "logs"
     logs.mkdir()
     pipe = Pipeline(runtime, server, idp, env, logs)
@@ -140,7 +135,5 @@ client_secret_env = "PIPELINE_SECRET"
             worker.kill()
             worker.wait(5)
     runtime.close()
-    publish_to(saved["broker_url"])
-    app.conf.broker_transport_options = saved["broker_transport_options"]
     os.environ.pop("PIPELINE_SECRET", None)
     secrets.assert_absent(pipe.worker_logs())

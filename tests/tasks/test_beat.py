@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.fake_idp import issue, slowly
 from tests.tasks.conftest import Pipeline
-from worker.celery import REFRESH_TASK, REQUEUE_TASK, app
+from worker.celery import REFRESH_TASK, REQUEUE_TASK
 
 
 def test_tokens_about_to_expire_are_refreshed_once_even_by_two_beats(pipeline: Pipeline) -> None:
@@ -14,8 +14,8 @@ def test_tokens_about_to_expire_are_refreshed_once_even_by_two_beats(pipeline: P
     idp.then(issue(expires_in=600), slowly(1.5, issue(expires_in=600)))
     pipeline.runtime.credentials.get("alerts")
     pipeline.start_worker()
-    app.send_task(REFRESH_TASK)
-    app.send_task(REFRESH_TASK)  # a second beat started by mistake
+    pipeline.runtime.celery.send_task(REFRESH_TASK)
+    pipeline.runtime.celery.send_task(REFRESH_TASK)  # a second beat started by mistake
     pipeline.wait_for(lambda: len(idp.requests) >= 2)
     pipeline.wait_for(lambda: "refresh_expiring_tokens" in pipeline.worker_logs())
     pipeline.wait_for(
@@ -34,7 +34,7 @@ def test_tokens_about_to_expire_are_refreshed_once_even_by_two_beats(pipeline: P
 
 def test_idle_profiles_are_left_alone(pipeline: Pipeline) -> None:
     pipeline.start_worker()
-    app.send_task(REFRESH_TASK)
-    app.send_task(REQUEUE_TASK)
+    pipeline.runtime.celery.send_task(REFRESH_TASK)
+    pipeline.runtime.celery.send_task(REQUEUE_TASK)
     pipeline.wait_for(lambda: pipeline.worker_logs().count("succeeded") >= 2)
     assert pipeline.idp.requests == [], "no cached token: nobody is sending with it"

@@ -20,11 +20,10 @@ from kombu.exceptions import OperationalError
 
 from tests.leaks import SecretRegistry
 from tests.tasks.conftest import CLIENT_SECRET, REPO, Pipeline
-from worker.celery import REQUEUE_TASK, app
-from worker.delivery import deliver
-from worker.producer import notify, publish
-from worker.rate_limit import RateLimiter
-from worker.schema import Job
+from worker.celery import REQUEUE_TASK
+from worker.delivery import RateLimiter, deliver
+from worker.intake import notify, publish
+from worker.store import Job
 
 
 def send(pipeline: Pipeline, n: int = 1, **fields: object) -> str:
@@ -133,8 +132,8 @@ def test_the_same_idempotency_key_twice_sends_one_email(pipeline: Pipeline) -> N
 
 def test_the_same_task_message_twice_sends_one_email(pipeline: Pipeline) -> None:
     job_id = send(pipeline)
-    publish(pipeline.runtime.store, job_id, "normal")  # a duplicate on the broker
-    publish(pipeline.runtime.store, job_id, "high")
+    publish(pipeline.runtime, job_id, "normal")  # a duplicate on the broker
+    publish(pipeline.runtime, job_id, "high")
     pipeline.start_worker()
     pipeline.wait_final(job_id)
     time.sleep(0.5)
@@ -159,7 +158,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     # Jobs the dead worker had claimed come back when their lease (4 s) ends: the
     # beat's requeue_stale_jobs publishes them; here we ask for it directly.
     time.sleep(4.5)
-    app.send_task(REQUEUE_TASK)
+    pipeline.runtime.celery.send_task(REQUEUE_TASK)
     pipeline.wait_final(*jobs, seconds=45)
     assert all(pipeline.status(j) == "delivered" for j in jobs)
     ids = [m.message["Message-ID"] for m in pipeline.server.messages]
@@ -171,7 +170,7 @@ def test_jobs_survive_a_flushed_broker(pipeline: Pipeline, redis_server: str) ->
     redis.Redis.from_url(redis_server).flushall()  # the broker lost everything
     time.sleep(1.1)  # past the requeue grace period
     pipeline.start_worker()
-    app.send_task(REQUEUE_TASK)
+    pipeline.runtime.celery.send_task(REQUEUE_TASK)
     pipeline.wait_final(*jobs, seconds=60)
     assert all(pipeline.status(j) == "delivered" for j in jobs)
     assert len(pipeline.server.messages) == 50
@@ -272,7 +271,7 @@ def test_an_unexpected_error_is_an_attempt_so_the_job_cannot_loop_forever(
     def broken(*args: object) -> None:
         raise RuntimeError("secret-looking detail that must not be stored")
 
-    monkeypatch.setattr(rt.pool, "send", broken)
+    monkeypatch.setattr(rt.transport, "send", broken)
     for _ in range(rt.settings.retry_max_attempts):
         with rt.store.session() as session:  # skip the backoff wait
             session.execute(sqlalchemy.update(Job).values(next_attempt_at=None))

@@ -13,10 +13,9 @@ from cryptography.fernet import MultiFernet
 from providers import RetryPolicy
 from tests.fake_idp import FakeIdP
 from tests.smtp_server import FakeSmtpServer, TlsFiles
-from worker.credentials import Credentials
-from worker.profiles import load_profiles
+from worker.credentials import Credentials, load_profiles
+from worker.credentials.token_cache import TokenCache
 from worker.store import DatabaseRefreshTokenStore, Store
-from worker.token_cache import TokenCache
 
 CredentialsFactory = Callable[..., Credentials]
 

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.message import (
+from worker.intake import (
     Attachment,
     InvalidMessageError,
     Notification,
-    OutgoingMessage,
     build_message,
 )
+from worker.transport import OutgoingMessage
 
 NOW = datetime(2026, 11, 21, 10, 15, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import ServerFactory
 from tests.fake_idp import FakeIdP
 from tests.worker.conftest import CredentialsFactory
-from worker.profile_check import check_profile
+from worker.faces.profile_check import check_profile
 
 EXCHANGE_APP_CLAIMS = {
     "aud": "https://outlook.office365.com",

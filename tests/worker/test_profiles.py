@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.keys import certificate_pem, private_pem, rsa_key, service_account_json
+from worker.credentials import ProfilesFileError, load_profiles
 from worker.errors import ConfigError, UnknownProfileError
-from worker.profiles import ProfilesFileError, load_profiles
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "profiles.example.toml"
 ENV = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from worker.profiles import Profile
-from worker.rate_limit import RateLimiter
+from worker.credentials import Profile
+from worker.delivery import RateLimiter
 
 
 class Clock:

@@ -13,10 +13,11 @@ from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.smtp_server import make_tls
 from tests.worker.conftest import CredentialsFactory
+from worker import redis_keys
 from worker.credentials import Credentials
-from worker.message import Notification, OutgoingMessage, build_message
-from worker.smtp_pool import Delivery, SmtpPool
-from worker.smtp_slots import ConnectionSlots
+from worker.intake import Notification, build_message
+from worker.transport import OutgoingMessage, SendResult
+from worker.transport.smtp import ConnectionSlots, SmtpPool
 
 # Transactions with the server offering PIPELINING (one batch) and without.
 BOTH_WAYS = pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
@@ -52,7 +53,11 @@ def message(n: int = 1, **fields: object) -> OutgoingMessage:
     )
 
 
-def send(pool: SmtpPool, n: int = 1, **fields: object) -> Delivery:
+def slots_in_use(client: redis.Redis) -> int:
+    return int(client.zcard(redis_keys.smtp_slots("p")))
+
+
+def send(pool: SmtpPool, n: int = 1, **fields: object) -> SendResult:
     return pool.send("p", message(n, **fields))
 
 
@@ -429,7 +434,7 @@ def test_the_connection_cap_holds_across_workers(
     assert server.sessions == []
     slots.release("p", other_worker)
     assert send(pool_for(credentials, pools, slots=slots)).outcome.kind == "delivered"
-    assert slots.in_use("p") == 1, "the pooled connection keeps its slot"
+    assert slots_in_use(redis_client) == 1, "the pooled connection keeps its slot"
 
 
 def test_threads_share_the_pool_without_exceeding_the_cap(
@@ -441,7 +446,7 @@ def test_threads_share_the_pool_without_exceeding_the_cap(
     server = make_server()
     credentials = make_credentials(server, max_connections=2)
     pool = pool_for(credentials, pools, slots=ConnectionSlots(redis_client))
-    results: list[Delivery] = []
+    results: list[SendResult] = []
 
     def worker(base: int) -> None:
         for n in range(10):
@@ -477,9 +482,9 @@ def test_an_unexpected_error_mid_send_frees_the_connection_and_its_slot(
         raise TimeoutError("the task's time limit struck")  # what a soft time limit does
 
     with monkeypatch.context() as patch:
-        patch.setattr("worker.smtp_session.SmtpSession.send", time_limit)
+        patch.setattr("worker.transport.smtp.session.SmtpSession.send", time_limit)
         with pytest.raises(TimeoutError):
             send(pool, 2)
-    assert slots.in_use("p") == 0, "the slot is released"
+    assert slots_in_use(redis_client) == 0, "the slot is released"
     assert send(pool, 3).outcome.kind == "delivered", "a new connection can be opened"
     assert len(server.sessions) == 2

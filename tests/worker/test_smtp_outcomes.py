@@ -6,8 +6,9 @@ import base64
 
 import pytest
 
-from worker.sasl import BearerResponder, oauthbearer, parse_xoauth2, xoauth2
-from worker.smtp_outcomes import Phase, classify, outcome
+from worker.transport import Phase
+from worker.transport.smtp.replies import classify, smtp_reply
+from worker.transport.smtp.sasl import BearerResponder, oauthbearer, parse_xoauth2, xoauth2
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,7 @@ from worker.smtp_outcomes import Phase, classify, outcome
 def test_classification_and_hints(
     phase: Phase, code: int | None, text: str, kind: str, hint: str | None
 ) -> None:
-    result = outcome(phase, code, text)
+    result = smtp_reply(phase, code, text)
     assert result.kind == kind
     if hint is None:
         assert result.hint is None
@@ -98,9 +99,9 @@ def test_classification_and_hints(
 
 
 def test_enhanced_code_and_queue_id_are_extracted() -> None:
-    result = outcome("data", 250, b"2.0.0 Ok: queued as 4Bx9Kq1")
+    result = smtp_reply("data", 250, b"2.0.0 Ok: queued as 4Bx9Kq1")
     assert (result.enhanced_code, result.queue_id) == ("2.0.0", "4Bx9Kq1")
-    assert outcome("auth", 535, "5.7.3 Authentication unsuccessful").enhanced_code == "5.7.3"
+    assert smtp_reply("auth", 535, "5.7.3 Authentication unsuccessful").enhanced_code == "5.7.3"
 
 
 def test_a_535_outside_auth_is_permanent() -> None:

@@ -11,9 +11,9 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 
-from worker.message import OutgoingMessage
-from worker.profiles import Profile
-from worker.smtp_session import SmtpSession
+from worker.credentials import Profile
+from worker.transport import OutgoingMessage
+from worker.transport.smtp import SmtpSession
 
 BANNER = b"220 scripted ESMTP\r\n"
 EHLO = b"250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n"

@@ -8,9 +8,8 @@ import pytest
 import sqlalchemy
 
 from worker.errors import ConfigError
-from worker.schema import Job
-from worker.smtp_outcomes import Outcome, RecipientResult
-from worker.store import AttemptRecord, Store, utcnow
+from worker.store import AttemptRecord, Job, Store, utcnow
+from worker.transport import Outcome, RecipientResult
 
 WINDOW = timedelta(hours=24)
 

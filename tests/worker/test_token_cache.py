@@ -22,10 +22,9 @@ from tests.leaks import SecretRegistry
 from tests.support import free_port
 from tests.worker import token_child
 from worker import redis_keys
+from worker.credentials.token_cache import TokenCache
 from worker.errors import TokenCacheError
-from worker.schema import RefreshToken
-from worker.store import DatabaseRefreshTokenStore, Store
-from worker.token_cache import TokenCache
+from worker.store import DatabaseRefreshTokenStore, RefreshToken, Store
 
 CacheFactory = Callable[..., TokenCache]
 
@@ -263,7 +262,7 @@ def test_unreachable_redis_is_a_transient_cache_error(idp: FakeIdP, fernet: Mult
         cache = TokenCache(client, fernet, http)
         with pytest.raises(TokenCacheError, match="token cache unavailable") as caught:
             cache.get(grant(idp))
-    assert caught.value.transient
+    assert caught.value.kind == "transient"
 
 
 def test_rotated_refresh_tokens_are_stored_encrypted_in_the_database_and_reused(

@@ -1,0 +1,66 @@
+"""A profile's credentials for SMTP AUTH: a cached OAuth token, or its password."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import SecretStr
+
+from providers import Grant, PasswordCredentials, RefreshTokenStore
+from worker.credentials.grants import build_grant
+from worker.credentials.profiles import Profiles
+from worker.credentials.token_cache import CachedToken, TokenCache, TokenSource
+
+
+@dataclass(frozen=True)
+class OAuthCredentials:
+    """What SASL XOAUTH2 / OAUTHBEARER sends: the mailbox and a bearer token."""
+
+    username: str
+    cached: CachedToken
+    sasl: Literal["xoauth2", "oauthbearer"] | None
+
+    @property
+    def access_token(self) -> str:
+        return self.cached.token.access_token
+
+    @property
+    def source(self) -> TokenSource:
+        return self.cached.source
+
+
+SmtpCredentials = OAuthCredentials | PasswordCredentials
+
+
+class Credentials:
+    """Hands out each profile's credentials; grants are built once per process."""
+
+    def __init__(
+        self, profiles: Profiles, cache: TokenCache, refresh_tokens: RefreshTokenStore
+    ) -> None:
+        self.profiles = profiles
+        self.cache = cache
+        self.refresh_tokens = refresh_tokens
+        self._grants: dict[str, Grant] = {}
+
+    def grant(self, name: str) -> Grant:
+        grant = self._grants.get(name)
+        if grant is None:
+            grant = build_grant(self.profiles.get(name), self.refresh_tokens)
+            self._grants[name] = grant
+        return grant
+
+    def get(self, name: str, *, force: bool = False) -> SmtpCredentials:
+        """Credentials for SMTP AUTH; for OAuth profiles, a token from the cache."""
+        profile = self.profiles.get(name)
+        if profile.oauth is None:
+            return PasswordCredentials(
+                username=profile.username, password=profile.password or SecretStr("")
+            )
+        cached = self.cache.get(self.grant(name), force=force)
+        return OAuthCredentials(username=profile.username, cached=cached, sasl=profile.sasl)
+
+    def invalidate(self, name: str, rejected: OAuthCredentials) -> None:
+        """Call after the SMTP server rejected the token (535 and friends)."""
+        self.cache.invalidate(name, rejected.cached.token)

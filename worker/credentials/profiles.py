@@ -1,0 +1,113 @@
+"""A profile: everything needed to send as one sender, resolved and frozen.
+
+``profiles_file`` reads them from the TOML profiles file; presets fill in what
+a provider implies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from worker.credentials.presets import GrantType, ProviderName, Security
+from worker.errors import ConfigError, UnknownProfileError
+
+
+class OAuthConfig(BaseModel):
+    """Everything a grant needs, resolved (presets applied, secrets read)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    grant: GrantType
+    token_url: str
+    scope: str | None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_auth: Literal["body", "basic"] = "body"
+    client_certificate: SecretStr | None = None
+    assertion_algorithm: Literal["PS256", "RS256"] = "PS256"
+    refresh_token: SecretStr | None = None
+    redirect_uri: str | None = None
+    # Service account: the JSON key, or a PEM key with client_email.
+    service_account_json: SecretStr | None = None
+    private_key: SecretStr | None = None
+    private_key_id: str | None = None
+    client_email: str | None = None
+    subject: str | None = None
+
+
+class Profile(BaseModel):
+    """One sender, ready to use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    provider: ProviderName
+    host: str
+    port: int
+    security: Security
+    ca_file: Path | None = None
+    from_email: str
+    from_name: str | None = None
+    auth: Literal["oauth", "password"]
+    # SMTP AUTH identity: the XOAUTH2 ``user=`` (the mailbox) or the login name.
+    username: str
+    password: SecretStr | None = None
+    sasl: Literal["xoauth2", "oauthbearer"] | None = None
+    oauth: OAuthConfig | None = None
+    rate_per_minute: int | None = None
+    rate_per_day: int | None = None
+    recipients_per_day: int | None = None
+    # Connections open at once across all workers (Microsoft 365 allows 3).
+    max_connections: int | None = None
+    max_recipients: int = 100
+    max_message_bytes: int | None = None
+    ehlo_name: str | None = None
+    timeout_seconds: float | None = None
+    # Some servers (Dovecot-based) refuse a long AUTH line: wait for the 334.
+    sasl_initial_response: bool = True
+    allow_plaintext_auth: bool = False
+
+
+class ProfilesFileError(ConfigError):
+    """The profiles file has problems; ``str()`` has one line per problem."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """The loaded profiles file."""
+
+    path: Path
+    by_name: Mapping[str, Profile] = field(default_factory=dict)
+
+    def get(self, name: str) -> Profile:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise UnknownProfileError(name, list(self.by_name)) from None
+
+    def __iter__(self) -> Iterator[Profile]:
+        return iter(self.by_name.values())
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,377 @@
+"""Load the TOML profiles file into frozen, fully resolved profiles.
+
+Everything is checked at load: a broken file fails with one line per problem,
+naming the profile and the field, so a person fixes it all in one go. Secrets
+come inline, from ``*_env`` (an environment variable) or ``*_file``, and are
+held as ``SecretStr`` from then on.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationError
+
+from providers import CredentialsConfigError, ServiceAccountKey
+from providers.keys import ClientCertificate
+from worker.credentials.presets import (
+    DEFAULT_PORTS,
+    MICROSOFT_TENANT_ALIASES,
+    PRESETS,
+    Preset,
+)
+from worker.credentials.profile_table import ProfileSpec
+from worker.credentials.profiles import (
+    OAuthConfig,
+    Profile,
+    Profiles,
+    ProfilesFileError,
+    is_loopback,
+)
+from worker.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+
+
+def load_profiles(path: Path, env: Mapping[str, str]) -> Profiles:
+    """Read and check every profile in ``path``; raise ProfilesFileError listing all problems."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: profiles file not found (set MAILPIPE_PROFILES_FILE)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the profiles file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    tables = document.get("profiles")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"{path}: no [profiles.NAME] tables")
+    problems: list[str] = []
+    profiles: dict[str, Profile] = {}
+    for name, table in tables.items():
+        resolver = _Resolver(name, path.parent, env)
+        profile = resolver.resolve(table)
+        problems.extend(resolver.problems)
+        if profile is not None and not resolver.problems:
+            profiles[name] = profile
+    if problems:
+        raise ProfilesFileError(path, problems)
+    return Profiles(path=path, by_name=profiles)
+
+
+class _Resolver:
+    """Turns one table into a Profile, collecting every problem on the way."""
+
+    def __init__(self, name: str, base_dir: Path, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.base_dir = base_dir
+        self.env = env
+        self.problems: list[str] = []
+
+    def problem(self, field_name: str | None, message: str) -> None:
+        where = f"profile '{self.name}'" + (f", field '{field_name}'" if field_name else "")
+        self.problems.append(f"{where}: {message}")
+
+    def resolve(self, table: object) -> Profile | None:
+        if not _NAME.match(self.name):
+            self.problem(None, "names may use letters, digits, '.', '_' and '-' (64 at most)")
+        if not isinstance(table, dict):
+            self.problem(None, "must be a table of settings")
+            return None
+        try:
+            spec = ProfileSpec.model_validate(table)
+        except ValidationError as exc:
+            for error in exc.errors():
+                self._validation_problem(error)
+            return None
+        preset = PRESETS[spec.provider]
+        if not _ADDRESS.match(spec.from_email):
+            self.problem("from_email", "not an email address")
+        host = spec.host or preset.host
+        security = spec.security or preset.security or "starttls"
+        if host is None:
+            self.problem("host", "missing (required for provider 'generic')")
+        elif spec.allow_plaintext_auth and not is_loopback(host):
+            self.problem(
+                "allow_plaintext_auth",
+                "only for a loopback host: credentials would cross the network",
+            )
+        elif security == "none" and not spec.allow_plaintext_auth:
+            self.problem(
+                "security",
+                "'none' would send credentials unencrypted: use starttls or tls "
+                "(allow_plaintext_auth = true only for a loopback test server)",
+            )
+        password = None
+        oauth = None
+        if spec.auth == "password":
+            password = self.secret(spec, "password", required=True)
+        else:
+            oauth = self.oauth(spec, preset)
+        if spec.ca_file:
+            self.check_ca_file(self.path(spec.ca_file))
+        if self.problems or host is None:
+            return None
+        return Profile(
+            name=self.name,
+            provider=spec.provider,
+            host=host,
+            port=spec.port or preset.port or DEFAULT_PORTS[security],
+            security=security,
+            ca_file=self.path(spec.ca_file) if spec.ca_file else None,
+            from_email=spec.from_email,
+            from_name=spec.from_name,
+            auth=spec.auth,
+            username=spec.username or (oauth.subject if oauth else None) or spec.from_email,
+            password=password,
+            sasl=spec.sasl,
+            oauth=oauth,
+            rate_per_minute=spec.rate_per_minute or preset.rate_per_minute,
+            rate_per_day=spec.rate_per_day or preset.rate_per_day,
+            recipients_per_day=spec.recipients_per_day or preset.recipients_per_day,
+            max_connections=spec.max_connections or preset.max_connections,
+            max_recipients=spec.max_recipients or preset.max_recipients,
+            max_message_bytes=spec.max_message_bytes,
+            ehlo_name=spec.ehlo_name,
+            timeout_seconds=spec.timeout_seconds,
+            sasl_initial_response=spec.sasl_initial_response,
+            allow_plaintext_auth=spec.allow_plaintext_auth,
+        )
+
+    def _validation_problem(self, error: Any) -> None:
+        loc = error.get("loc") or ()
+        field_name = str(loc[0]) if loc else None
+        if error.get("type") == "extra_forbidden":
+            self.problem(field_name, "unknown field (check its spelling)")
+        elif error.get("type") == "missing":
+            self.problem(field_name, "missing")
+        else:
+            # pydantic's message names the expected values; the input is
+            # left out because it could be a secret.
+            self.problem(field_name, str(error.get("msg")))
+
+    def oauth(self, spec: ProfileSpec, preset: Preset) -> OAuthConfig | None:
+        if spec.grant is None:
+            self.problem("grant", "missing (client_credentials, refresh_token or service_account)")
+            return None
+        if spec.grant not in preset.grants:
+            allowed = ", ".join(sorted(preset.grants))
+            self.problem("grant", f"'{spec.grant}' is not offered by {spec.provider} ({allowed})")
+            return None
+        token_url = self.token_url(spec, preset)
+        scope = spec.scope or preset.scopes.get(spec.grant)
+        if spec.grant == "client_credentials":
+            return self.client_credentials(spec, token_url, scope)
+        if spec.grant == "refresh_token":
+            return self.refresh_token(spec, token_url, scope)
+        return self.service_account(spec, token_url, scope)
+
+    def token_url(self, spec: ProfileSpec, preset: Preset) -> str:
+        url = spec.token_url
+        if url is None and preset.token_url and "{tenant}" in preset.token_url:
+            if not spec.tenant:
+                self.problem("tenant", "missing (your Entra tenant ID or domain)")
+                return ""
+            if spec.grant == "client_credentials" and spec.tenant in MICROSOFT_TENANT_ALIASES:
+                self.problem(
+                    "tenant",
+                    f"'{spec.tenant}' cannot issue app-only tokens: use your tenant ID or domain",
+                )
+            url = preset.token_url.format(tenant=spec.tenant)
+        url = url or preset.token_url
+        if url is None:
+            self.problem("token_url", "missing (the provider's OAuth 2.0 token endpoint)")
+            return ""
+        self.check_token_url(url, spec.allow_insecure_token_url)
+        return url
+
+    def check_token_url(self, url: str, allow_insecure: bool) -> None:
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return
+        if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+            if not allow_insecure:
+                self.problem(
+                    "token_url",
+                    "plain http: set allow_insecure_token_url = true (loopback test servers only)",
+                )
+            return
+        self.problem("token_url", "must be an https:// URL")
+
+    def client_credentials(
+        self, spec: ProfileSpec, token_url: str, scope: str | None
+    ) -> OAuthConfig | None:
+        self.require(spec, "client_id")
+        secret = self.secret(spec, "client_secret")
+        certificate = None
+        if spec.client_certificate_file:
+            certificate = self.read_file("client_certificate_file", spec.client_certificate_file)
+            if certificate and secret:
+                self.problem("client_certificate_file", "give a client secret or a certificate")
+            elif certificate:
+                self.check_key(
+                    "client_certificate_file",
+                    lambda: ClientCertificate.from_pem(certificate or ""),
+                )
+        elif not _given(spec, "client_secret"):
+            self.problem("client_secret", "missing (or client_certificate_file)")
+        return OAuthConfig(
+            grant="client_credentials",
+            token_url=token_url,
+            scope=scope,
+            client_id=spec.client_id,
+            client_secret=secret,
+            client_auth=spec.client_auth,
+            client_certificate=SecretStr(certificate) if certificate else None,
+            assertion_algorithm=spec.assertion_algorithm,
+        )
+
+    def refresh_token(
+        self, spec: ProfileSpec, token_url: str, scope: str | None
+    ) -> OAuthConfig | None:
+        self.require(spec, "client_id")
+        return OAuthConfig(
+            grant="refresh_token",
+            token_url=token_url,
+            scope=scope,
+            client_id=spec.client_id,
+            client_secret=self.secret(spec, "client_secret"),
+            client_auth=spec.client_auth,
+            refresh_token=self.secret(spec, "refresh_token", required=True),
+            redirect_uri=spec.redirect_uri,
+        )
+
+    def service_account(
+        self, spec: ProfileSpec, token_url: str, scope: str | None
+    ) -> OAuthConfig | None:
+        key_json = self.service_account_json(spec)
+        private_key = self.secret(spec, "private_key")
+        pasted = self.secret(spec, "client_secret")
+        # Users of other tools paste the key (PEM or the whole JSON) into
+        # "client secret"; take it from there when nothing else is given.
+        if pasted is not None and key_json is None and private_key is None:
+            text = pasted.get_secret_value().lstrip()
+            key_json, private_key = (pasted, None) if text.startswith("{") else (None, pasted)
+        if key_json is not None and private_key is not None:
+            self.problem("private_key", "give a service account key file or a private key")
+        elif key_json is not None:
+            self.check_key(
+                "service_account_file",
+                lambda: ServiceAccountKey.from_json(key_json.get_secret_value()),
+            )
+        elif private_key is not None:
+            self.require(spec, "client_email")
+            self.check_key(
+                "private_key",
+                lambda: ServiceAccountKey.from_pem(
+                    private_key.get_secret_value(), client_email=spec.client_email or ""
+                ),
+            )
+        elif not (
+            _given(spec, "service_account")
+            or _given(spec, "private_key")
+            or _given(spec, "client_secret")
+        ):
+            self.problem("service_account_file", "missing (or private_key with client_email)")
+        if spec.subject is not None and not _ADDRESS.match(spec.subject):
+            self.problem("subject", "not an email address")
+        if spec.username and spec.username != (spec.subject or spec.from_email):
+            # Gmail answers 535 when the XOAUTH2 user= is not the JWT's sub.
+            self.problem("username", "must equal subject (or from_email) for a service account")
+        return OAuthConfig(
+            grant="service_account",
+            token_url=token_url,
+            scope=scope,
+            service_account_json=key_json,
+            private_key=private_key,
+            private_key_id=spec.private_key_id,
+            client_email=spec.client_email,
+            subject=spec.subject or spec.from_email,
+        )
+
+    def service_account_json(self, spec: ProfileSpec) -> SecretStr | None:
+        if spec.service_account_file and spec.service_account_env:
+            self.problem("service_account_file", "give only one of file and _env")
+            return None
+        if spec.service_account_file:
+            text = self.read_file("service_account_file", spec.service_account_file)
+            return SecretStr(text) if text is not None else None
+        if spec.service_account_env:
+            return self.from_env("service_account_env", spec.service_account_env)
+        return None
+
+    def require(self, spec: ProfileSpec, field_name: str) -> None:
+        if not getattr(spec, field_name):
+            self.problem(field_name, f"missing (required for grant {spec.grant})")
+
+    def secret(self, spec: ProfileSpec, base: str, *, required: bool = False) -> SecretStr | None:
+        """A secret given inline, as ``<base>_env`` or as ``<base>_file``: exactly one way."""
+        given = {
+            name: getattr(spec, name)
+            for name in (base, f"{base}_env", f"{base}_file")
+            if getattr(spec, name) is not None
+        }
+        if len(given) > 1:
+            self.problem(base, f"give only one of {', '.join(given)}")
+            return None
+        if not given:
+            if required:
+                self.problem(base, f"missing (set {base}, {base}_env or {base}_file)")
+            return None
+        ((name, value),) = given.items()
+        if name.endswith("_env"):
+            return self.from_env(name, value)
+        if name.endswith("_file"):
+            text = self.read_file(name, value)
+            return SecretStr(text.strip()) if text is not None else None
+        return SecretStr(value)
+
+    def from_env(self, field_name: str, variable: str) -> SecretStr | None:
+        value = self.env.get(variable)
+        if not value:
+            self.problem(field_name, f"environment variable {variable} is not set")
+            return None
+        return SecretStr(value)
+
+    def read_file(self, field_name: str, name: str) -> str | None:
+        path = self.path(name)
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            self.problem(field_name, f"cannot read {path}: {exc.strerror or exc}")
+        except UnicodeDecodeError:
+            self.problem(field_name, f"{path} is not a text (PEM or JSON) file")
+        return None
+
+    def check_ca_file(self, path: Path) -> None:
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except FileNotFoundError:
+            self.problem("ca_file", f"cannot read {path}: No such file or directory")
+        except (OSError, ssl.SSLError):
+            self.problem("ca_file", f"{path} holds no PEM CA certificate")
+
+    def check_key(self, field_name: str, load: Any) -> None:
+        try:
+            load()
+        except CredentialsConfigError as exc:
+            self.problem(field_name, exc.message)
+
+    def path(self, name: str) -> Path:
+        """Relative paths are relative to the profiles file, not the working directory."""
+        path = Path(name).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def _given(spec: ProfileSpec, base: str) -> bool:
+    """Whether the table sets ``base`` in any form (inline, _env, _file)."""
+    return any(
+        getattr(spec, name, None) is not None for name in (base, f"{base}_env", f"{base}_file")
+    )

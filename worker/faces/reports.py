@@ -1,0 +1,124 @@
+"""How jobs and attempts are shown by the CLI: lines for people, dicts for --json."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from worker.store import Attempt, Job
+
+_SINCE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str) -> timedelta:
+    """ "90s", "15m", "1h", "7d" → timedelta; ValueError otherwise."""
+    match = _SINCE.match(text.strip())
+    if not match:
+        raise ValueError(f"'{text}' is not a duration like 30m, 1h or 7d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "profile": job.profile,
+        "status": job.status,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "message_id": job.message_id,
+        "subject": job.notification.get("subject"),
+        "to": job.notification.get("to"),
+        "cc": job.notification.get("cc"),
+        "bcc_count": len(job.notification.get("bcc") or []),
+        "created_at": when(job.created_at),
+        "next_attempt_at": when(job.next_attempt_at) if job.next_attempt_at else None,
+        "finished_at": when(job.finished_at) if job.finished_at else None,
+        "outcome": job.outcome,
+        "outcome_text": job.outcome_text,
+        "attempts": [attempt_dict(a) for a in job.attempts],
+    }
+
+
+def attempt_dict(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "job_id": attempt.job_id,
+        "number": attempt.number,
+        "profile": attempt.profile,
+        "started_at": when(attempt.started_at),
+        "duration_seconds": round(attempt.duration_seconds, 4),
+        "worker": attempt.worker,
+        "outcome": attempt.outcome,
+        "phase": attempt.phase,
+        "smtp_code": attempt.smtp_code,
+        "enhanced_code": attempt.enhanced_code,
+        "text": attempt.text,
+        "hint": attempt.hint,
+        "queue_id": attempt.queue_id,
+        "token_source": attempt.token_source,
+        "token_seconds": attempt.token_seconds,
+        "reused_connection": attempt.reused_connection,
+        "recipients": [
+            {
+                "address": r.address,
+                "accepted": r.accepted,
+                "smtp_code": r.smtp_code,
+                "enhanced_code": r.enhanced_code,
+                "text": r.text,
+                "outcome": r.outcome,
+            }
+            for r in attempt.recipients
+        ],
+    }
+
+
+def job_lines(job: Job) -> list[str]:
+    n = job.notification
+    lines = [
+        f"job {job.id}: {job.status} (profile {job.profile}, priority {job.priority})",
+        f"  subject     {n.get('subject')}",
+        f"  to          {', '.join(n.get('to') or []) or '-'}"
+        + (f"   cc {', '.join(n['cc'])}" if n.get("cc") else "")
+        + (f"   bcc {len(n['bcc'])}" if n.get("bcc") else ""),
+        f"  message-id  {job.message_id}",
+        f"  created     {when(job.created_at)}",
+    ]
+    if job.finished_at:
+        lines.append(f"  finished    {when(job.finished_at)} after {job.attempt_count} attempt(s)")
+    elif job.next_attempt_at:
+        lines.append(f"  next try    {when(job.next_attempt_at)}")
+    lines += [line for attempt in job.attempts for line in attempt_lines(attempt)]
+    return lines
+
+
+def attempt_lines(attempt: Attempt) -> list[str]:
+    # The server's text already starts with the enhanced code.
+    code = attempt.smtp_code or ""
+    how = [f"{attempt.duration_seconds:.2f}s"]
+    if attempt.token_source:
+        how.append(f"token {attempt.token_source} {attempt.token_seconds or 0:.3f}s")
+    how.append("reused connection" if attempt.reused_connection else "new connection")
+    lines = [
+        f"  attempt {attempt.number}  {when(attempt.started_at)}  {attempt.outcome} at "
+        f"{attempt.phase}: {code} {attempt.text}".rstrip()
+        + f"  ({', '.join(how)})"
+    ]
+    if attempt.hint:
+        lines.append(f"      hint: {attempt.hint}")
+    for r in attempt.recipients:
+        state = "accepted" if r.accepted else f"refused ({r.outcome})"
+        lines.append(f"      {r.address}  {state} {r.smtp_code or ''} {r.text}".rstrip())
+    return lines
+
+
+def attempt_row(attempt: Attempt) -> str:
+    code = attempt.smtp_code or "-"
+    return (
+        f"{when(attempt.started_at)}  {attempt.job_id}  #{attempt.number}  {attempt.profile:<16} "
+        f"{attempt.outcome:<13} {attempt.phase:<7} {code!s:<4} {attempt.text[:80]}"
+    )

@@ -1,0 +1,14 @@
+"""Intake: how a job enters: validate, build the message once, store, then publish."""
+
+from worker.intake.message import Attachment, InvalidMessageError, Notification, build_message
+from worker.intake.notify import Priority, notify, publish
+
+__all__ = [
+    "Attachment",
+    "InvalidMessageError",
+    "Notification",
+    "Priority",
+    "build_message",
+    "notify",
+    "publish",
+]

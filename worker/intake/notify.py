@@ -1,0 +1,146 @@
+"""``notify(...)``: what incident systems call to send a notification.
+
+The job is validated, written to the database, and only then published as a
+task message carrying its id (never the message, never a secret). If the
+broker is down the job is not lost: ``requeue_stale_jobs`` publishes it later.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from worker.celery import CRITICAL_QUEUE, QUEUE, SEND_TASK
+from worker.intake.message import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Attachment,
+    InvalidMessageError,
+    Notification,
+    build_message,
+)
+from worker.runtime import Runtime, get_runtime
+from worker.store import Job
+
+log = logging.getLogger(__name__)
+
+Priority = Literal["normal", "high"]
+
+
+def notify(
+    profile: str,
+    to: Iterable[str],
+    subject: str,
+    text: str,
+    html: str | None = None,
+    cc: Iterable[str] = (),
+    bcc: Iterable[str] = (),
+    reply_to: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    attachments: Iterable[Attachment] = (),
+    idempotency_key: str | None = None,
+    priority: Priority = "normal",
+    *,
+    runtime: Runtime | None = None,
+) -> str:
+    """Queue a notification; returns the job id (the first job's id for a repeated key).
+
+    Raises UnknownProfileError or InvalidMessageError, with nothing stored,
+    when the input cannot be sent.
+    """
+    rt = runtime or get_runtime()
+    sender = rt.profiles.get(profile)
+    if priority not in ("normal", "high"):
+        raise InvalidMessageError("priority", f"'{priority}' is not normal or high")
+    if idempotency_key is not None and (
+        not idempotency_key or len(idempotency_key) > 200 or not idempotency_key.isprintable()
+    ):
+        raise InvalidMessageError("idempotency_key", "must be 1 to 200 printable characters")
+    notification = Notification(
+        to=tuple(to),
+        cc=tuple(cc),
+        bcc=tuple(bcc),
+        subject=subject,
+        text=text,
+        html=html,
+        reply_to=reply_to,
+        headers=dict(headers or {}),
+        attachments=tuple(attachments),
+    )
+    job = Job(
+        profile=profile,
+        status="queued",
+        priority=priority,
+        idempotency_key=idempotency_key,
+        notification=_as_record(notification),
+        attempt_count=0,
+    )
+    job.id = _new_id()
+    message = build_message(
+        notification,
+        job_id=job.id,
+        from_email=sender.from_email,
+        from_name=sender.from_name,
+        max_recipients=sender.max_recipients,
+        max_bytes=sender.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES,
+    )
+    job.sender, job.recipients = message.sender, list(message.recipients)
+    job.message, job.message_id, job.smtputf8 = message.data, message.message_id, message.smtputf8
+    window = timedelta(seconds=rt.settings.idempotency_window_seconds)
+    job_id, created = rt.store.add_job(job, idempotency_window=window)
+    if created:
+        publish(rt, job_id, priority, record=False)  # add_job set published_at
+    else:
+        log.info(
+            "idempotency key %r: job %s already exists, nothing new sent", idempotency_key, job_id
+        )
+    return job_id
+
+
+def publish(
+    rt: Runtime, job_id: str, priority: str, countdown: float = 0.0, *, record: bool = True
+) -> bool:
+    """Put a task message for the job on the broker; False (job kept) if the broker is down.
+
+    ``record`` notes the publish time, which keeps the sweeper from sending
+    the job again while this message is in flight.
+    """
+    queue = CRITICAL_QUEUE if priority == "high" else QUEUE
+    try:
+        rt.celery.send_task(
+            SEND_TASK,
+            args=[job_id],
+            argsrepr=repr((job_id,)),
+            queue=queue,
+            countdown=countdown or None,
+        )
+    except Exception as exc:  # kombu raises many types; the job is safe in the store
+        log.warning("job %s stored but not published (%s); it will be requeued", job_id, exc)
+        return False
+    if record:
+        rt.store.mark_published([job_id], at=datetime.now(UTC) + timedelta(seconds=countdown))
+    return True
+
+
+def _as_record(notification: Notification) -> dict[str, object]:
+    """The notification as submitted, for the record; attachment bytes stay in the message."""
+    return {
+        "to": list(notification.to),
+        "cc": list(notification.cc),
+        "bcc": list(notification.bcc),
+        "reply_to": notification.reply_to,
+        "subject": notification.subject,
+        "text": notification.text,
+        "html": notification.html,
+        "headers": dict(notification.headers),
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "bytes": len(a.data)}
+            for a in notification.attachments
+        ],
+    }
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,20 @@
+"""The store: the database is the system of record (jobs, attempts, rotated refresh tokens)."""
+
+from worker.store.database import Database, StoreUnavailableError, alembic_config
+from worker.store.jobs import AttemptRecord, Store
+from worker.store.refresh_tokens import DatabaseRefreshTokenStore
+from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, utcnow
+
+__all__ = [
+    "Attempt",
+    "AttemptRecipient",
+    "AttemptRecord",
+    "Database",
+    "DatabaseRefreshTokenStore",
+    "Job",
+    "RefreshToken",
+    "Store",
+    "StoreUnavailableError",
+    "alembic_config",
+    "utcnow",
+]

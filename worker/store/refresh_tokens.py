@@ -1,0 +1,51 @@
+"""Rotated refresh tokens, durable and encrypted: a ``providers.RefreshTokenStore``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from cryptography.fernet import InvalidToken, MultiFernet
+
+from worker.store.database import Database
+from worker.store.tables import RefreshToken, utcnow
+
+
+class DatabaseRefreshTokenStore:
+    """``providers.RefreshTokenStore`` in the database: durable, encrypted."""
+
+    def __init__(self, store: Database, fernet: MultiFernet) -> None:
+        self.store = store
+        self.fernet = fernet
+
+    def load(self, profile: str, seed_digest: str) -> str | None:
+        with self.store.session() as session:
+            row = session.get(RefreshToken, profile)
+            if row is None or row.seed_digest != seed_digest:
+                return None
+            ciphertext = row.ciphertext
+        try:
+            return str(json.loads(self.fernet.decrypt(ciphertext))["refresh_token"])
+        except InvalidToken:
+            return None
+
+    def save(self, profile: str, seed_digest: str, refresh_token: str) -> None:
+        ciphertext = self.fernet.encrypt(json.dumps({"refresh_token": refresh_token}).encode())
+        with self.store.session() as session:
+            row = session.get(RefreshToken, profile)
+            if row is None:
+                session.add(
+                    RefreshToken(
+                        profile=profile,
+                        seed_digest=seed_digest,
+                        ciphertext=ciphertext,
+                        updated_at=utcnow(),
+                    )
+                )
+            else:
+                row.seed_digest, row.ciphertext, row.updated_at = seed_digest, ciphertext, utcnow()
+
+    def last_rotation(self, profile: str) -> datetime | None:
+        with self.store.session() as session:
+            row = session.get(RefreshToken, profile)
+            return row.updated_at if row else None

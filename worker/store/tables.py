@@ -1,0 +1,156 @@
+"""The database tables: jobs (the outbox), their attempts, per-recipient results, refresh tokens.
+
+The database is the system of record: a job is written here before its
+message goes on the queue, and every attempt is kept. Changes go through
+Alembic migrations (worker/store/migrations).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (no time zones) and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    """One notification: what was asked, the built message, and where it stands."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # An incident system re-firing the same alert gets the first job back.
+        UniqueConstraint("profile", "idempotency_key", name="uq_jobs_profile_idempotency_key"),
+        Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    profile: Mapped[str] = mapped_column(String(64), index=True)
+    # queued → sending → delivered | failed (sending → queued again for a retry)
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(8))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    notification: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sender: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    message_id: Mapped[str] = mapped_column(String(400))
+    smtputf8: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Not before this time (a retry's backoff, a rate limit); None: now.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Last time a task message for this job was put on the broker.
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # While status is "sending": who sends it, and until when the claim holds.
+    worker: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    outcome_text: Mapped[str | None] = mapped_column(Text)
+
+    attempts: Mapped[list[Attempt]] = relationship(
+        back_populates="job", order_by="Attempt.number", cascade="all, delete-orphan"
+    )
+
+
+class Attempt(Base):
+    """One try at sending a job, whatever its end."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    worker: Mapped[str] = mapped_column(String(200))
+    # delivered | transient | auth_rejected | permanent (transport.OutcomeKind)
+    outcome: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[str] = mapped_column(String(16))
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    enhanced_code: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    hint: Mapped[str | None] = mapped_column(Text)
+    queue_id: Mapped[str | None] = mapped_column(String(200))
+    # memory | redis | fresh | stale, or None (password, or a connection already open)
+    token_source: Mapped[str | None] = mapped_column(String(8))
+    token_seconds: Mapped[float | None] = mapped_column(Float)
+    reused_connection: Mapped[bool] = mapped_column(Boolean, default=False)
+    duration_seconds: Mapped[float] = mapped_column(Float)
+
+    job: Mapped[Job] = relationship(back_populates="attempts")
+    recipients: Mapped[list[AttemptRecipient]] = relationship(
+        cascade="all, delete-orphan", order_by="AttemptRecipient.id"
+    )
+
+
+class AttemptRecipient(Base):
+    """What the server said about one recipient in one attempt."""
+
+    __tablename__ = "attempt_recipients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("attempts.id", ondelete="CASCADE"), index=True
+    )
+    address: Mapped[str] = mapped_column(String(320))
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    enhanced_code: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(String(16))
+
+
+class RefreshToken(Base):
+    """The newest rotated refresh token of a profile, Fernet-encrypted."""
+
+    __tablename__ = "refresh_tokens"
+
+    profile: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seed_digest: Mapped[str] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

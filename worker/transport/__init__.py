@@ -1,0 +1,20 @@
+"""Transport: how a built message reaches the provider (SMTP today; Microsoft Graph next)."""
+
+from worker.transport.base import OutgoingMessage, SendResult, Transport
+from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError
+from worker.transport.outcome import Outcome, OutcomeKind, Phase, RecipientResult, Reply, outcome
+
+__all__ = [
+    "ConnectionDropped",
+    "ConnectionsBusy",
+    "Outcome",
+    "OutcomeKind",
+    "OutgoingMessage",
+    "Phase",
+    "RecipientResult",
+    "Reply",
+    "SendResult",
+    "SessionError",
+    "Transport",
+    "outcome",
+]

@@ -1,0 +1,51 @@
+"""The transport seam: an envelope and bytes in, an outcome out.
+
+The delivery service sees only ``Transport``; SMTP (``transport.smtp``) is one
+implementation, Microsoft Graph ``sendMail`` will be another. A transport gets
+the profile's credentials itself, reuses its connections, and reports every
+server reply and every failure as an ``Outcome``; it never decides whether a
+job is retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from worker.credentials import TokenSource
+from worker.transport.outcome import Outcome
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """The envelope and the exact bytes to send (built once, at intake)."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes = field(repr=False)
+    message_id: str
+    smtputf8: bool = False
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """An Outcome plus what the attempt record wants to know about how it was reached."""
+
+    outcome: Outcome
+    reused_connection: bool = False
+    token_source: TokenSource | None = None  # None: password, or an already-open connection
+    token_seconds: float | None = None
+    # Every connection the mailbox allows was in use: nothing was tried.
+    busy: bool = False
+
+
+class Transport(Protocol):
+    """Sends one message for a profile; thread-safe; one per worker process."""
+
+    def send(self, profile_name: str, message: OutgoingMessage) -> SendResult:
+        """Send and say what happened; only credential errors (ours) are raised."""
+        ...
+
+    def close(self) -> None:
+        """Close every open connection (worker shutdown)."""
+        ...

@@ -1,0 +1,285 @@
+"""The SMTP transport: authenticated connections reused across messages, per profile, per process.
+
+One pool per worker process (create it after Celery forks). A connection
+serves up to ``max_messages_per_connection`` messages, is closed after
+``idle_timeout_seconds`` unused, and is checked with NOOP when it sat idle a
+while. A reused connection found dead before any data went out (disconnect,
+421) is replaced once, transparently. A new connection always authenticates
+with the current token; when the server rejects it, the token is dropped in
+every process and one fresh token is tried at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from providers import PasswordCredentials
+from worker.credentials import Credentials, Profile, TokenSource
+from worker.errors import UnavailableError
+from worker.settings import DEFAULTS, Settings
+from worker.transport.base import OutgoingMessage, SendResult
+from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError
+from worker.transport.smtp.session import SmtpSession, ssl_context
+from worker.transport.smtp.slots import ConnectionSlots
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pooled:
+    session: SmtpSession
+    lease: str | None
+
+
+class SmtpPool:
+    """The SMTP ``Transport``: sends over pooled, authenticated connections. Thread-safe."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        slots: ConnectionSlots | None = None,
+        timeout_seconds: float = DEFAULTS.smtp_timeout_seconds,
+        ehlo_name: str | None = None,
+        max_messages_per_connection: int = DEFAULTS.smtp_max_messages_per_connection,
+        idle_timeout_seconds: float = DEFAULTS.smtp_idle_timeout_seconds,
+        noop_after_seconds: float = DEFAULTS.smtp_noop_after_seconds,
+        slot_wait_seconds: float = DEFAULTS.smtp_slot_wait_seconds,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.credentials = credentials
+        self.slots = slots
+        self.timeout_seconds = timeout_seconds
+        self.ehlo_name = ehlo_name
+        self.max_messages_per_connection = max_messages_per_connection
+        self.idle_timeout_seconds = idle_timeout_seconds
+        self.noop_after_seconds = noop_after_seconds
+        self.slot_wait_seconds = slot_wait_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._idle: dict[str, list[_Pooled]] = {}
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, credentials: Credentials, slots: ConnectionSlots | None
+    ) -> SmtpPool:
+        return cls(
+            credentials,
+            slots=slots,
+            timeout_seconds=settings.smtp_timeout_seconds,
+            max_messages_per_connection=settings.smtp_max_messages_per_connection,
+            idle_timeout_seconds=settings.smtp_idle_timeout_seconds,
+            noop_after_seconds=settings.smtp_noop_after_seconds,
+            slot_wait_seconds=settings.smtp_slot_wait_seconds,
+        )
+
+    def send(self, profile_name: str, message: OutgoingMessage) -> SendResult:
+        """Send one message and say what happened.
+
+        SMTP trouble is an Outcome, never an exception; credential trouble
+        (``ProviderError``, ``TokenCacheError``) is raised, since no SMTP
+        reply exists for it.
+        """
+        profile = self.credentials.profiles.get(profile_name)
+        first_try = True
+        while True:
+            try:
+                pooled, reused, token = self._checkout(profile)
+            except ConnectionsBusy as exc:
+                return SendResult(exc.outcome, busy=True)
+            except SessionError as exc:
+                return SendResult(exc.outcome)
+            try:
+                result = pooled.session.send(message)
+            except ConnectionDropped as exc:
+                self._discard(profile, pooled)
+                if reused and first_try:
+                    log.info("profile %s: pooled connection was dead, replacing it", profile.name)
+                    first_try = False
+                    continue
+                return SendResult(exc.outcome, reused, *token)
+            except BaseException:
+                # A time limit or a bug: the connection's state is unknown.
+                self._discard(profile, pooled)
+                raise
+            self._give_back(profile, pooled)
+            return SendResult(result, reused, *token)
+
+    def close(self) -> None:
+        """Close every idle connection (worker shutdown)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for name, sessions in idle.items():
+            for pooled in sessions:
+                self._discard(self.credentials.profiles.get(name), pooled)
+
+    # -- internals -----------------------------------------------------------
+
+    def _checkout(
+        self, profile: Profile
+    ) -> tuple[_Pooled, bool, tuple[TokenSource | None, float | None]]:
+        """An idle connection of ours, else a new one if the profile's cap allows.
+
+        At the cap, wait for whichever comes first: one of this process's
+        connections coming back, or another worker freeing a slot.
+        """
+        self._reap_idle()
+        give_up_at = time.monotonic() + self.slot_wait_seconds
+        while True:
+            pooled = self._take_idle(profile)
+            if pooled is not None:
+                return pooled, True, (None, None)
+            allowed, lease = self._try_lease(profile)
+            if allowed:
+                opened, token = self._open(profile, lease)
+                return opened, False, token
+            if time.monotonic() >= give_up_at:
+                raise ConnectionsBusy(
+                    "connect",
+                    f"all {profile.max_connections} connections allowed for this "
+                    "mailbox are in use by other workers",
+                )
+            self._sleep(random.uniform(0.02, 0.1))  # noqa: S311 (jitter)
+
+    def _reap_idle(self) -> None:
+        """Close every profile's connections idle past the timeout: they hold slots."""
+        now = self._clock()
+        expired: list[tuple[str, _Pooled]] = []
+        with self._lock:
+            for name, sessions in self._idle.items():
+                keep = [
+                    p for p in sessions if now - p.session.last_used <= self.idle_timeout_seconds
+                ]
+                expired += [(name, p) for p in sessions if p not in keep]
+                sessions[:] = keep
+        for name, pooled in expired:
+            self._discard(self.credentials.profiles.get(name), pooled)
+
+    def _take_idle(self, profile: Profile) -> _Pooled | None:
+        while True:
+            with self._lock:
+                sessions = self._idle.get(profile.name)
+                pooled = sessions.pop() if sessions else None
+            if pooled is None:
+                return None
+            idle = self._clock() - pooled.session.last_used
+            if idle > self.idle_timeout_seconds or (
+                idle > self.noop_after_seconds and not pooled.session.alive()
+            ):
+                self._discard(profile, pooled)
+                continue
+            if pooled.lease and self.slots and not self._renew(profile, pooled.lease):
+                self._discard(profile, pooled)
+                continue
+            return pooled
+
+    def _open(
+        self, profile: Profile, lease: str | None
+    ) -> tuple[_Pooled, tuple[TokenSource | None, float | None]]:
+        try:
+            session = SmtpSession(
+                profile,
+                self._context(profile),  # a bad ca_file fails here
+                timeout_seconds=self.timeout_seconds,
+                ehlo_name=self.ehlo_name,
+                clock=self._clock,
+            )
+        except BaseException:
+            self._release(profile, lease)
+            raise
+        pooled = _Pooled(session, lease)
+        try:
+            token = self._connect_and_authenticate(profile, session)
+        except BaseException:
+            # SMTP trouble, or a credentials error on its way to the caller:
+            # either way the slot must not leak.
+            self._discard(profile, pooled)
+            raise
+        return pooled, token
+
+    def _connect_and_authenticate(
+        self, profile: Profile, session: SmtpSession
+    ) -> tuple[TokenSource | None, float | None]:
+        # The token first: waiting for it must not hold an open connection,
+        # which counts against the mailbox's connection limit.
+        started = time.monotonic()
+        credentials = self.credentials.get(profile.name)
+        elapsed = time.monotonic() - started
+        session.connect()
+        try:
+            session.authenticate(credentials)
+        except SessionError as exc:
+            if exc.outcome.kind != "auth_rejected":
+                raise
+            if isinstance(credentials, PasswordCredentials):
+                # No fresh credential exists, and repeated wrong passwords
+                # lock accounts: a person has to fix this.
+                raise SessionError(
+                    "auth", exc.reply or exc.message, kind="permanent", hint=exc.hint
+                ) from None
+            # The token may have been revoked or expired early: drop it
+            # everywhere and try one fresh token on a new connection.
+            log.warning("profile %s: %s; retrying with a fresh token", profile.name, exc)
+            self.credentials.invalidate(profile.name, credentials)
+            started = time.monotonic()
+            credentials = self.credentials.get(profile.name, force=True)
+            elapsed = time.monotonic() - started
+            session.connect()
+            session.authenticate(credentials)
+        if isinstance(credentials, PasswordCredentials):
+            return None, None
+        return credentials.source, elapsed
+
+    def _give_back(self, profile: Profile, pooled: _Pooled) -> None:
+        session = pooled.session
+        if session.broken or session.messages_sent >= self.max_messages_per_connection:
+            self._discard(profile, pooled)
+            return
+        with self._lock:
+            self._idle.setdefault(profile.name, []).append(pooled)
+
+    def _discard(self, profile: Profile, pooled: _Pooled) -> None:
+        pooled.session.close()
+        self._release(profile, pooled.lease)
+        pooled.lease = None
+
+    def _release(self, profile: Profile, lease: str | None) -> None:
+        if lease is None or self.slots is None:
+            return
+        try:
+            self.slots.release(profile.name, lease)
+        except UnavailableError:
+            log.warning("profile %s: could not release a connection slot", profile.name)
+
+    def _try_lease(self, profile: Profile) -> tuple[bool, str | None]:
+        """(may open a connection, its lease); no lease is needed without a cap."""
+        if self.slots is None or profile.max_connections is None:
+            return True, None
+        try:
+            lease = self.slots.try_acquire(profile.name, profile.max_connections)
+        except UnavailableError as exc:
+            raise SessionError("connect", exc.message, kind="transient") from exc
+        return lease is not None, lease
+
+    def _renew(self, profile: Profile, lease: str) -> bool:
+        assert self.slots is not None
+        try:
+            return self.slots.renew(profile.name, lease)
+        except UnavailableError:
+            return False
+
+    def _context(self, profile: Profile) -> ssl.SSLContext:
+        # Loading the CA store costs milliseconds: once per profile per process.
+        context = self._contexts.get(profile.name)
+        if context is None:
+            context = self._contexts[profile.name] = ssl_context(profile)
+        return context

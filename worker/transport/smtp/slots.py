@@ -1,0 +1,56 @@
+"""A cap on SMTP connections per profile across every worker: a Redis semaphore with leases.
+
+Microsoft 365 allows 3 concurrent SMTP connections per mailbox and answers the
+4th with "432 4.3.2 Concurrent connections limit exceeded"; Celery's own rate
+limits are per worker, so the cap lives in Redis. Each connection holds a lease
+that expires on its own if its process dies; times come from Redis's clock so
+workers with skewed clocks agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from importlib.resources import files
+from typing import Any
+
+import redis
+
+from worker import redis_keys
+from worker.redis_adapter import redis_errors
+from worker.settings import DEFAULTS
+
+_SCRIPTS = files("worker.transport.smtp")
+
+
+class ConnectionSlots:
+    """At most ``limit`` leases per profile, each expiring unless renewed."""
+
+    def __init__(
+        self, client: redis.Redis, *, lease_seconds: float = DEFAULTS.smtp_slot_lease_seconds
+    ) -> None:
+        self.redis = client
+        self.lease_ms = int(lease_seconds * 1000)
+        self._acquire = client.register_script(_SCRIPTS.joinpath("slots_acquire.lua").read_text())
+        self._renew = client.register_script(_SCRIPTS.joinpath("slots_renew.lua").read_text())
+
+    def try_acquire(self, profile: str, limit: int) -> str | None:
+        """A lease id, or None when all ``limit`` slots are taken right now."""
+        lease = uuid.uuid4().hex
+        key = redis_keys.smtp_slots(profile)
+        with _unavailable(profile):
+            taken = self._acquire(keys=[key], args=[limit, self.lease_ms, lease])
+        return lease if taken else None
+
+    def renew(self, profile: str, lease: str) -> bool:
+        """Keep a long-lived connection's lease; False if it had expired."""
+        with _unavailable(profile):
+            key = redis_keys.smtp_slots(profile)
+            return bool(self._renew(keys=[key], args=[self.lease_ms, lease]))
+
+    def release(self, profile: str, lease: str) -> None:
+        with _unavailable(profile):
+            self.redis.zrem(redis_keys.smtp_slots(profile), lease)
+
+
+def _unavailable(profile: str) -> Any:
+    return redis_errors(f"connection slots of profile '{profile}'")
