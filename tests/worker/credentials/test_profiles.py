@@ -11,7 +11,7 @@ from tests.keys import certificate_pem, private_pem, rsa_key, service_account_js
 from worker.credentials import ProfilesFileError, load_profiles
 from worker.errors import ConfigError, UnknownProfileError
 
-EXAMPLE = Path(__file__).parents[2] / "deploy" / "profiles.example.toml"
+EXAMPLE = Path(__file__).parents[3] / "deploy" / "profiles.example.toml"
 ENV = {
     "M365_CLIENT_SECRET": "m365-secret-value",
     "M365_APP_SECRET": "m365-app-secret",

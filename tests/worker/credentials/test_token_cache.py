@@ -20,7 +20,7 @@ from providers import ClientCredentialsGrant, PermanentProviderError, RefreshTok
 from tests.fake_idp import FakeIdP, hang, issue, reply, slowly
 from tests.leaks import SecretRegistry
 from tests.support import free_port
-from tests.worker import token_child
+from tests.worker.credentials import token_child
 from worker import redis_keys
 from worker.credentials.token_cache import TokenCache
 from worker.errors import TokenCacheError
