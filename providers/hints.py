@@ -2,9 +2,11 @@
 
 Classification (transient or permanent) never depends on these: Microsoft asks
 clients not to branch on AADSTS numbers, so the numbers only choose the advice.
-Sources: Microsoft identity platform error reference and service-principal
-troubleshooting pages; Google's service-account guide and client issue trackers
-(see the project's FACTS notes).
+Sources: Microsoft identity platform error reference
+(learn.microsoft.com/entra/identity-platform/reference-error-codes) and its
+service-principal troubleshooting page; Google's service-account guide
+(developers.google.com/identity/protocols/oauth2/service-account) and the
+google-api-php-client issues on delegation and clock skew (#1379, #1429, #783).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Provider presets: what `provider = "microsoft365" | "google_workspace"` fills in.
 
-Sources: Microsoft's "Authenticate an IMAP, POP or SMTP connection using OAuth"
-and SMTP submission limits pages; Google's service-account guide and Workspace
-sending limits (see the project's FACTS notes).
+Sources: Microsoft Learn, "Authenticate an IMAP, POP or SMTP connection using
+OAuth" and "Exchange Online limits" (SMTP submission: 30 messages a minute,
+10,000 recipients a day, 3 connections per mailbox); Google's service-account
+guide and Workspace sending limits (support.google.com/a/answer/166852).
 """
 
 from __future__ import annotations
