@@ -70,24 +70,27 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except OperationalError as exc:
-            raise StoreUnavailableError(f"database error: {_db_error(exc)}") from exc
+        with _unavailable(), self._sessions.begin() as session:
+            yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A Core transaction, for the statements every message runs (no ORM bookkeeping)."""
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        except OperationalError as exc:
-            raise StoreUnavailableError(f"database error: {_db_error(exc)}") from exc
+        with _unavailable(), self.engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         """Close every pooled connection (before a fork, and at shutdown)."""
         self.engine.dispose()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """The database could not be reached or was busy: transient, the message says why."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailableError(f"database error: {_db_error(exc)}") from exc
 
 
 def _sqlite_pragmas(connection: Any, record: Any) -> None:
