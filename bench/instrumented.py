@@ -2,7 +2,7 @@
 
 When it exits, each worker process writes its totals to
 ``$BENCH_COUNTS_DIR/<pid>.json`` (writing after every task cost 10% of the
-worker's time); bench/run.py sums the files and divides by
+worker's time); bench/run/mailpipe_runs.py sums the files and divides by
 the messages sent. A SQLAlchemy event listener costs about a microsecond per
 statement, nothing next to the statements themselves.
 """

@@ -1,0 +1,77 @@
+"""The run's Celery workers (`celery -A worker worker`): start, kill, notice exits, stop.
+
+Faults and the supervisor act on them from their own threads, so every change
+to the set of running workers goes through one lock.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from bench.chaos.processes import kill_group, spawn, stop_group, wait_until
+
+
+class Workers:
+    """Celery workers, each the leader of its own process group. Thread-safe."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []  # (node name, process)
+        self.started = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            n, self.started = self.started, self.started + 1
+        name, log_file = f"chaos-{n}", self.logs / f"worker-{n}.log"
+        process = spawn(
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "prefork",
+             "-c", "2", "-Q", "mail.critical,mail", "-n", f"{name}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+            self.env, log_file,
+        )  # fmt: skip
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited with {process.returncode}: see {log_file}")
+            return " ready." in log_file.read_text(errors="replace")
+
+        if not wait_until(ready, 90, poll=0.2):
+            raise RuntimeError(f"worker not ready after 90 s: see {log_file}")
+        with self._lock:
+            self.running.append((name, process))
+
+    def oldest(self) -> str:
+        with self._lock:
+            return self.running[0][0]
+
+    def kill(self, name: str) -> int:
+        """SIGKILL the worker and its pool processes; returns its pid."""
+        with self._lock:
+            process = dict(self.running)[name]
+            self.running.remove((name, process))
+        kill_group(process)
+        return process.pid
+
+    def exited(self) -> list[tuple[str, int]]:
+        """(name, exit code) of the workers that ended on their own, now forgotten."""
+        with self._lock:
+            gone = [(name, p) for name, p in self.running if p.poll() is not None]
+            for entry in gone:
+                self.running.remove(entry)
+        for _, process in gone:
+            kill_group(process)  # whatever of its pool is left
+        return [(name, int(process.returncode)) for name, process in gone]
+
+    def stop(self) -> None:
+        with self._lock:
+            running, self.running = self.running, []
+        for _, process in running:
+            process.send_signal(signal.SIGTERM)
+        for _, process in running:
+            stop_group(process)

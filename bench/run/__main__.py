@@ -1,0 +1,49 @@
+"""`python -m bench.run`: the command line, then measure, print and write bench/RESULTS.md.
+
+The full run's options are the Makefile's; --quick is the test suite's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+import bench.run
+from bench import profiling
+from bench.run.plan import QUICK, Plan, measure
+from bench.run.processes import REPO
+from bench.run.report import report
+from tests.support import postgres_reachable
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=bench.run.__doc__.splitlines()[0]
+    )
+    parser.add_argument("--messages", type=int, default=Plan.messages)
+    parser.add_argument("--repetitions", type=int, default=Plan.repetitions)
+    parser.add_argument("--quick", action="store_true", help="tiny run (the test suite's)")
+    parser.add_argument("--profile", action="store_true", help="one more drain under py-spy")
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else Plan(messages=args.messages, repetitions=args.repetitions)
+    if args.profile:
+        if profiling.py_spy() is None:
+            parser.error("--profile needs py-spy: pip install -e '.[bench]'")
+        plan = dataclasses.replace(plan, profile=True)
+    # The quick run leaves PostgreSQL to the test suite's own store tests.
+    postgres = not args.quick and postgres_reachable()
+    stores = ["sqlite"] + (["postgresql"] if postgres else [])
+    with tempfile.TemporaryDirectory() as tmpdir:
+        results = measure(plan, stores, Path(tmpdir))
+    text = report(plan, results, " ".join(["python -m bench.run", *sys.argv[1:]]))
+    print(text)
+    if not args.quick:
+        args.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

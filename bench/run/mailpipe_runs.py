@@ -1,0 +1,164 @@
+"""One run of mailpipe itself: notify() into Redis, `celery -A bench.instrumented` to the sink.
+
+A drain (throughput) or a paced run (latency), read back from mailpipe's own
+records and from the statement counts bench/instrumented.py leaves behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+import sqlalchemy
+
+from bench import profiling
+from bench.run.figures import Run, redis_calls
+from bench.run.processes import Pool, peak_rss_mb, pool_args, start_worker, stop_worker, wait_for
+from bench.run.servers import Servers
+from tests.support import fresh_database
+
+# Frozen, so one instance serves as every setup's default.
+DEFAULT_POOL = Pool("prefork", 2)
+
+
+@dataclass(frozen=True)
+class MailpipeSetup:
+    """What a mailpipe run varies."""
+
+    store: str = "sqlite"
+    pool: Pool = DEFAULT_POOL
+    profiles: int = 1
+    max_connections: int | None = None
+    token_skew_seconds: int = 300
+    # None: drain a backlog (throughput); a rate: send at that pace while
+    # the workers run (latency).
+    paced_rate: float | None = None
+    profile_to: Path | None = None  # py-spy's raw output, when profiling
+    task_events: bool = False  # as when Flower watches
+    # 1 opens a connection, so needs a token, for every message.
+    messages_per_connection: int = 100_000
+
+
+def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
+    from worker.intake import notify
+    from worker.runtime import build_runtime
+    from worker.settings import Settings
+
+    client = redis.Redis.from_url(f"{s.redis_url}/0")
+    client.flushall()
+    names = [f"bench{i}" for i in range(setup.profiles)]
+    profiles = tmp / "bench-profiles.toml"
+    profiles.write_text("".join(_profile(name, s, setup.max_connections) for name in names))
+    counts = Path(tempfile.mkdtemp(dir=tmp))
+    values = {
+        "broker_url": f"{s.redis_url}/0",
+        "redis_url": f"{s.redis_url}/1",
+        "database_url": fresh_database(setup.store, tmp),
+        "profiles_file": str(profiles),
+        "secret_key": "bxRHaM7D9dPRE8vu3Bbav7Z4S7kBrBQoRqYi8oUu6Rk=",
+        "smtp_max_messages_per_connection": str(setup.messages_per_connection),
+        "token_skew_seconds": str(setup.token_skew_seconds),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
+    env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})
+    env["BENCH_COUNTS_DIR"] = str(counts)
+    worker_args = ["-A", "bench.instrumented", "worker", *pool_args(setup.pool)]
+    worker_args += ["-Q", "mail.critical,mail"] + (["-E"] if setup.task_events else [])
+    rt = build_runtime(Settings(_env_file=None, **values))  # type: ignore[arg-type]
+    before_tokens = sum(s.tokens.requests[name] for name in names)
+    calls = redis_calls(client)
+    worker = None
+    if setup.paced_rate is not None:
+        worker = start_worker(worker_args, env, tmp / "mailpipe.log")
+    interval = 1 / setup.paced_rate if setup.paced_rate else 0.0
+    started = time.perf_counter()
+    for i in range(n):
+        if interval:
+            time.sleep(max(0.0, started + i * interval - time.perf_counter()))
+        notify(
+            names[i % len(names)],
+            to=["oncall@bench.test"],
+            subject=f"[P1] bench {i}",
+            text=("Disk usage on db-01 is above 95%. " * 50)[:1800],
+            runtime=rt,
+        )
+    enqueued = time.perf_counter() - started
+    if worker is None:
+        worker = start_worker(worker_args, env, tmp / "mailpipe.log")
+    recorder = profiling.Recorder(worker.pid, setup.profile_to) if setup.profile_to else None
+
+    def delivered() -> int:
+        return rt.store.status_counts().get("delivered", 0)
+
+    wait_for(lambda: delivered() >= n, 900, "mailpipe done")
+    profile = recorder.stop() if recorder else None
+    rss = peak_rss_mb(worker.pid)
+    stop_worker(worker)
+    with rt.store.engine.connect() as connection:
+        rows = connection.execute(
+            sqlalchemy.text(
+                "SELECT jobs.created_at, attempts.started_at, attempts.ended_at FROM jobs "
+                "JOIN attempts ON attempts.job_id = jobs.id"
+            )
+        ).all()
+    times = [tuple(_time(v) for v in row) for row in rows]
+    first = min(started for _, started, _ in times)
+    last = max(ended for _, _, ended in times)
+    latencies = sorted((ended - created).total_seconds() * 1000 for created, _, ended in times)
+    run = Run(
+        variant="mailpipe",
+        messages=n,
+        seconds=(last - first).total_seconds(),
+        enqueue_per_second=n / enqueued,
+        token_requests=sum(s.tokens.requests[name] for name in names) - before_tokens,
+        redis_commands_per_message=(redis_calls(client) - calls) / n,
+        peak_rss_mb=rss,
+        db_statements=totals(counts),
+        latency_ms=(_pct(latencies, 50), _pct(latencies, 95), _pct(latencies, 99))
+        if setup.paced_rate
+        else None,
+        profile=profile,
+    )
+    rt.close()
+    return run
+
+
+def _profile(name: str, s: Servers, max_connections: int | None) -> str:
+    host, port = s.front.split(":")
+    return f"""[profiles.{name}]
+host = "{host}"
+port = {port}
+security = "none"
+allow_plaintext_auth = true
+from_email = "alerts@bench.test"
+auth = "oauth"
+grant = "client_credentials"
+token_url = "{s.tokens.url}"
+allow_insecure_token_url = true
+client_id = "{name}"
+client_secret = "bench-secret"
+""" + (f"max_connections = {max_connections}\n" if max_connections else "")
+
+
+def _time(value: Any) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+
+
+def _pct(values: list[float], pct: int) -> float:
+    return values[min(len(values) - 1, round(pct / 100 * (len(values) - 1)))]
+
+
+def totals(directory: Path) -> Counter[str]:
+    """Database statements by kind, summed over the worker processes (bench/instrumented.py)."""
+    total: Counter[str] = Counter()
+    for path in directory.glob("*.json"):
+        total.update(json.loads(path.read_text()))
+    return total

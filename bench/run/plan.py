@@ -1,0 +1,121 @@
+"""What a benchmark run measures (`Plan`), and measuring it: every variant, interleaved.
+
+Repetitions are interleaved so that a slow spell of the machine hits every
+variant alike rather than one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.run.baseline_runs import run_baseline
+from bench.run.figures import Run
+from bench.run.mailpipe_runs import MailpipeSetup, run_mailpipe
+from bench.run.processes import Pool
+from bench.run.servers import servers
+from bench.run.tables import summarize
+from bench.run.token_runs import TokenRun, run_tokens
+
+
+@dataclass
+class Plan:
+    messages: int = 1000
+    wan_messages: int = 300
+    repetitions: int = 3
+    scaling: tuple[Pool, ...] = (Pool("prefork", 1), Pool("prefork", 4), Pool("threads", 4))
+    # (profiles, pool) for the token runs, each ``token_seconds`` long at ``token_rate``.
+    token_runs: tuple[tuple[int, Pool], ...] = (
+        (1, Pool("prefork", 4)),
+        (50, Pool("prefork", 1)),
+        (50, Pool("prefork", 4)),
+    )
+    token_lifetime: int = 20
+    token_skew: int = 5
+    token_seconds: float = 45.0
+    token_rate: float = 20.0
+    profile: bool = False  # one more drain under py-spy
+
+
+QUICK = Plan(
+    messages=30,
+    wan_messages=10,
+    repetitions=1,
+    scaling=(Pool("threads", 2),),
+    token_runs=((3, Pool("prefork", 2)),),
+    token_lifetime=4,
+    token_skew=1,
+    token_seconds=7.0,
+    token_rate=10.0,
+)
+MAIN_POOL = Pool("prefork", 2)
+
+
+@dataclass
+class Results:
+    sink: str = ""
+    local: dict[str, list[Run]] = field(default_factory=dict)
+    latency: dict[str, list[Run]] = field(default_factory=dict)
+    scaling: dict[Pool, dict[str, list[Run]]] = field(default_factory=dict)
+    tokens: list[TokenRun] = field(default_factory=list)
+    wan: dict[str, list[Run]] = field(default_factory=dict)
+    profiled: Run | None = None
+
+
+def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
+    results = Results()
+    n = plan.messages
+    with servers(tmp, reply_delay=0.0, token_delay=0.0) as s:
+        results.sink = s.sink_name
+        for _ in range(plan.repetitions):
+            for store in stores:
+                run = run_mailpipe(s, tmp, n, MailpipeSetup(store=store, pool=MAIN_POOL))
+                results.local.setdefault(f"mailpipe ({store})", []).append(run)
+            run = run_mailpipe(s, tmp, n, MailpipeSetup(pool=MAIN_POOL, task_events=True))
+            results.local.setdefault("mailpipe (sqlite, task events on)", []).append(run)
+            for variant in ("ideal", "naive"):
+                run = run_baseline(variant, s, tmp, n, MAIN_POOL)
+                results.local.setdefault(variant, []).append(run)
+        results.scaling[MAIN_POOL] = {
+            "mailpipe": results.local["mailpipe (sqlite)"],
+            "ideal": results.local["ideal"],
+        }
+        for _ in range(plan.repetitions):
+            for pool in plan.scaling:
+                runs = results.scaling.setdefault(pool, {})
+                runs.setdefault("mailpipe", []).append(
+                    run_mailpipe(s, tmp, n, MailpipeSetup(pool=pool))
+                )
+                runs.setdefault("ideal", []).append(run_baseline("ideal", s, tmp, n, pool))
+        if plan.profile:
+            setup = MailpipeSetup(pool=MAIN_POOL, profile_to=tmp / "py-spy.raw")
+            results.profiled = run_mailpipe(s, tmp, n, setup)
+        for store in stores:
+            peak = summarize(results.local[f"mailpipe ({store})"])["rate"]
+            for share, name in ((2, "half"), (4, "a quarter")):
+                setup = MailpipeSetup(store=store, pool=MAIN_POOL, paced_rate=peak / share)
+                results.latency[f"{store}, {name} of the peak"] = [run_mailpipe(s, tmp, n, setup)]
+        s.tokens.lifetime_seconds = plan.token_lifetime
+        for profiles, pool in plan.token_runs:
+            results.tokens.append(
+                run_tokens(
+                    s,
+                    tmp,
+                    profiles=profiles,
+                    pool=pool,
+                    seconds=plan.token_seconds,
+                    rate=plan.token_rate,
+                    skew=plan.token_skew,
+                )
+            )
+    with servers(tmp, reply_delay=0.02, token_delay=0.15) as s:
+        wan_pool = Pool("prefork", 3)
+        for _ in range(plan.repetitions):
+            setup = MailpipeSetup(pool=wan_pool, max_connections=3)
+            results.wan.setdefault("mailpipe (sqlite)", []).append(
+                run_mailpipe(s, tmp, plan.wan_messages, setup)
+            )
+            results.wan.setdefault("naive", []).append(
+                run_baseline("naive", s, tmp, plan.wan_messages, wan_pool)
+            )
+    return results

@@ -1,0 +1,135 @@
+"""The servers a benchmark run sends through: redis-server, the SMTP sink and front, tokens.
+
+Started once per set of conditions (local, then WAN with delays) and shared by
+every variant, so all of them meet the same sink and the same token endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bench.run.processes import REPO
+from tests.support import RedisServer, free_port
+
+
+class TokenServer:
+    """A client-credentials token endpoint: counts requests, optional delay and lifetime."""
+
+    def __init__(self, lifetime_seconds: int = 3600, delay_seconds: float = 0.0) -> None:
+        self.requests: Counter[str] = Counter()
+        self.times: dict[str, list[float]] = {}  # client_id -> request times (monotonic)
+        self.lifetime_seconds = lifetime_seconds
+        self.delay_seconds = delay_seconds
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                from urllib.parse import parse_qs
+
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                client = parse_qs(body).get("client_id", ["?"])[0]
+                outer.requests[client] += 1
+                outer.times.setdefault(client, []).append(time.monotonic())
+                time.sleep(outer.delay_seconds)
+                data = json.dumps(
+                    {
+                        "access_token": secrets.token_urlsafe(24),
+                        "token_type": "Bearer",
+                        "expires_in": outer.lifetime_seconds,
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/token"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+
+@dataclass
+class Servers:
+    redis_url: str
+    front: str  # host:port of the sink's front: every variant sends through it
+    sink_name: str
+    tokens: TokenServer
+
+
+@contextmanager
+def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Servers]:
+    processes: list[subprocess.Popen[bytes]] = []
+    cleanup: list[Callable[[], None]] = []
+    try:
+        redis_server = RedisServer(tmp)
+        cleanup.append(redis_server.stop)
+        redis_server.start()
+        sink_port, front_port = free_port(), free_port()
+        if shutil.which("smtp-sink"):
+            user = ["-u", "nobody"] if os.geteuid() == 0 else []
+            processes.append(
+                subprocess.Popen(
+                    ["smtp-sink", *user, "-c", f"127.0.0.1:{sink_port}", "1000"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,  # "read timeout" for every idle connection
+                )
+            )
+            sink_name = "Postfix smtp-sink (behind bench/smtp_front.py for AUTH)"
+        else:
+            from tests.smtp_server import FakeSmtpServer
+
+            fake = FakeSmtpServer(tls=None, security="none", auth_required=False)
+            fake.port = sink_port
+            fake.start()
+            cleanup.append(fake.stop)
+            sink_name = "aiosmtpd (smtp-sink not installed: apt-get install postfix)"
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.smtp_front",
+                    "--listen",
+                    str(front_port),
+                    "--sink",
+                    str(sink_port),
+                    "--delay",
+                    str(reply_delay),
+                ],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        time.sleep(0.5)  # the front and the sink bind their ports
+        yield Servers(
+            redis_url=redis_server.url,
+            front=f"127.0.0.1:{front_port}",
+            sink_name=sink_name,
+            tokens=TokenServer(delay_seconds=token_delay),
+        )
+    finally:
+        for stop in cleanup:
+            stop()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(10)

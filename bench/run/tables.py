@@ -1,0 +1,118 @@
+"""The markdown tables of bench/RESULTS.md, and the medians and ratios they show.
+
+Repetitions vary, so every figure is a median with its spread, summarised here
+once for all tables.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from bench.run.figures import Run
+from bench.run.processes import Pool
+from bench.run.token_runs import TokenRun
+
+
+def summarize(runs: list[Run]) -> dict[str, Any]:
+    rates = [r.rate for r in runs]
+    out: dict[str, Any] = {
+        "rate": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "enqueue": statistics.median(r.enqueue_per_second for r in runs),
+        "tokens": statistics.median(r.token_requests for r in runs),
+        "redis": statistics.median(r.redis_commands_per_message for r in runs),
+        "rss": max(r.peak_rss_mb for r in runs),
+    }
+    statements = [r.db_statements_per_message for r in runs]
+    out["db"] = statistics.median(statements) if None not in statements else None  # type: ignore[type-var]
+    latencies = [r.latency_ms for r in runs if r.latency_ms]
+    for i, p in enumerate(("p50", "p95", "p99")):
+        if latencies:
+            out[p] = statistics.median(latency[i] for latency in latencies)
+    return out
+
+
+def _rate(s: dict[str, Any]) -> str:
+    return f"{s['rate']:.0f} ({s['min']:.0f}-{s['max']:.0f})"
+
+
+def table(rows: dict[str, list[Run]]) -> list[str]:
+    lines = [
+        "| variant | msg/s (median, min-max) | enqueue/s | token requests | Redis cmds/msg "
+        "| DB statements/msg | worker peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, runs in rows.items():
+        s = summarize(runs)
+        db = f"{s['db']:.1f}" if s["db"] is not None else "-"
+        lines.append(
+            f"| {name} | {_rate(s)} | {s['enqueue']:.0f} | {s['tokens']:.0f} | {s['redis']:.1f} "
+            f"| {db} | {s['rss']:.0f} |"
+        )
+    return lines
+
+
+def statement_mix(runs: list[Run]) -> str:
+    total: Counter[str] = Counter()
+    for run in runs:
+        total.update(run.db_statements or {})
+    messages = sum(r.messages for r in runs)
+    # Skips what only the workers' start-up ran (PRAGMA, the schema check).
+    mix = sorted((kind, n / messages) for kind, n in total.items() if n / messages >= 0.01)
+    kinds = ", ".join(f"{kind} {share:.2f}" for kind, share in mix)
+    return f"per message: {kinds} (a checkout is a pool checkout; with pre-ping a round trip)"
+
+
+def latency_table(rows: dict[str, list[Run]]) -> list[str]:
+    lines = [
+        "| store, pace | msg/s | messages | p50 ms | p95 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, runs in rows.items():
+        s = summarize(runs)
+        rate = statistics.median(r.enqueue_per_second for r in runs)  # the pace achieved
+        lines.append(
+            f"| {name} | {rate:.0f} | {runs[0].messages} | {s['p50']:.0f} | {s['p95']:.0f} "
+            f"| {s['p99']:.0f} |"
+        )
+    return lines
+
+
+def scaling_table(rows: dict[Pool, dict[str, list[Run]]]) -> list[str]:
+    lines = [
+        "| pool | mailpipe (sqlite) msg/s | ideal msg/s | mailpipe/ideal | token requests "
+        "| mailpipe peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for pool, runs in rows.items():
+        m, i = summarize(runs["mailpipe"]), summarize(runs["ideal"])
+        lines.append(
+            f"| {pool} | {_rate(m)} | {_rate(i)} | {ratio(runs['mailpipe'], runs['ideal'])} "
+            f"| {m['tokens']:.0f} | {m['rss']:.0f} |"
+        )
+    return lines
+
+
+def token_table(runs: list[TokenRun]) -> list[str]:
+    lines = [
+        "| profiles | pool | seconds | messages | token requests | per profile (expected) "
+        "| shortest gap between one profile's requests |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        counts = sorted(len(times) for times in run.requests.values())
+        spread = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]}-{counts[-1]}"
+        gap = f"{run.shortest_gap:.1f} s" if run.shortest_gap is not None else "-"
+        lines.append(
+            f"| {run.profiles} | {run.pool} | {run.seconds:.0f} | {run.messages} | {run.total} "
+            f"| {spread} ({run.expected_per_profile}) | {gap} |"
+        )
+    return lines
+
+
+def ratio(a: list[Run], b: list[Run]) -> str:
+    ratios = [x.rate / y.rate for x, y in zip(a, b, strict=False)]
+    return f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})"
