@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench chaos lint install redis-server clean
+.PHONY: run test bench chaos lint install redis-server tools clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,20 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 	  echo "redis-server not found: installing it with apt-get"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }
+
+# The tests also drive real Alertmanager and promtool (Debian packages). They start
+# their own instances, so the services the packages start are stopped and disabled.
+tools: redis-server
+	@missing=""; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get (the tests run their own instances)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then \
+	    $(SUDO) systemctl disable --now $$missing 2>/dev/null || true; \
+	  fi; \
+	fi
 
 run: install redis-server
 	deploy/quickstart.sh
@@ -41,7 +55,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: install redis-server lint
+test: install tools lint
 	$(BIN)/pytest
 
 clean:

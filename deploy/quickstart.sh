@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: mailpipe end to end on this machine, against the local sandbox.
 # Starts Redis (a private one if none answers on 6379), the sandbox token
-# endpoint and SMTP server, and worker + beat + Flower; sends a sample incident
+# endpoint and SMTP server, and worker + beat + Flower + the HTTP intake; sends a sample incident
 # notification and prints its delivery record. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,7 @@ for _ in $(seq 50); do [ -f "$STATE/profiles.toml" ] && break; sleep 0.1; done
 
 PATH="$PWD/$BIN:$PATH" "$BIN/honcho" start -f Procfile > "$STATE/services.log" 2>&1 &
 pids+=($!)
-echo "worker, beat and Flower starting (logs: $STATE/services.log)"
+echo "worker, beat, Flower and the HTTP intake starting (logs: $STATE/services.log)"
 
 sent=$("$BIN/mailpipe" send --profile sandbox --to oncall@example.test \
   --subject "[P1] db-01: disk 97% full" \
@@ -60,6 +60,7 @@ echo
 echo
 echo "delivered message: $(ls -t outbox/*.eml | head -n 1)"
 echo "Flower: http://127.0.0.1:5555 (user admin, password in $STATE/env)"
+echo "HTTP intake: http://127.0.0.1:8025/docs (no API key: loopback only)"
 if [ -n "${QUICKSTART_EXIT:-}" ]; then exit 0; fi
-echo "running; Ctrl-C stops worker, beat, Flower and the sandbox"
+echo "running; Ctrl-C stops worker, beat, Flower, the HTTP intake and the sandbox"
 wait

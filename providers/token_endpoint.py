@@ -70,12 +70,13 @@ class TokenEndpoint:
         policy: RetryPolicy | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        on_request: Callable[[str], None] | None = None,
+        on_result: Callable[[str, str], None] | None = None,
     ) -> None:
         self.http = http
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
-        self._on_request = on_request
+        # Told (profile, "ok" | "transient" | "permanent") after every HTTP request.
+        self._on_result = on_result or (lambda profile, result: None)
 
     def request(
         self,
@@ -116,15 +117,20 @@ class TokenEndpoint:
         headers = {"Accept": "application/json"}
         if basic_auth is not None:
             headers["Authorization"] = basic_authorization(*basic_auth)
-        if self._on_request is not None:
-            self._on_request(profile)
         try:
             response = self.http.post(url, data=dict(form()), headers=headers)
         except httpx.TransportError as exc:
+            self._on_result(profile, "transient")
             raise TransientProviderError(
                 f"token endpoint {url} unreachable: {type(exc).__name__}", profile=profile
             ) from exc
-        return parse_token_response(response, profile=profile, grant=grant)
+        try:
+            parsed = parse_token_response(response, profile=profile, grant=grant)
+        except ProviderError as exc:
+            self._on_result(profile, exc.kind)
+            raise
+        self._on_result(profile, "ok")
+        return parsed
 
     def _wait_seconds(self, state: RetryCallState) -> float:
         retry_after = _retry_after_of(state)

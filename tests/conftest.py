@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,8 @@ from pytest_httpserver import HTTPServer
 
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
-from tests.smtp_server import FakeSmtpServer, TlsFiles, make_tls
+from tests.pipeline import pipeline  # noqa: F401 (a fixture for every test folder)
+from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles, make_tls
 from tests.support import (
     POSTGRES_URL,
     RedisServer,
@@ -96,9 +97,6 @@ def secrets(request: pytest.FixtureRequest) -> Iterator[SecretRegistry]:
                 values.extend(b"%s=%s" % kv for kv in client.hgetall(key).items())
         client.close()
         registry.assert_absent(*(v.decode(errors="replace") for v in values))
-
-
-ServerFactory = Callable[..., FakeSmtpServer]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

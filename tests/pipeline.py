@@ -1,8 +1,9 @@
 """A whole mailpipe: real Celery workers (subprocesses) on a private Redis, the test SMTP
-server and token endpoint, and a store on SQLite and PostgreSQL."""
+server and token endpoint, and a store on SQLite and PostgreSQL (the ``pipeline`` fixture)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,15 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerFactory
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
-from tests.smtp_server import FakeSmtpServer, TlsFiles
+from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
+from worker.faces.http.keys import digest
 from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 
 CLIENT_SECRET = "pipeline-client-secret-value"
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[1]
+# The HTTP intake's key in every pipeline: tests of `serve` present it.
+API_KEY = "mp_pipeline-test-api-key-0123456789abcdefghijklmnop"
+# A second key that may use only another profile and route: for the 403s.
+LIMITED_KEY = "mp_pipeline-limited-api-key-0123456789abcdefghijkl"
+API_KEYS = [
+    {"name": "tests", "sha256": digest(API_KEY)},
+    {"name": "limited", "sha256": digest(LIMITED_KEY), "profiles": ["other"], "routes": ["x"]},
+]
 
 
 @dataclass
@@ -95,8 +104,19 @@ allow_insecure_token_url = true
 scope = "smtp.send"
 client_id = "mailpipe"
 client_secret_env = "PIPELINE_SECRET"
+
+[routes.oncall]
+profile = "alerts"
+to = ["oncall@example.test"]
+priority = "high"
+
+[routes.script]
+profile = "alerts"
+to = ["ops@example.test"]
+subject_template = "{{{{ payload.check }}}} is {{{{ payload.state }}}}"
+text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ payload.state }}}}"
 """)
-    secrets.add(CLIENT_SECRET, secret_key)
+    secrets.add(CLIENT_SECRET, secret_key, API_KEY, LIMITED_KEY)
     base = redis_server.rsplit("/", 1)[0]
     values = {
         "broker_url": f"{base}/0",
@@ -117,9 +137,10 @@ client_secret_env = "PIPELINE_SECRET"
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
     env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})
+    env["MAILPIPE_API_KEYS"] = json.dumps(API_KEYS)
     env["PIPELINE_SECRET"] = CLIENT_SECRET
     os.environ["PIPELINE_SECRET"] = CLIENT_SECRET
-    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    settings = Settings(_env_file=None, api_keys=API_KEYS, **values)  # type: ignore[arg-type]
     runtime = build_runtime(settings)  # publishes to this test's broker
     logs = tmp_path / "logs"
     logs.mkdir()

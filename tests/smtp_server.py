@@ -554,3 +554,7 @@ def _parse_oauthbearer(response: bytes) -> tuple[str, str] | None:
     # RFC 5801 saslname: "," and "=" in the user name arrive as "=2C" and "=3D".
     user = re.sub("=2C|=3D", lambda m: "," if m[0] == "=2C" else "=", match[1] or "")
     return user, auth.removeprefix("Bearer ")
+
+
+# What the `make_server` fixture returns: start a FakeSmtpServer with these options.
+ServerFactory = Callable[..., FakeSmtpServer]

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ServerFactory
 from tests.leaks import SecretRegistry
-from tests.smtp_server import FakeSmtpServer, TlsFiles
+from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 
 USER = "alerts@example.com"
 TOKEN = "ya29.good-access-token-0123456789"

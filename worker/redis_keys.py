@@ -17,9 +17,6 @@ def token_lock(profile: str) -> str:
     return f"{PREFIX}:lock:token:{profile}"
 
 
-# Hash: profile → number of HTTP requests made to its token endpoint.
-TOKEN_REQUESTS = f"{PREFIX}:stats:token_requests"
-
 # Pub/sub channel: a profile name published here drops every process's
 # in-memory copy of that profile's token.
 TOKEN_INVALIDATED_CHANNEL = f"{PREFIX}:token_invalidated"
@@ -33,6 +30,11 @@ def smtp_slots(profile: str) -> str:
 def rate(profile: str, limit: str) -> str:
     """Hash of time bucket → count, for one of a profile's sending limits."""
     return f"{PREFIX}:rate:{profile}:{limit}"
+
+
+def metric(name: str) -> str:
+    """Hash of one metric's values by label set (worker.metrics), shared by every process."""
+    return f"{PREFIX}:metrics:{name}"
 
 
 def beat_lock(task: str) -> str:

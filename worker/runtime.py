@@ -17,6 +17,7 @@ from celery import Celery
 from worker.celery import app, producer_app
 from worker.credentials import Credentials, Profiles, TokenCache, load_profiles
 from worker.delivery import RateLimiter
+from worker.metrics import Metrics
 from worker.settings import Settings, get_settings
 from worker.store import DatabaseRefreshTokenStore, Store
 from worker.transport import Transport
@@ -33,6 +34,7 @@ class Runtime:
     credentials: Credentials
     transport: Transport
     limiter: RateLimiter
+    metrics: Metrics
     # Publishes task messages to this runtime's broker.
     celery: Celery
 
@@ -70,6 +72,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         credentials=credentials,
         transport=SmtpPool.from_settings(settings, credentials, slots),
         limiter=RateLimiter(client),
+        metrics=Metrics(client),
         celery=celery,
     )
 

@@ -13,13 +13,24 @@ from pathlib import Path
 from typing import Self
 
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers import RetryPolicy
 from worker.errors import ConfigError
 
 _TOKEN_POLICY = RetryPolicy()
+
+
+class ApiKeySpec(BaseModel):
+    """One key of the HTTP intake: its SHA-256, and what it may send through (empty: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    profiles: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
 
 
 class Settings(BaseSettings):
@@ -82,6 +93,13 @@ class Settings(BaseSettings):
     # A connection's slot (Microsoft 365 allows 3 per mailbox) expires unless
     # renewed, so a dead worker's slots come back by themselves.
     smtp_slot_lease_seconds: float = Field(300.0, gt=0, le=3600)
+
+    # -- the HTTP intake (mailpipe serve) ------------------------------------------
+    # JSON list of {"name", "sha256", "profiles", "routes"}; `mailpipe api-key new`
+    # prints an entry. Empty: no key is asked for, and serve binds loopback only.
+    api_keys: tuple[ApiKeySpec, ...] = ()
+    # A 10 MB message with its attachments in base64 is about 14 MB of JSON.
+    api_max_body_bytes: int = Field(15_000_000, ge=1024, le=100_000_000)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.fake_idp import issue, slowly
-from tests.tasks.conftest import Pipeline
+from tests.pipeline import Pipeline
 from worker.celery import REFRESH_TASK, REQUEUE_TASK
 
 

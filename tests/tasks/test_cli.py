@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.tasks.conftest import REPO, Pipeline
+from tests.pipeline import REPO, Pipeline
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
 

@@ -19,7 +19,7 @@ from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
 from tests.leaks import SecretRegistry
-from tests.tasks.conftest import CLIENT_SECRET, REPO, Pipeline
+from tests.pipeline import CLIENT_SECRET, REPO, Pipeline
 from worker.celery import REQUEUE_TASK
 from worker.delivery import RateLimiter, deliver
 from worker.intake import notify, publish

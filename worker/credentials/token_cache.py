@@ -37,6 +37,7 @@ from cryptography.fernet import InvalidToken, MultiFernet
 from providers import Grant, ProviderError, RetryPolicy, Token, TokenEndpoint
 from worker import redis_keys
 from worker.errors import TokenCacheError
+from worker.metrics import Metrics, Samples
 from worker.redis_adapter import Lock, redis_errors
 from worker.settings import DEFAULTS, Settings
 
@@ -75,7 +76,8 @@ class TokenCache:
     ) -> None:
         self.redis = client
         self.fernet = fernet
-        self.endpoint = TokenEndpoint(http, policy, sleep=sleep, on_request=self._count_request)
+        self.metrics = Metrics(client)
+        self.endpoint = TokenEndpoint(http, policy, sleep=sleep, on_result=self._count_request)
         self.skew_seconds = skew_seconds
         self.lock_seconds = lock_seconds
         self.wait_seconds = wait_seconds
@@ -157,8 +159,8 @@ class TokenCache:
     def token_requests(self, profile: str) -> int:
         """How many HTTP requests went to this profile's token endpoint (all processes)."""
         with _redis_errors(profile):
-            value = self.redis.hget(redis_keys.TOKEN_REQUESTS, profile)
-        return int(value or 0)
+            counts = self.metrics.counter("token_requests")
+        return sum(n for labels, n in counts.items() if ("profile", profile) in labels)
 
     def close(self) -> None:
         """Stop this process's invalidation listener."""
@@ -239,8 +241,9 @@ class TokenCache:
     def _usable(self, token: Token) -> bool:
         return not token.expires_within(self.skew_seconds)
 
-    def _count_request(self, profile: str) -> None:
-        self.redis.hincrby(redis_keys.TOKEN_REQUESTS, profile, 1)
+    def _count_request(self, profile: str, result: str) -> None:
+        labels = {"profile": profile, "result": result}
+        self.metrics.record(Samples().count("token_requests", labels))
 
     # -- Redis values -----------------------------------------------------
 

@@ -23,6 +23,7 @@ from providers.backoff import full_jitter
 from worker.credentials import Profiles
 from worker.delivery.rate_limit import RateLimiter
 from worker.errors import MailpipeError
+from worker.metrics import Metrics, Samples
 from worker.settings import Settings
 from worker.store import AttemptRecord, Job, Store, utcnow
 from worker.transport import OutgoingMessage, Phase, SendResult, Transport, outcome
@@ -52,6 +53,8 @@ class DeliveryContext(Protocol):
     def limiter(self) -> RateLimiter: ...
     @property
     def transport(self) -> Transport: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 def deliver(
@@ -159,6 +162,7 @@ def _record(
     rt.store.record_attempt(
         job.id, record, number=attempt, status=status, next_attempt_at=next_attempt_at
     )
+    rt.metrics.record(_samples(job, record, status))
     if status == "queued":
         # A planned retry is not an error.
         log.info("job %s attempt %d: %s; retry in %.0fs", job.id, attempt, result.summary(), delay)
@@ -166,6 +170,20 @@ def _record(
     level = logging.INFO if status == "delivered" else logging.WARNING
     log.log(level, "job %s attempt %d: %s", job.id, attempt, result.summary())
     return Decision("done", reason=result.summary())
+
+
+def _samples(job: Job, record: AttemptRecord, status: str) -> Samples:
+    profile = {"profile": job.profile}
+    samples = Samples().count("attempts", {**profile, "outcome": record.outcome.kind})
+    seconds = (record.ended_at - record.started_at).total_seconds()
+    samples.observe("send_duration_seconds", profile, seconds)
+    if status == "delivered":
+        samples.count("jobs_delivered", profile)
+        waited = (record.ended_at - job.created_at).total_seconds()
+        samples.observe("enqueue_to_accepted_seconds", profile, waited)
+    elif status == "failed":
+        samples.count("jobs_failed", profile)
+    return samples
 
 
 def _later(rt: DeliveryContext, delay: float, *, reason: str) -> Decision:

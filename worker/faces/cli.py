@@ -181,6 +181,37 @@ def db_upgrade() -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True)
+def serve(host: str, port: int) -> None:
+    """The HTTP intake: notifications, Alertmanager/Grafana/JSON webhooks, health, metrics."""
+    from worker.faces.http.server import serve as run
+
+    run(host, port)
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """Keys for the HTTP intake."""
+
+
+@api_key.command("new")
+@click.argument("name")
+@click.option("--profile", "profiles", multiple=True, help="Only this profile (repeatable).")
+@click.option("--route", "routes", multiple=True, help="Only this route (repeatable).")
+def api_key_new(name: str, profiles: tuple[str, ...], routes: tuple[str, ...]) -> None:
+    """Print a new key, and the MAILPIPE_API_KEYS entry that holds only its digest."""
+    from worker.faces.http.keys import digest, new_key
+    from worker.settings import ApiKeySpec
+
+    key = new_key()
+    spec = ApiKeySpec(name=name, sha256=digest(key), profiles=profiles, routes=routes)
+    click.echo(f"key (shown once; give it to the sender): {key}")
+    click.echo("entry for the JSON list in MAILPIPE_API_KEYS:")
+    click.echo(spec.model_dump_json())
+
+
+@main.command()
 @click.option("--dir", "directory", default=".sandbox", type=click.Path(path_type=Path))
 @click.option("--outbox", default="outbox", type=click.Path(path_type=Path))
 @click.option("--token-port", default=8089, show_default=True)
@@ -205,11 +236,20 @@ def profiles_list() -> None:
     """One line per profile: provider, authentication, server, sender."""
     settings = get_settings()
     loaded = load_profiles(settings.profiles_file, os.environ)
+    # The routes of the same file are checked too (the HTTP intake would refuse them).
+    from worker.faces.http.routes import load_routes_file
+
+    routes = load_routes_file(settings.profiles_file, list(loaded.by_name))
     rows = [("NAME", "PROVIDER", "AUTH", "SERVER", "FROM")]
     rows += [_profile_row(p) for p in loaded]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for route in routes.values():
+        recipients = ", ".join((*route.to, *route.cc)) + (
+            f" +{len(route.bcc)} bcc" if route.bcc else ""
+        )
+        click.echo(f"route {route.name}: profile {route.profile} → {recipients}")
 
 
 def _profile_row(profile: Profile) -> tuple[str, str, str, str, str]:

@@ -21,6 +21,7 @@ from worker.intake.message import (
     Notification,
     build_message,
 )
+from worker.metrics import Samples
 from worker.runtime import Runtime, get_runtime
 from worker.store import Job
 
@@ -91,6 +92,7 @@ def notify(
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
     job_id, created = rt.store.add_job(job, idempotency_window=window)
     if created:
+        rt.metrics.record(Samples().count("jobs_enqueued", {"profile": profile}))
         publish(rt, job_id, priority, record=False)  # add_job set published_at
     else:
         log.info(

@@ -272,6 +272,14 @@ class Store(Database):
             rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
             return {status: count for status, count in rows}
 
+    def oldest_due_queued_at(self, now: datetime) -> datetime | None:
+        """When the oldest job that is due and still queued was created (a stuck queue)."""
+        due = or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now)
+        with self.session() as session:
+            return session.scalar(
+                select(func.min(Job.created_at)).where(Job.status == "queued", due)
+            )
+
 
 # A task message may arrive this much before its job is due (clock skew).
 _EARLY = timedelta(seconds=5)

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.conftest import ServerFactory
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
-from tests.smtp_server import make_tls
+from tests.smtp_server import ServerFactory, make_tls
 from tests.worker.conftest import CredentialsFactory
 from worker import redis_keys
 from worker.credentials import Credentials

@@ -1,0 +1,1 @@
+"""The HTTP intake: notifications and alerting webhooks turned into mail jobs."""

@@ -1,0 +1,98 @@
+"""The HTTP intake (``mailpipe serve``): notifications, webhooks, health and metrics.
+
+A face on ``notify``: every accepted request becomes a job through the same
+path as the Python API and the CLI (validated, stored, then published), and
+a ``202`` is answered only after the job is stored. Endpoints are plain
+functions run in FastAPI's thread pool, because ``notify`` does blocking I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from worker.faces.http import problems
+from worker.faces.http.deps import ERRORS, Intake, accepted, caller, intake
+from worker.faces.http.health import readiness
+from worker.faces.http.keys import ApiKeys, Caller
+from worker.faces.http.limits import BodyLimit
+from worker.faces.http.metrics import exposition
+from worker.faces.http.routes import Route
+from worker.faces.http.schemas import Accepted, Health, NotificationIn
+from worker.faces.http.webhooks import router as webhooks
+from worker.faces.reports import job_dict
+from worker.intake import notify
+from worker.runtime import Runtime
+
+
+def create_app(runtime: Runtime, routes: dict[str, Route], keys: ApiKeys) -> FastAPI:
+    app = FastAPI(
+        title="mailpipe",
+        summary="Notifications in, email out: the HTTP intake of the mailpipe email worker.",
+        version="1",
+        responses=ERRORS,
+    )
+    app.state.intake = Intake(runtime, routes, keys)
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.api_max_body_bytes)
+    problems.install(app)
+    app.include_router(webhooks)
+
+    @app.post("/v1/notifications", status_code=202, response_model=Accepted)
+    def post_notification(
+        body: NotificationIn,
+        request: Request,
+        response: Response,
+        who: Annotated[Caller, Depends(caller)],
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Accepted:
+        """Queue a notification; a repeated Idempotency-Key returns the first job."""
+        who.check_profile(body.profile)
+        job_id = notify(
+            body.profile,
+            to=body.to,
+            cc=body.cc,
+            bcc=body.bcc,
+            subject=body.subject,
+            text=body.text,
+            html=body.html,
+            reply_to=body.reply_to,
+            headers=body.headers,
+            attachments=[a.attachment() for a in body.attachments],
+            idempotency_key=idempotency_key,
+            priority=body.priority,
+            runtime=intake(request).runtime,
+        )
+        return accepted(job_id, response)
+
+    @app.get("/v1/notifications/{job_id}")
+    def get_notification(
+        job_id: str, request: Request, who: Annotated[Caller, Depends(caller)]
+    ) -> dict[str, Any]:
+        """The job, every attempt and each recipient's result (as `mailpipe status --json`)."""
+        job = intake(request).runtime.store.get_job(job_id)
+        if job is None or not who.may_see(job.profile):
+            raise problems.Problem(404, "Not found", f"no notification {job_id}", field="id")
+        return job_dict(job)
+
+    @app.get("/healthz", response_model=Health, responses={})
+    def healthz() -> Health:
+        """Liveness: the process answers. Needs no key."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]})
+    def readyz(request: Request) -> Health:
+        """Readiness: the database, Redis and the broker answer. Needs no key."""
+        failing = readiness(intake(request).runtime)
+        if failing:
+            raise problems.Problem(503, "Not ready", "; ".join(failing))
+        return Health(status="ok")
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics(request: Request, who: Annotated[Caller, Depends(caller)]) -> Response:
+        """Prometheus text format: jobs, attempts, tokens, latencies, queue depth."""
+        body, content_type = exposition(intake(request).runtime)
+        return Response(body, media_type=content_type)
+
+    return app

@@ -1,0 +1,51 @@
+"""What every endpoint shares: the intake's state, the caller's key, the answers' shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Header, Query, Request, Response
+
+from worker.faces.http import problems
+from worker.faces.http.keys import ApiKeys, Caller
+from worker.faces.http.routes import Route
+from worker.faces.http.schemas import Accepted
+from worker.runtime import Runtime
+
+PROBLEM = {"model": dict[str, Any], "content": {problems.MEDIA_TYPE: {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {**PROBLEM, "description": "No API key, or not a valid one"},
+    403: {**PROBLEM, "description": "The key may not use this profile or route"},
+    413: {**PROBLEM, "description": "The body is over the size limit"},
+    422: {**PROBLEM, "description": "The request is invalid; `field` names what to fix"},
+    503: {**PROBLEM, "description": "The database, Redis or the broker is unavailable"},
+}
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What the endpoints work with: one per ``serve`` process."""
+
+    runtime: Runtime
+    routes: dict[str, Route]
+    keys: ApiKeys
+
+
+def intake(request: Request) -> Intake:
+    state: Intake = request.app.state.intake
+    return state
+
+
+def caller(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    api_key: Annotated[str | None, Query(description="For senders that cannot set headers")] = None,
+) -> Caller:
+    return intake(request).keys.caller(authorization, api_key)
+
+
+def accepted(job_id: str, response: Response) -> Accepted:
+    url = f"/v1/notifications/{job_id}"
+    response.headers["Location"] = url
+    return Accepted(id=job_id, status_url=url)

@@ -1,0 +1,66 @@
+"""The JSON the HTTP intake accepts and answers, as models (they are the OpenAPI schema too)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from worker.intake import Attachment
+
+Address = str  # checked by the message builder, which names the field
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field("application/octet-stream", max_length=255)
+    content_base64: str = Field(description="The file's bytes, base64-encoded.")
+
+    @field_validator("content_base64")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("not valid base64") from None
+        return value
+
+    def attachment(self) -> Attachment:
+        return Attachment(
+            filename=self.filename,
+            content_type=self.content_type,
+            data=base64.b64decode(self.content_base64),
+        )
+
+
+class NotificationIn(BaseModel):
+    """What ``notify()`` takes, as JSON; the ``Idempotency-Key`` header makes a retry safe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = Field(min_length=1, max_length=64)
+    to: list[Address] = Field(default_factory=list, max_length=1000)
+    cc: list[Address] = Field(default_factory=list, max_length=1000)
+    bcc: list[Address] = Field(default_factory=list, max_length=1000)
+    subject: str = Field(max_length=2000)
+    text: str
+    html: str | None = None
+    reply_to: Address | None = None
+    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+    priority: Literal["normal", "high"] = "normal"
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
+
+
+class Accepted(BaseModel):
+    """The job was stored and queued (or already existed for this idempotency key)."""
+
+    id: str
+    status_url: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

@@ -1,0 +1,78 @@
+"""``mailpipe serve``: the HTTP intake on uvicorn, bound safely.
+
+Without API keys anyone who can connect may send mail as every profile, so
+serve then refuses any address but loopback. uvicorn's access log is off: it
+would print query strings, and webhook senders put their key in one
+(``?api_key=``); our own line leaves the query out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+
+from worker.credentials import is_loopback
+from worker.errors import ConfigError
+from worker.faces.http.app import create_app
+from worker.faces.http.keys import ApiKeys
+from worker.faces.http.routes import load_routes_file
+from worker.runtime import Runtime, build_runtime
+
+log = logging.getLogger("mailpipe.http")
+
+
+def build_app(runtime: Runtime) -> FastAPI:
+    """The app for ``runtime``: its routes loaded and checked, its API keys."""
+    routes = load_routes_file(runtime.settings.profiles_file, list(runtime.profiles.by_name))
+    app = create_app(runtime, routes, ApiKeys(runtime.settings.api_keys))
+
+    @app.middleware("http")
+    async def access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        log.info(
+            "%s %s %d %.1fms",
+            request.method,
+            request.url.path,  # never the query: it may hold ?api_key=
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    return app
+
+
+def check_bind(host: str, keys: ApiKeys) -> None:
+    if keys.required or is_loopback(host):
+        return
+    wildcard = host in ("0.0.0.0", "::") or _is_unspecified(host)  # noqa: S104
+    where = "every address" if wildcard else host
+    raise ConfigError(
+        f"refusing to serve on {where} without API keys: anyone could send mail as any "
+        "profile; set MAILPIPE_API_KEYS (`mailpipe api-key new NAME`) or bind 127.0.0.1"
+    )
+
+
+def serve(host: str, port: int) -> None:
+    runtime = build_runtime()
+    check_bind(host, ApiKeys(runtime.settings.api_keys))
+    app = build_app(runtime)
+    print(f"mailpipe: serving the HTTP intake on http://{host}:{port} (API at /docs)", flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    finally:
+        runtime.close()
+
+
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
