@@ -1,18 +1,10 @@
-"""Alertmanager, Grafana and JSON webhooks rendered into one mail per notification group."""
+"""Alertmanager and Grafana groups rendered into one mail each: subjects, default bodies, keys."""
 
 from __future__ import annotations
 
-import copy
-import unicodedata
-from typing import Any
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from tests.worker.faces.http.samples import (
-    AM_FIRING,
     GENERATOR,
     am,
     am_firing,
@@ -23,69 +15,13 @@ from tests.worker.faces.http.samples import (
     grafana_resolved,
     route,
 )
-from worker.errors import MailpipeError
 from worker.faces.http.rendering import (
     SUBJECT_MAX_CHARS,
-    Rendered,
-    RenderError,
     one_line,
     render_alertmanager,
     render_grafana,
-    render_json,
 )
 from worker.faces.http.routes import Route
-
-
-def test_payloads_keep_the_senders_field_names() -> None:
-    payload = am(am_firing())
-
-    assert payload.group_key == AM_FIRING["groupKey"]
-    assert payload.alerts[0].generator_url == GENERATOR
-    assert payload.model_dump(mode="json", by_alias=True)["alerts"][0]["startsAt"] == (
-        "2024-05-14T09:12:43.519331274Z"
-    )
-
-
-def test_fields_a_newer_sender_adds_are_ignored() -> None:
-    body = grafana_firing()
-    body["newField"] = {"any": "thing"}
-    body["alerts"][0]["imageURL"] = "https://grafana.example.com/render/1.png"
-    body["alerts"][0]["orgId"] = 1
-
-    payload = grafana(body)
-
-    assert payload.alerts[0].image_url == "https://grafana.example.com/render/1.png"
-
-
-def test_optional_fields_are_defaulted_and_null_maps_read_as_empty() -> None:
-    payload = am(
-        {
-            "status": "firing",
-            "alerts": [{"status": "firing", "labels": {"alertname": "Up"}, "annotations": None}],
-            "groupLabels": None,
-        }
-    )
-
-    assert payload.truncated_alerts == 0
-    assert payload.group_labels == {}
-    assert payload.alerts[0].annotations == {}
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"status": "pending"},
-        {"truncatedAlerts": "2"},
-        {"groupLabels": {"instance": 1}},
-        {"alerts": [{"status": "firing", "labels": {}, "startsAt": "yesterday"}]},
-        {"alerts": [{"status": "firing", "labels": {}, "startsAt": "2024-05-14T09:12:43"}]},
-        {"alerts": "DiskFull"},
-    ],
-)
-def test_payload_types_are_strict(change: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
-        am({**am_firing(), **change})
-
 
 # --- subjects ----------------------------------------------------------------
 
@@ -297,119 +233,6 @@ def test_a_grafana_resend_keeps_its_key_and_its_resolution_changes_it() -> None:
     assert first != render_grafana(grafana(grafana_resolved())).idempotency_key
 
 
-# --- route templates ----------------------------------------------------------
-
-
-def test_a_routes_templates_replace_the_defaults_and_see_payload_alerts_and_status() -> None:
-    custom = route(
-        subject_template='"{{ status }} {{ payload.groupKey }} {{ alerts | length }}"',
-        text_template='"{% for a in alerts %}{{ a.labels.mountpoint }};{% endfor %}"',
-        html_template='"<p>{{ payload.commonAnnotations.runbook_url }}</p>"',
-    )
-
-    rendered = render_alertmanager(am(am_firing()), custom)
-
-    assert rendered.subject == f"firing {AM_FIRING['groupKey']} 3"
-    assert rendered.text == "/;/var/lib/postgresql;/var/log;"
-    assert rendered.html == "<p>https://runbooks.example.com/disk-full</p>"
-
-
-def test_a_route_with_only_a_subject_template_keeps_the_default_bodies() -> None:
-    rendered = render_grafana(grafana(grafana_firing()), route(subject_template='"Grafana"'))
-
-    assert rendered.subject == "Grafana"
-    assert rendered.text == render_grafana(grafana(grafana_firing())).text
-    assert rendered.html is not None
-
-
-def test_a_route_with_its_own_text_and_no_html_sends_text_only() -> None:
-    rendered = render_alertmanager(am(am_firing()), route(text_template='"{{ status }}"'))
-
-    assert rendered.text == "firing"
-    assert rendered.html is None
-
-
-def test_an_undefined_variable_renders_empty() -> None:
-    custom = route(subject_template='"[{{ payload.nothing.deeper }}] {{ nope }} ok"')
-
-    assert render_alertmanager(am(am_firing()), custom).subject == "[] ok"
-
-
-@pytest.mark.parametrize(
-    ("template", "error"),
-    [
-        ('"{{ payload.nothing + 1 }}"', "UndefinedError"),
-        ('"{{ 1 // 0 }}"', "ZeroDivisionError"),
-        ('"{{ alerts.append(1) }}"', "SecurityError"),
-        ("\"{{ '%d' % 'x' }}\"", "TypeError"),
-    ],
-)
-def test_a_template_failing_at_render_time_is_a_render_error_naming_the_field(
-    template: str, error: str
-) -> None:
-    with pytest.raises(RenderError) as caught:
-        render_alertmanager(am(am_firing()), route(text_template=template))
-
-    message = str(caught.value)
-    assert message.startswith(f"route 'oncall', text_template (line 1): {error}")
-    assert "\n" not in message
-    assert isinstance(caught.value, MailpipeError)
-
-
-def test_a_subject_template_is_made_one_line_and_capped() -> None:
-    custom = route(
-        subject_template="\"{{ status }}\\r\\n\\u2028Bcc: x@evil.example {{ 'x' * 400 }}\""
-    )
-
-    subject = render_alertmanager(am(am_firing()), custom).subject
-
-    assert subject.startswith("firing Bcc: x@evil.example xxx")
-    assert len(subject) == SUBJECT_MAX_CHARS and subject.endswith("…")
-
-
-def test_a_subject_template_that_renders_nothing_is_a_render_error() -> None:
-    with pytest.raises(RenderError, match="subject_template: rendered an empty subject"):
-        render_alertmanager(am(am_firing()), route(subject_template='"{{ payload.missing }}"'))
-
-
-# --- JSON webhooks --------------------------------------------------------------
-
-
-def test_a_json_webhook_renders_through_the_routes_templates() -> None:
-    custom = route(
-        subject_template='"Backup {{ payload.job }} {{ payload.result | upper }}"',
-        text_template='"{{ payload.job }} took {{ payload.seconds }} s{{ payload.note }}"',
-        html_template='"<p>{{ payload.host }}</p>"',
-    )
-    body = {"job": "nightly", "result": "failed", "seconds": 4812, "note": None, "host": "<b>"}
-
-    rendered = render_json(body, custom)
-
-    assert rendered == Rendered(
-        subject="Backup nightly FAILED",
-        text="nightly took 4812 s",
-        html="<p>&lt;b&gt;</p>",
-        idempotency_key=None,
-    )
-
-
-def test_a_json_webhook_accepts_any_json_value() -> None:
-    custom = route(
-        subject_template='"{{ payload | length }} items"', text_template='"{{ payload[0] }}"'
-    )
-
-    assert render_json(["a", "b"], custom).subject == "2 items"
-
-
-@pytest.mark.parametrize("missing", ["subject_template", "text_template"])
-def test_a_json_webhook_needs_a_subject_and_a_text_template(missing: str) -> None:
-    templates = {"subject_template": '"s"', "text_template": '"t"'}
-    del templates[missing]
-
-    with pytest.raises(RenderError, match=f"route 'oncall', {missing}: required"):
-        render_json({}, route(**templates))
-
-
 # --- one line -------------------------------------------------------------------
 
 
@@ -435,105 +258,3 @@ def test_a_lone_surrogate_from_json_is_replaced_rather_than_breaking_the_mail() 
     assert rendered.subject == "[FIRING:3] DiskFull db-\ufffd"
     for part in (rendered.subject, rendered.text, rendered.html or ""):
         part.encode("utf-8")
-
-
-# --- properties -------------------------------------------------------------------
-
-_NASTY = [
-    "\r", "\n", "\r\n", "\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\u2028", "\u2029",
-    "\t", " ", "<script>", "<SCRIPT src=//evil.example>", "</script>", "&", '"', "'", "{{ x }}",
-    "{%", "x" * 120, "é", "警报",
-]  # fmt: skip
-_TEXT = st.lists(st.one_of(st.sampled_from(_NASTY), st.text(max_size=8)), max_size=6).map("".join)
-_LABELS = st.dictionaries(_TEXT, _TEXT, max_size=4)
-_STATUS = st.sampled_from(["firing", "resolved"])
-
-
-@st.composite
-def _alert_bodies(draw: st.DrawFn) -> dict[str, Any]:
-    return {
-        "status": draw(_STATUS),
-        "labels": {"alertname": draw(_TEXT), **draw(_LABELS)},
-        "annotations": draw(_LABELS),
-        "startsAt": "2024-05-14T09:12:43.519331274Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": draw(st.sampled_from([GENERATOR, "javascript:alert(1)", ""])),
-        "fingerprint": draw(st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)),
-    }
-
-
-@st.composite
-def _group_bodies(draw: st.DrawFn) -> dict[str, Any]:
-    return {
-        "receiver": draw(_TEXT),
-        "status": draw(_STATUS),
-        "alerts": draw(st.lists(_alert_bodies(), min_size=1, max_size=3)),
-        "groupLabels": draw(_LABELS),
-        "commonLabels": draw(_LABELS),
-        "commonAnnotations": draw(_LABELS),
-        "externalURL": draw(_TEXT),
-        "groupKey": draw(_TEXT),
-        "truncatedAlerts": draw(st.integers(min_value=0, max_value=5)),
-    }
-
-
-def _assert_safe(rendered: Rendered) -> None:
-    subject = rendered.subject
-    assert len(subject) <= SUBJECT_MAX_CHARS
-    assert subject == subject.strip()
-    assert not any(unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") for c in subject)
-    assert "<script" not in (rendered.html or "").lower()
-
-
-_PROPERTY = settings(max_examples=100, deadline=None, database=None)
-_ROUTE_WITH_TEMPLATES = Route(
-    name="oncall",
-    profile="relay",
-    to=("oncall@example.com",),
-    subject_template=route(
-        subject_template='"{{ alerts[0].labels.alertname }} {{ payload.commonLabels }}"'
-    ).subject_template,
-    html_template=route(
-        html_template='"<p>{% for a in alerts %}{{ a.labels }}{{ a.annotations }}{% endfor %}</p>"'
-    ).html_template,
-)
-
-
-@_PROPERTY
-@given(body=_group_bodies(), use_route=st.booleans())
-def test_any_alertmanager_group_renders_safely_or_fails_with_a_render_error(
-    body: dict[str, Any], use_route: bool
-) -> None:
-    try:
-        rendered = render_alertmanager(am(body), _ROUTE_WITH_TEMPLATES if use_route else None)
-    except RenderError:
-        return
-    _assert_safe(rendered)
-
-
-@_PROPERTY
-@given(body=_group_bodies(), title=_TEXT, values=st.dictionaries(_TEXT, st.floats(), max_size=3))
-def test_any_grafana_group_renders_safely_or_fails_with_a_render_error(
-    body: dict[str, Any], title: str, values: dict[str, float]
-) -> None:
-    body.update(title=title, orgId=1, version="1")
-    for alert in body["alerts"]:
-        alert.update(silenceURL=title, dashboardURL=GENERATOR, values=values)
-    try:
-        rendered = render_grafana(grafana(body))
-    except RenderError:
-        return
-    _assert_safe(rendered)
-
-
-@_PROPERTY
-@given(body=_group_bodies(), order=st.randoms(use_true_random=False))
-def test_the_idempotency_key_does_not_depend_on_the_order_of_the_alerts(
-    body: dict[str, Any], order: Any
-) -> None:
-    shuffled = copy.deepcopy(body)
-    order.shuffle(shuffled["alerts"])
-
-    assert render_alertmanager(am(body)).idempotency_key == (
-        render_alertmanager(am(shuffled)).idempotency_key
-    )
