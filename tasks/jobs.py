@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from celery import Task
 
 from worker import redis_keys
-from worker.celery import REQUEUE_TASK, SEND_TASK, app
+from worker.celery import REQUEUE_TASK, SEND_TASK, app, queue_of, waiting_messages
 from worker.delivery import deliver
 from worker.intake import publish
 from worker.redis_adapter import Lock
 from worker.runtime import Runtime, get_runtime
+from worker.settings import Settings
+from worker.store import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +33,36 @@ def send_notification(self: Task, job_id: str) -> None:
 
 @app.task(name=REQUEUE_TASK)
 def requeue_stale_jobs() -> int:
-    """Publish jobs that are due but have no live task message (beat, every minute).
+    """Publish the jobs whose task message is missing (beat, every few seconds).
 
-    Covers delays kept in the database and a broker that lost its data. A
-    duplicate message is harmless: the job claim lets only one through.
+    Jobs waiting in the database until due, jobs whose worker died mid-send
+    (lease expired), and jobs the broker lost; never a second message for a
+    job whose message is only slow (``worker.store.sweeps``). A duplicate
+    would still be harmless: the claim lets one through.
     """
     rt = get_runtime()
-    with beat_lock(rt, "requeue") as held:
+    settings = rt.settings
+    with beat_lock(rt, "requeue", settings.sweep_interval_seconds) as held:
         if not held:
             return 0
-        grace = timedelta(seconds=rt.settings.requeue_grace_seconds)
-        stale = rt.store.stale_jobs(grace=grace)
+        now = utcnow()
+        grace = timedelta(seconds=settings.requeue_grace_seconds)
+        stale = rt.store.unpublished_jobs(now, grace=grace)
+        waiting = {p: waiting_messages(rt.celery, queue_of(p)) for p in ("high", "normal")}
+        if None not in waiting.values():  # the broker can say what it holds
+            known = {p: n for p, n in waiting.items() if n is not None}
+            stale += rt.store.lost_jobs(now, grace=grace, waiting_by_priority=known)
         published = sum(publish(rt, job_id, priority) for job_id, priority in stale)
     if stale:
-        log.info("requeued %d of %d stale jobs", published, len(stale))
+        log.info("requeued %d of %d jobs without a task message", published, len(stale))
     return published
 
 
-def beat_lock(rt: Runtime, task: str) -> Lock:
+def beat_lock(rt: Runtime, task: str, interval_seconds: float) -> Lock:
     """Held while a periodic task runs, so two beats started by mistake do not double the work.
 
-    ``with beat_lock(rt, name) as held:`` — ``held`` is False when another run
-    holds it; its TTL frees it before the next run if that run died.
+    ``with beat_lock(rt, name, interval) as held:`` — ``held`` is False when
+    another run holds it; its TTL frees it before the next run if that run died.
     """
-    return Lock(rt.redis, redis_keys.beat_lock(task), rt.settings.beat_lock_seconds)
+    ttl = Settings.beat_lock_seconds(interval_seconds)
+    return Lock(rt.redis, redis_keys.beat_lock(task), ttl)

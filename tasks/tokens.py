@@ -27,7 +27,7 @@ def refresh_expiring_tokens() -> int:
     rt = get_runtime()
     settings = rt.settings
     refreshed = 0
-    with beat_lock(rt, "refresh") as held:
+    with beat_lock(rt, "refresh", settings.beat_interval_seconds) as held:
         if not held:
             return 0
         within = settings.token_skew_seconds + settings.token_refresh_window_seconds

@@ -19,7 +19,7 @@ from tests.support import (
     POSTGRES_URL,
     RedisServer,
     fresh_database,
-    postgres_reachable,
+    postgres_problem,
 )
 from worker.store import Store
 
@@ -102,8 +102,10 @@ def secrets(request: pytest.FixtureRequest) -> Iterator[SecretRegistry]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database with the current schema: SQLite, and PostgreSQL when reachable."""
-    if request.param == "postgresql" and not postgres_reachable():
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: PostgreSQL variant skipped")
+    if request.param == "postgresql" and (problem := postgres_problem()):
+        if problem == "not running":
+            pytest.skip(f"no PostgreSQL server at {POSTGRES_URL}: PostgreSQL variant skipped")
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} answers but refuses the tests: {problem}")
     return fresh_database(request.param, tmp_path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -26,25 +27,63 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def postgres_reachable() -> bool:
+def postgres_problem() -> str | None:
+    """None when the PostgreSQL server at POSTGRES_URL lets us in; else why not.
+
+    "not running" means nothing answers (a machine without PostgreSQL): the
+    PostgreSQL variants are skipped. Any other problem (a server that answers
+    but refuses us) must fail them, not skip them.
+    """
     try:
         import psycopg
 
         with psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), connect_timeout=2):
-            return True
-    except Exception:
-        return False
+            return None
+    except Exception as exc:
+        text = str(exc)
+        if "Connection refused" in text or "No such file or directory" in text:
+            return "not running"
+        return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+_OWN_DATABASE: list[str] = []
+
+
+def _own_postgres_database() -> str:
+    """A database of this process's own on the server at POSTGRES_URL, dropped at exit.
+
+    The server is shared with other software and other test runs: nothing
+    here ever touches a database it did not create.
+    """
+    if not _OWN_DATABASE:
+        name = f"mailpipe_test_{os.getpid()}_{secrets.token_hex(3)}"
+        admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = sqlalchemy.make_url(POSTGRES_URL).set(database=name)
+        _OWN_DATABASE.append(url.render_as_string(hide_password=False))
+        atexit.register(_drop_database, name)
+    return _OWN_DATABASE[0]
+
+
+def _drop_database(name: str) -> None:
+    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def fresh_database(kind: str, directory: Path) -> str:
     """The URL of an empty database at the current schema: "sqlite" or "postgresql".
 
-    PostgreSQL means the (disposable) database at POSTGRES_URL, emptied first.
+    PostgreSQL means this process's own database (created on first use,
+    dropped at exit), emptied first.
     """
     if kind == "sqlite":
         url = f"sqlite:///{directory / f'mailpipe-{secrets.token_hex(4)}.db'}"
     else:
-        url = POSTGRES_URL
+        url = _own_postgres_database()
         engine = sqlalchemy.create_engine(url)
         with engine.begin() as connection:
             connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE"))

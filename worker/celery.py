@@ -28,8 +28,8 @@ EXCHANGE = Exchange("mailpipe", type="direct")
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {"visibility_timeout": settings.visibility_timeout_seconds}
-    beat_options = {"queue": CRITICAL_QUEUE, "expires": settings.beat_expires_seconds}
-    every = timedelta(seconds=settings.beat_interval_seconds)
+    refresh = settings.beat_interval_seconds
+    sweep = settings.sweep_interval_seconds
     return {
         "broker_url": settings.broker_url.get_secret_value(),
         "broker_transport_options": transport,
@@ -62,16 +62,39 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             "refresh-expiring-tokens": {
                 "task": REFRESH_TASK,
-                "schedule": every,
-                "options": beat_options,
+                "schedule": timedelta(seconds=refresh),
+                "options": {
+                    "queue": CRITICAL_QUEUE,
+                    "expires": Settings.beat_expires_seconds(refresh),
+                },
             },
+            # Often: a job whose worker died is sent again within a lease and a sweep.
             "requeue-stale-jobs": {
                 "task": REQUEUE_TASK,
-                "schedule": every,
-                "options": beat_options,
+                "schedule": timedelta(seconds=sweep),
+                "options": {
+                    "queue": CRITICAL_QUEUE,
+                    "expires": Settings.beat_expires_seconds(sweep),
+                },
             },
         },
     }
+
+
+def queue_of(priority: str) -> str:
+    return CRITICAL_QUEUE if priority == "high" else QUEUE
+
+
+def waiting_messages(celery: Celery, queue: str) -> int | None:
+    """Task messages waiting on ``queue`` now; None when the broker cannot say."""
+    try:
+        with celery.connection_for_read() as connection:
+            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+            return int(declared.message_count)
+    except Exception as exc:  # any transport's error; a queue nobody declared yet is empty
+        if "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower():
+            return 0
+        return None
 
 
 def producer_app(settings: Settings) -> Celery:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import redis
 
 from worker import redis_keys
+from worker.errors import UnavailableError
+from worker.redis_adapter import redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,9 @@ class Metrics:
             pipe.hincrbyfloat(key, f"{base}|sum", value)
             pipe.hincrby(key, f"{base}|count", 1)
         try:
-            pipe.execute()
-        except redis.RedisError as exc:
+            with redis_errors("metrics"):
+                pipe.execute()
+        except UnavailableError as exc:
             log.warning("metrics not recorded (%s: %s)", type(exc).__name__, exc)
 
     def counter(self, name: str) -> dict[tuple[tuple[str, str], ...], int]:

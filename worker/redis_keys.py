@@ -37,6 +37,11 @@ def metric(name: str) -> str:
     return f"{PREFIX}:metrics:{name}"
 
 
+def sent_mark(job_id: str, send: int) -> str:
+    """A send's outcome after the server accepted it, kept until it is recorded."""
+    return f"{PREFIX}:sent:{job_id}:{send}"
+
+
 def beat_lock(task: str) -> str:
     """Held while a periodic task runs, so a second beat does not double the work."""
     return f"{PREFIX}:lock:beat:{task}"

@@ -16,7 +16,7 @@ from celery import Celery
 
 from worker.celery import app, producer_app
 from worker.credentials import Credentials, Profiles, TokenCache, load_profiles
-from worker.delivery import RateLimiter
+from worker.delivery import Leases, RateLimiter
 from worker.metrics import Metrics
 from worker.settings import Settings, get_settings
 from worker.store import DatabaseRefreshTokenStore, Store
@@ -35,10 +35,12 @@ class Runtime:
     transport: Transport
     limiter: RateLimiter
     metrics: Metrics
+    leases: Leases
     # Publishes task messages to this runtime's broker.
     celery: Celery
 
     def close(self) -> None:
+        self.leases.close()
         self.transport.close()
         self.credentials.cache.close()
         self.store.dispose()
@@ -73,6 +75,11 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         transport=SmtpPool.from_settings(settings, credentials, slots),
         limiter=RateLimiter(client),
         metrics=Metrics(client),
+        leases=Leases(
+            store,
+            lease_seconds=settings.send_lease_seconds,
+            max_hold_seconds=settings.send_max_seconds,
+        ),
         celery=celery,
     )
 

@@ -77,9 +77,17 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: int = Field(3600, ge=1)
     task_soft_time_limit_seconds: int = Field(240, ge=1)
     task_time_limit_seconds: int = Field(300, ge=1)
-    # A claimed job whose worker died is sent again after this lease ends.
-    send_lease_seconds: float = Field(360.0, gt=0)
+    # A claimed job's lease: renewed every third of it while its worker lives,
+    # so a job whose worker died is taken over within about this long.
+    send_lease_seconds: float = Field(30.0, ge=1, le=3600)
+    # A send still running after this is no longer renewed (the threads pool
+    # cannot stop a hung send); prefork's time limit stops it before.
+    send_max_seconds: float = Field(330.0, gt=0)
     requeue_grace_seconds: float = Field(120.0, gt=0)
+    # How often beat sweeps for jobs to publish again (abandoned, lost, due).
+    sweep_interval_seconds: float = Field(5.0, ge=1, le=3600)
+    # A sent job's outcome is kept in Redis this long, in case recording it fails.
+    sent_mark_seconds: float = Field(86400.0, ge=60)
     idempotency_window_seconds: float = Field(86400.0, ge=0)
     # Beat runs the token pre-refresh and the stale-job sweep this often.
     beat_interval_seconds: float = Field(60.0, ge=1, le=3600)
@@ -119,9 +127,9 @@ class Settings(BaseSettings):
                 "task_soft_time_limit_seconds must be shorter than task_time_limit_seconds",
             ),
             (
-                self.task_time_limit_seconds >= self.send_lease_seconds,
-                "send_lease_seconds must be longer than task_time_limit_seconds "
-                "(a second worker could take over a job still being sent)",
+                self.task_time_limit_seconds >= self.send_max_seconds,
+                "send_max_seconds must be longer than task_time_limit_seconds "
+                "(a second worker could take over a job the time limit has not stopped)",
             ),
             (
                 self.smtp_slot_lease_seconds <= self.smtp_idle_timeout_seconds,
@@ -145,16 +153,16 @@ class Settings(BaseSettings):
         last_request = self.token_connect_timeout_seconds + 2 * self.token_read_timeout_seconds
         return max(120.0, self.token_deadline_seconds + last_request + 30.0)
 
-    @property
-    def beat_expires_seconds(self) -> float:
+    @staticmethod
+    def beat_expires_seconds(interval_seconds: float) -> float:
         """A beat run that could not start before the next one is dropped: it does the same."""
-        return self.beat_interval_seconds * 0.9
+        return interval_seconds * 0.9
 
-    @property
-    def beat_lock_seconds(self) -> float:
-        """Held while a beat run works; shorter than the interval so the next run is never
+    @staticmethod
+    def beat_lock_seconds(interval_seconds: float) -> float:
+        """Held while a beat run works; shorter than its interval so the next run is never
         locked out by a run that died."""
-        return self.beat_interval_seconds * 0.8
+        return interval_seconds * 0.8
 
     def token_retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

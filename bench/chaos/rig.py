@@ -24,34 +24,8 @@ from bench.chaos.token_endpoint import FlakyTokenEndpoint
 from bench.chaos.workers import Workers
 from bench.chaos_sink import ChaosSink
 from tests.leaks import SecretRegistry
-from tests.support import POSTGRES_URL, fresh_database
+from tests.support import fresh_database
 from worker.runtime import Runtime
-
-
-@contextlib.contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    """A fresh database: SQLite in the work directory, or a throwaway PostgreSQL database
-    created next to the test suite's (never the test suite's own, which it shares)."""
-    if kind == "sqlite":
-        yield fresh_database("sqlite", workdir)
-        return
-    from worker.store import Store
-
-    name = f"mailpipe_chaos_{secrets.token_hex(4)}"
-    url_object = sqlalchemy.make_url(POSTGRES_URL).set(database=name)
-    url = url_object.render_as_string(hide_password=False)
-    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    try:
-        store = Store(url)
-        store.upgrade()
-        store.engine.dispose()
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sqlalchemy.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def write_profiles(path: Path, clients: dict[str, str], sink_port: int, token_url: str) -> None:
@@ -123,7 +97,7 @@ def rig(plan: Plan, workdir: Path, logs: Path, database_kind: str) -> Iterator[R
         settings = {
             "broker_url": f"{redis_server.url}/0",
             "redis_url": f"{redis_server.url}/1",
-            "database_url": stack.enter_context(database(database_kind, workdir)),
+            "database_url": fresh_database(database_kind, workdir),
             "profiles_file": str(profiles),
             "secret_key": Fernet.generate_key().decode(),
             **RECOVERY_SETTINGS,

@@ -16,7 +16,7 @@ from bench import profiling
 from bench.run.plan import QUICK, Plan, measure
 from bench.run.processes import REPO
 from bench.run.report import report
-from tests.support import postgres_reachable
+from tests.support import postgres_problem
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
             parser.error("--profile needs py-spy: pip install -e '.[bench]'")
         plan = dataclasses.replace(plan, profile=True)
     # The quick run leaves PostgreSQL to the test suite's own store tests.
-    postgres = not args.quick and postgres_reachable()
+    postgres = not args.quick and postgres_problem() is None
     stores = ["sqlite"] + (["postgresql"] if postgres else [])
     with tempfile.TemporaryDirectory() as tmpdir:
         results = measure(plan, stores, Path(tmpdir))

@@ -230,7 +230,7 @@ def test_a_worker_refuses_an_out_of_date_schema(pipeline: Pipeline, tmp_path: Pa
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "mailpipe: error: the database schema is at nothing, this mailpipe needs 0001: "
+        "mailpipe: error: the database schema is at nothing, this mailpipe needs 0002: "
         "run `mailpipe db upgrade`"
     )
 

@@ -1,6 +1,16 @@
 """Delivery: claim a job, respect the mailbox's limits, send it, record the attempt, decide."""
 
+from worker.delivery.decide import Decision, next_step
+from worker.delivery.leases import Leases
 from worker.delivery.rate_limit import RateLimiter
-from worker.delivery.service import Decision, DeliveryContext, deliver
+from worker.delivery.service import DeliveryContext, deliver, envelope
 
-__all__ = ["Decision", "DeliveryContext", "RateLimiter", "deliver"]
+__all__ = [
+    "Decision",
+    "DeliveryContext",
+    "Leases",
+    "RateLimiter",
+    "deliver",
+    "envelope",
+    "next_step",
+]

@@ -2,10 +2,8 @@
 
 Testable without Celery: it returns a Decision that the task turns into
 "done", a retry with a countdown, or nothing (the job waits in the database
-and ``requeue_stale_jobs`` publishes it when due). This is the one place that
-decides what an outcome means for the job: delivered → done; permanent →
-failed, never retried; transient and auth rejected (the transport already
-tried one fresh token) → retry with backoff until the attempts run out.
+and the sweep publishes it when due). ``decide`` is the one place that
+decides what an outcome means for the job (see its docstring).
 """
 
 from __future__ import annotations
@@ -14,30 +12,24 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
-from providers.backoff import full_jitter
-from worker.credentials import Profiles
+import redis
+
+from worker.credentials import Profile, Profiles
+from worker.delivery import sent_marks
+from worker.delivery.decide import Decision, record
+from worker.delivery.leases import Leases
 from worker.delivery.rate_limit import RateLimiter
 from worker.errors import MailpipeError
-from worker.metrics import Metrics, Samples
+from worker.metrics import Metrics
 from worker.settings import Settings
-from worker.store import AttemptRecord, Job, Store, utcnow
+from worker.store import Job, Store, utcnow
 from worker.transport import OutgoingMessage, Phase, SendResult, Transport, outcome
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the task should do next."""
-
-    action: Literal["done", "skip", "retry", "wait"]
-    countdown_seconds: float = 0.0
-    reason: str = ""
 
 
 class DeliveryContext(Protocol):
@@ -55,6 +47,10 @@ class DeliveryContext(Protocol):
     def transport(self) -> Transport: ...
     @property
     def metrics(self) -> Metrics: ...
+    @property
+    def leases(self) -> Leases: ...
+    @property
+    def redis(self) -> redis.Redis: ...
 
 
 def deliver(
@@ -68,36 +64,70 @@ def deliver(
     job = rt.store.claim(job_id, worker, timedelta(seconds=settings.send_lease_seconds))
     if job is None:
         return Decision("skip", reason="delivered, failed, not due, or being sent elsewhere")
+    assert job.claim_id is not None
+    with rt.leases.hold(job.claim_id):
+        return _deliver_claimed(rt, job, worker, now)
+
+
+def _deliver_claimed(
+    rt: DeliveryContext, job: Job, worker: str, now: Callable[[], datetime]
+) -> Decision:
+    settings = rt.settings
+    unrecorded = range(job.attempt_count + 1, job.sends)  # earlier sends with no attempt row
+    accepted = sent_marks.find(rt.redis, job.id, unrecorded)
+    if accepted is not None:
+        log.warning("job %s: an earlier send was accepted but not recorded; recording it", job.id)
+        return record(rt, job, SendResult(accepted), worker, now(), now)
+    if job.sends > settings.retry_max_attempts:
+        text = f"sent {job.sends - 1} times without a recorded outcome; giving up"
+        return record(rt, job, _failed("connect", MailpipeError(text)), worker, now(), now)
     try:
         profile = rt.profiles.get(job.profile)
     except MailpipeError as exc:
-        return _record(rt, job, _failed("connect", exc), worker, now(), now)
-    try:
-        wait = rt.limiter.take(profile, len(job.recipients))
-    except MailpipeError as exc:  # Redis unreachable: not the job's fault, try again soon
-        log.warning("job %s: %s", job_id, exc)
-        wait = settings.retry_base_seconds
+        return record(rt, job, _failed("connect", exc), worker, now(), now)
+    wait = _take_limits(rt, job, profile)
     if wait == float("inf"):
         text = f"the message has more recipients than profile {profile.name} may send to a day"
-        return _record(rt, job, _failed("connect", MailpipeError(text)), worker, now(), now)
+        return record(rt, job, _failed("connect", MailpipeError(text)), worker, now(), now)
     if wait > 0:
-        # Not an attempt: the job just goes back in line.
-        rt.store.reschedule(job_id, worker, now() + timedelta(seconds=wait))
-        return _later(rt, wait, reason=f"rate limit of profile {profile.name}")
+        return _back_in_line(rt, job, wait, now, reason=f"rate limit of profile {profile.name}")
     started = now()
-    delivery = _send(rt, job)
-    if delivery.busy:
+    result = _send(rt, job)
+    if result.busy:
         # Like a rate limit: the mailbox is busy, the job did not get a try.
-        wait = rt.settings.smtp_slot_wait_seconds
-        rt.store.reschedule(job_id, worker, now() + timedelta(seconds=wait))
-        return _later(rt, wait, reason=delivery.outcome.text)
-    return _record(rt, job, delivery, worker, started, now)
+        wait = settings.smtp_slot_wait_seconds
+        return _back_in_line(rt, job, wait, now, reason=result.outcome.text)
+    if any(r.accepted for r in result.outcome.recipients):
+        sent_marks.mark(rt.redis, job.id, job.sends, result.outcome, settings.sent_mark_seconds)
+    return record(rt, job, result, worker, started, now)
+
+
+def _take_limits(rt: DeliveryContext, job: Job, profile: Profile) -> float:
+    try:
+        return rt.limiter.take(profile, len(envelope(job)))
+    except MailpipeError as exc:  # Redis unreachable: not the job's fault, try again soon
+        log.warning("job %s: %s", job.id, exc)
+        return rt.settings.retry_base_seconds
+
+
+def _back_in_line(
+    rt: DeliveryContext, job: Job, wait: float, now: Callable[[], datetime], *, reason: str
+) -> Decision:
+    """Not an attempt and not a send: the job just goes back in line."""
+    assert job.claim_id is not None
+    rt.store.reschedule(job.id, job.claim_id, now() + timedelta(seconds=wait))
+    return Decision.later(rt.settings, wait, reason=reason)
+
+
+def envelope(job: Job) -> tuple[str, ...]:
+    """The recipients this send goes to: all, or those a partial delivery left."""
+    return tuple(job.pending if job.pending is not None else job.recipients)
 
 
 def _send(rt: DeliveryContext, job: Job) -> SendResult:
     message = OutgoingMessage(
         sender=job.sender,
-        recipients=tuple(job.recipients),
+        recipients=envelope(job),
         data=job.message,
         message_id=job.message_id,
         smtputf8=job.smtputf8,
@@ -120,77 +150,6 @@ def _send(rt: DeliveryContext, job: Job) -> SendResult:
         unexpected = MailpipeError(f"unexpected {type(exc).__name__}", kind="transient")
         return _failed("connect", unexpected, seconds=time.monotonic() - started)
     return _failed("token", error, seconds=time.monotonic() - started)
-
-
-def _record(
-    rt: DeliveryContext,
-    job: Job,
-    delivery: SendResult,
-    worker: str,
-    started: datetime,
-    now: Callable[[], datetime],
-) -> Decision:
-    settings = rt.settings
-    result = delivery.outcome
-    attempt = job.attempt_count + 1
-    next_attempt_at = None
-    delay = 0.0
-    if result.kind == "delivered":
-        status = "delivered"
-    elif result.kind == "permanent" or attempt >= settings.retry_max_attempts:
-        status = "failed"
-    else:
-        status = "queued"
-        delay = full_jitter(
-            attempt,
-            base_seconds=settings.retry_base_seconds,
-            max_seconds=settings.retry_max_seconds,
-        )
-        # A token endpoint's Retry-After (e.g. Microsoft's 429, 60 s) is a floor.
-        delay = max(delay, result.retry_after_seconds or 0.0)
-        next_attempt_at = now() + timedelta(seconds=delay)
-    record = AttemptRecord(
-        profile=job.profile,
-        started_at=started,
-        ended_at=now(),
-        worker=worker,
-        outcome=result,
-        token_source=delivery.token_source,
-        token_seconds=delivery.token_seconds,
-        reused_connection=delivery.reused_connection,
-    )
-    rt.store.record_attempt(
-        job.id, record, number=attempt, status=status, next_attempt_at=next_attempt_at
-    )
-    rt.metrics.record(_samples(job, record, status))
-    if status == "queued":
-        # A planned retry is not an error.
-        log.info("job %s attempt %d: %s; retry in %.0fs", job.id, attempt, result.summary(), delay)
-        return _later(rt, delay, reason=result.summary())
-    level = logging.INFO if status == "delivered" else logging.WARNING
-    log.log(level, "job %s attempt %d: %s", job.id, attempt, result.summary())
-    return Decision("done", reason=result.summary())
-
-
-def _samples(job: Job, record: AttemptRecord, status: str) -> Samples:
-    profile = {"profile": job.profile}
-    samples = Samples().count("attempts", {**profile, "outcome": record.outcome.kind})
-    seconds = (record.ended_at - record.started_at).total_seconds()
-    samples.observe("send_duration_seconds", profile, seconds)
-    if status == "delivered":
-        samples.count("jobs_delivered", profile)
-        waited = (record.ended_at - job.created_at).total_seconds()
-        samples.observe("enqueue_to_accepted_seconds", profile, waited)
-    elif status == "failed":
-        samples.count("jobs_failed", profile)
-    return samples
-
-
-def _later(rt: DeliveryContext, delay: float, *, reason: str) -> Decision:
-    if delay <= rt.settings.broker_max_countdown_seconds:
-        return Decision("retry", countdown_seconds=delay, reason=reason)
-    # Longer than the broker should hold a message: wait in the database.
-    return Decision("wait", countdown_seconds=delay, reason=reason)
 
 
 def _failed(phase: Phase, error: MailpipeError, *, seconds: float | None = None) -> SendResult:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from worker.celery import CRITICAL_QUEUE, QUEUE, SEND_TASK
+from worker.celery import SEND_TASK, queue_of
 from worker.intake.message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Attachment,
@@ -109,7 +109,7 @@ def publish(
     ``record`` notes the publish time, which keeps the sweeper from sending
     the job again while this message is in flight.
     """
-    queue = CRITICAL_QUEUE if priority == "high" else QUEUE
+    queue = queue_of(priority)
     try:
         rt.celery.send_task(
             SEND_TASK,

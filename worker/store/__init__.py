@@ -1,7 +1,8 @@
 """The store: the database is the system of record (jobs, attempts, rotated refresh tokens)."""
 
+from worker.store.claims import AttemptRecord, NextStep
 from worker.store.database import Database, StoreUnavailableError, alembic_config
-from worker.store.jobs import AttemptRecord, Store
+from worker.store.jobs import Store
 from worker.store.refresh_tokens import DatabaseRefreshTokenStore
 from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, utcnow
 
@@ -12,6 +13,7 @@ __all__ = [
     "Database",
     "DatabaseRefreshTokenStore",
     "Job",
+    "NextStep",
     "RefreshToken",
     "Store",
     "StoreUnavailableError",

@@ -84,9 +84,16 @@ class Job(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Last time a task message for this job was put on the broker.
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # While status is "sending": who sends it, and until when the claim holds.
+    # While status is "sending": who sends it, and until when the claim holds
+    # (renewed while the worker is alive); claim_id is new at every claim.
     worker: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_id: Mapped[str | None] = mapped_column(String(32))
+    # Claims that went on to send (counted at the claim, so a send whose record
+    # was lost still counts): capped by retry_max_attempts.
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Recipients still to send after a delivery some refused for now; None: all.
+    pending: Mapped[list[str] | None] = mapped_column(JSON)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))
     outcome_text: Mapped[str | None] = mapped_column(Text)

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy
 
 from worker.errors import ConfigError
-from worker.store import AttemptRecord, Job, Store, utcnow
+from worker.store import AttemptRecord, Job, NextStep, Store, utcnow
 from worker.transport import Outcome, RecipientResult
 
 WINDOW = timedelta(hours=24)
@@ -61,31 +61,38 @@ def test_a_claim_whose_lease_ran_out_can_be_taken_over(store: Store) -> None:
     assert taken.worker == "worker-b"
 
 
+def claim(store: Store, job_id: str, worker: str = "w", lease_minutes: float = 5) -> Job:
+    job = store.claim(job_id, worker, timedelta(minutes=lease_minutes))
+    assert job is not None and job.claim_id is not None
+    return job
+
+
 def test_a_job_is_not_claimed_before_it_is_due(store: Store) -> None:
     job_id, _ = store.add_job(new_job(), idempotency_window=WINDOW)
-    store.claim(job_id, "w", timedelta(minutes=5))
-    store.reschedule(job_id, "w", utcnow() + timedelta(minutes=1))
+    job = claim(store, job_id)
+    store.reschedule(job_id, str(job.claim_id), utcnow() + timedelta(minutes=1))
     assert store.claim(job_id, "w", timedelta(minutes=5)) is None
+    assert store.get_job(job_id).sends == 0, "a rescheduled claim sent nothing"  # type: ignore[union-attr]
 
 
 def test_attempts_are_recorded_with_recipients_and_the_job_finishes(store: Store) -> None:
     job_id, _ = store.add_job(new_job(), idempotency_window=WINDOW)
-    store.claim(job_id, "w", timedelta(minutes=5))
+    first = claim(store, job_id)
     started = datetime.now(UTC)
     transient = Outcome(
         kind="transient", phase="rcpt", code=451, enhanced_code="4.3.0", text="4.3.0 later"
     )
-    store.record_attempt(
+    assert store.record_attempt(
         job_id,
+        str(first.claim_id),
         AttemptRecord("p", started, started + timedelta(seconds=1), "w", transient, "fresh", 0.02),
         number=1,
-        status="queued",
-        next_attempt_at=started + timedelta(seconds=30),
+        step=NextStep("queued", started + timedelta(seconds=30)),
     )
-    store.claim(job_id, "w", timedelta(minutes=5))  # not due yet
+    assert store.claim(job_id, "w", timedelta(minutes=5)) is None, "not due yet"
     with store.session() as session:
         session.execute(sqlalchemy.update(Job).values(next_attempt_at=None))
-    assert store.claim(job_id, "w", timedelta(minutes=5)) is not None
+    second = claim(store, job_id)
     delivered = Outcome(
         kind="delivered",
         phase="data",
@@ -96,10 +103,10 @@ def test_attempts_are_recorded_with_recipients_and_the_job_finishes(store: Store
     )
     store.record_attempt(
         job_id,
+        str(second.claim_id),
         AttemptRecord("p", started, started, "w", delivered, reused_connection=True),
         number=2,
-        status="delivered",
-        next_attempt_at=None,
+        step=NextStep("delivered"),
     )
     job = store.get_job(job_id)
     assert job is not None
@@ -113,20 +120,39 @@ def test_attempts_are_recorded_with_recipients_and_the_job_finishes(store: Store
     assert [a.outcome for a in store.attempts(failed=True)] == ["transient"]
 
 
-def test_stale_jobs_are_the_due_unpublished_and_the_abandoned(store: Store) -> None:
+def test_the_sweep_finds_the_waiting_and_the_abandoned_and_not_the_in_flight(
+    store: Store,
+) -> None:
     grace = timedelta(seconds=60)
-    lost, _ = store.add_job(new_job("a"), idempotency_window=WINDOW)
-    store.mark_published([lost], at=utcnow() - timedelta(minutes=5))  # the broker lost it
-    fresh, _ = store.add_job(new_job("b"), idempotency_window=WINDOW)  # in flight
+    fresh, _ = store.add_job(new_job("b"), idempotency_window=WINDOW)  # its message in flight
     abandoned, _ = store.add_job(new_job("c"), idempotency_window=WINDOW)
     store.mark_published([abandoned], at=utcnow() - timedelta(minutes=5))
-    store.claim(abandoned, "crashed", timedelta(seconds=-1))
+    claim(store, abandoned, "crashed", lease_minutes=-1 / 60)
     later, _ = store.add_job(new_job("d"), idempotency_window=WINDOW)
-    store.claim(later, "w", timedelta(minutes=5))
-    store.reschedule(later, "w", utcnow() + timedelta(hours=2))
-    stale = {job_id for job_id, _ in store.stale_jobs(grace=grace)}
-    assert stale == {lost, abandoned}
+    store.reschedule(later, str(claim(store, later).claim_id), utcnow() + timedelta(hours=2))
+    waited, _ = store.add_job(new_job("e"), idempotency_window=WINDOW)
+    store.reschedule(waited, str(claim(store, waited).claim_id), utcnow() + timedelta(seconds=1))
+    soon = utcnow() + timedelta(seconds=2)  # the wait is over; no message was published for it
+    stale = {job_id for job_id, _ in store.unpublished_jobs(soon, grace=grace)}
+    assert stale == {abandoned, waited}
     assert fresh not in stale, "a message in flight is not sent twice"
+
+
+def test_jobs_are_lost_only_when_the_queue_holds_fewer_messages_than_it_should(
+    store: Store,
+) -> None:
+    grace = timedelta(seconds=60)
+    old = [store.add_job(new_job(f"o{n}"), idempotency_window=WINDOW)[0] for n in range(3)]
+    store.mark_published(old, at=utcnow() - timedelta(minutes=5))
+    store.add_job(new_job("new"), idempotency_window=WINDOW)  # published just now
+    now = utcnow()
+
+    backlog = store.lost_jobs(now, grace=grace, waiting_by_priority={"normal": 4})
+    assert backlog == [], "a slow queue is not a lost one: no duplicates"
+    one_lost = store.lost_jobs(now, grace=grace, waiting_by_priority={"normal": 3})
+    assert len(one_lost) == 1 and one_lost[0][0] in old
+    flushed = store.lost_jobs(now, grace=grace, waiting_by_priority={"normal": 0})
+    assert {job_id for job_id, _ in flushed} == set(old), "within the grace: not yet"
 
 
 def test_a_database_without_the_schema_is_refused(tmp_path: pytest.TempPathFactory) -> None:
@@ -140,14 +166,16 @@ def test_a_database_without_the_schema_is_refused(tmp_path: pytest.TempPathFacto
 
 def test_a_worker_whose_claim_was_taken_over_does_not_overwrite_the_job(store: Store) -> None:
     job_id, _ = store.add_job(new_job(), idempotency_window=WINDOW)
-    store.claim(job_id, "slow", timedelta(seconds=-1))  # its lease has already run out
-    assert store.claim(job_id, "fast", timedelta(minutes=5)) is not None
+    slow = claim(store, job_id, "slow", lease_minutes=-1 / 60)  # its lease has run out
+    fast = claim(store, job_id, "fast")
     late = datetime.now(UTC)
     failed = Outcome(kind="permanent", phase="data", code=552, text="5.3.4 too big")
-    store.record_attempt(
-        job_id, AttemptRecord("p", late, late, "slow", failed),
-        number=1, status="failed", next_attempt_at=None,
+    assert not store.record_attempt(
+        job_id, str(slow.claim_id), AttemptRecord("p", late, late, "slow", failed),
+        number=1, step=NextStep("failed"),
     )  # fmt: skip
+    assert store.renew([str(slow.claim_id)], timedelta(minutes=5)) == 0, "nor renew its lease"
+    assert store.renew([str(fast.claim_id)], timedelta(minutes=5)) == 1
     job = store.get_job(job_id)
     assert job is not None
     assert (job.status, job.worker, job.attempt_count) == ("sending", "fast", 1)

@@ -21,7 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from worker.celery import CRITICAL_QUEUE, QUEUE
+from worker.celery import CRITICAL_QUEUE, QUEUE, waiting_messages
 from worker.metrics import COUNTERS, HISTOGRAMS
 from worker.runtime import Runtime
 
@@ -97,12 +97,8 @@ class MailpipeCollector(Collector):
         yield depth
 
     def _depth(self, queue: str) -> float:
-        try:
-            with self.runtime.celery.connection_for_read() as connection:
-                declared = connection.default_channel.queue_declare(queue=queue, passive=True)
-                return float(declared.message_count)
-        except Exception:  # a queue nobody declared yet is empty; a broker down shows in readyz
-            return 0.0
+        # A broker that cannot say shows as 0 here and as down in /readyz.
+        return float(waiting_messages(self.runtime.celery, queue) or 0)
 
 
 def exposition(runtime: Runtime) -> tuple[bytes, str]:

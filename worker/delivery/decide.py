@@ -1,0 +1,129 @@
+"""What an outcome means for the job, decided here and only here; then it is recorded.
+
+- delivered to every recipient (or refused for good by some) → done;
+- delivered to some, refused for now by others → those others are retried on
+  their own, with backoff, until the attempts run out;
+- permanent → failed, never retried;
+- transient, or auth rejected (the transport already tried a fresh token) →
+  retried with full-jitter backoff (a Retry-After is a floor) until the
+  attempts run out; then failed.
+
+Delays up to ``broker_max_countdown_seconds`` wait in the broker (a Celery
+retry); longer ones wait in the database for the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from providers.backoff import full_jitter
+from worker.metrics import Samples
+from worker.settings import Settings
+from worker.store import AttemptRecord, Job, NextStep
+from worker.transport import Outcome, SendResult
+
+if TYPE_CHECKING:
+    from worker.delivery.service import DeliveryContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the task should do next."""
+
+    action: Literal["done", "skip", "retry", "wait"]
+    countdown_seconds: float = 0.0
+    reason: str = ""
+
+    @classmethod
+    def later(cls, settings: Settings, delay: float, *, reason: str) -> Decision:
+        if delay <= settings.broker_max_countdown_seconds:
+            return cls("retry", countdown_seconds=delay, reason=reason)
+        # Longer than the broker should hold a message: wait in the database.
+        return cls("wait", countdown_seconds=delay, reason=reason)
+
+
+def next_step(
+    settings: Settings, result: Outcome, attempt: int, now: datetime, *, partly_sent: bool
+) -> tuple[NextStep, float]:
+    """The job's next status (and its recipients still to send), and the delay before it.
+
+    ``partly_sent``: an earlier attempt already delivered to some recipients.
+    """
+    refused_for_now = [
+        r.address for r in result.recipients if not r.accepted and r.kind == "transient"
+    ]
+    exhausted = attempt >= settings.retry_max_attempts
+    if result.kind == "delivered" and (not refused_for_now or exhausted):
+        return NextStep("delivered"), 0.0
+    if result.kind == "permanent" or exhausted:
+        # Giving up on the rest of a partial delivery: the message did arrive,
+        # and each recipient's fate is in the attempts.
+        return NextStep("delivered" if partly_sent else "failed"), 0.0
+    delay = full_jitter(
+        attempt, base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
+    )
+    # A token endpoint's Retry-After (e.g. Microsoft's 429, 60 s) is a floor.
+    delay = max(delay, result.retry_after_seconds or 0.0)
+    pending = refused_for_now if result.kind == "delivered" else None
+    return NextStep("queued", now + timedelta(seconds=delay), pending), delay
+
+
+def record(
+    rt: DeliveryContext,
+    job: Job,
+    sent: SendResult,
+    worker: str,
+    started: datetime,
+    now: Callable[[], datetime],
+) -> Decision:
+    """Decide, write the attempt and the job's next state, count it, log it."""
+    result = sent.outcome
+    attempt = job.attempt_count + 1
+    ended = now()
+    step, delay = next_step(
+        rt.settings, result, attempt, ended, partly_sent=job.pending is not None
+    )
+    entry = AttemptRecord(
+        profile=job.profile,
+        started_at=started,
+        ended_at=ended,
+        worker=worker,
+        outcome=result,
+        token_source=sent.token_source,
+        token_seconds=sent.token_seconds,
+        reused_connection=sent.reused_connection,
+    )
+    assert job.claim_id is not None
+    rt.store.record_attempt(job.id, job.claim_id, entry, number=attempt, step=step)
+    rt.metrics.record(_samples(job, entry, step.status))
+    if step.status == "queued":
+        # A planned retry is not an error.
+        waiting = f" ({len(step.pending)} recipient(s) still to send)" if step.pending else ""
+        log.info(
+            "job %s attempt %d: %s%s; retry in %.0fs",
+            job.id, attempt, result.summary(), waiting, delay,
+        )  # fmt: skip
+        return Decision.later(rt.settings, delay, reason=result.summary())
+    level = logging.INFO if step.status == "delivered" else logging.WARNING
+    log.log(level, "job %s attempt %d: %s", job.id, attempt, result.summary())
+    return Decision("done", reason=result.summary())
+
+
+def _samples(job: Job, entry: AttemptRecord, status: str) -> Samples:
+    profile = {"profile": job.profile}
+    samples = Samples().count("attempts", {**profile, "outcome": entry.outcome.kind})
+    seconds = (entry.ended_at - entry.started_at).total_seconds()
+    samples.observe("send_duration_seconds", profile, seconds)
+    if status == "delivered":
+        samples.count("jobs_delivered", profile)
+        waited = (entry.ended_at - job.created_at).total_seconds()
+        samples.observe("enqueue_to_accepted_seconds", profile, waited)
+    elif status == "failed":
+        samples.count("jobs_failed", profile)
+    return samples

@@ -1,0 +1,268 @@
+"""Claims: who is sending a job, for how long, and what the attempt came to.
+
+A claim is one conditional ``UPDATE … RETURNING``: a job is taken only when
+it is queued and due, or when its sender's lease ran out (the sender died).
+Each claim has its own id; the lease is renewed while the sender lives, and
+every later write of the claim (renew, give back, record) is conditional on
+that id, so a writer that lost its lease never touches the new owner's
+record. Sends are counted at the claim: a job whose outcome never gets
+recorded still runs out of sends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol, cast
+
+from sqlalchemy import Table, bindparam, insert, or_, update
+
+from worker.store.database import Database
+from worker.store.tables import Attempt, AttemptRecipient, Job, utcnow
+
+# Server replies can be long; the columns are not. What is kept is cut here.
+_TEXT_CHARS = 1000
+_HINT_CHARS = 500
+_SUMMARY_CHARS = 2000
+
+
+class _RecordedReply(Protocol):
+    """What the store keeps of a server's reply, for a message or one recipient."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def code(self) -> int | None: ...
+    @property
+    def enhanced_code(self) -> str | None: ...
+    @property
+    def text(self) -> str: ...
+
+
+class RecordedRecipient(_RecordedReply, Protocol):
+    @property
+    def address(self) -> str: ...
+    @property
+    def accepted(self) -> bool: ...
+
+
+class RecordedOutcome(_RecordedReply, Protocol):
+    """What the store keeps of a send's outcome (``transport.Outcome`` is one)."""
+
+    @property
+    def phase(self) -> str: ...
+    @property
+    def hint(self) -> str | None: ...
+    @property
+    def queue_id(self) -> str | None: ...
+    @property
+    def recipients(self) -> Sequence[RecordedRecipient]: ...
+    def summary(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """Everything about one attempt that goes into the attempts table."""
+
+    profile: str
+    started_at: datetime
+    ended_at: datetime
+    worker: str
+    outcome: RecordedOutcome
+    token_source: str | None = None
+    token_seconds: float | None = None
+    reused_connection: bool = False
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """Where the job stands after an attempt."""
+
+    status: str  # queued | delivered | failed
+    next_attempt_at: datetime | None = None
+    # Recipients still to send (a partial delivery); None: as before.
+    pending: Sequence[str] | None = None
+
+
+class Claims(Database):
+    def claim(self, job_id: str, worker: str, lease: timedelta) -> Job | None:
+        """Take the job for sending, or None if it is done, not due, or a live worker has it."""
+        now = utcnow()
+        params = {
+            "b_id": job_id,
+            "b_worker": _cut(worker, 200),
+            "b_claim": uuid.uuid4().hex,
+            "b_now": now,
+            "b_due": now + _EARLY,
+            "b_lease": now + lease,
+        }
+        with self.transaction() as connection:
+            row = connection.execute(_CLAIM, params).one_or_none()
+        return Job(**row._mapping) if row is not None else None
+
+    def renew(self, claim_ids: Sequence[str], lease: timedelta) -> int:
+        """Extend the leases of these claims (one statement); how many were still ours."""
+        if not claim_ids:
+            return 0
+        now = utcnow()
+        with self.transaction() as connection:
+            result = connection.execute(
+                update(_JOBS)
+                .where(_JOBS.c.claim_id.in_(claim_ids), _JOBS.c.status == "sending")
+                .values(lease_until=now + lease)
+            )
+        return int(result.rowcount)
+
+    def reschedule(self, job_id: str, claim_id: str, not_before: datetime) -> None:
+        """Give a claimed job back without an attempt or a send (rate limited, mailbox busy)."""
+        with self.transaction() as connection:
+            connection.execute(
+                update(_JOBS)
+                .where(_JOBS.c.id == job_id, _JOBS.c.claim_id == claim_id)
+                .where(_JOBS.c.status == "sending")
+                .values(
+                    status="queued",
+                    sends=_JOBS.c.sends - 1,
+                    next_attempt_at=not_before,
+                    worker=None,
+                    lease_until=None,
+                    claim_id=None,
+                    updated_at=utcnow(),
+                )
+            )
+
+    def record_attempt(
+        self, job_id: str, claim_id: str, record: AttemptRecord, *, number: int, step: NextStep
+    ) -> bool:
+        """Write attempt ``number`` and move the job on, in one transaction.
+
+        Plain INSERTs and one conditional UPDATE: this runs once per message.
+        False when the claim was lost: the attempt is kept as history, but the
+        job's state belongs to its new owner.
+        """
+        result = record.outcome
+        finished = step.status in ("delivered", "failed")
+        with self.transaction() as connection:
+            inserted = connection.execute(_INSERT_ATTEMPT, _attempt_row(job_id, number, record))
+            attempt_id = inserted.scalar_one()
+            recipients = [
+                {
+                    "attempt_id": attempt_id,
+                    "address": _cut(r.address, 320),
+                    "accepted": r.accepted,
+                    "smtp_code": r.code,
+                    "enhanced_code": _cut(r.enhanced_code, 16),
+                    "text": _cut(r.text, _TEXT_CHARS),
+                    "outcome": r.kind,
+                }
+                for r in result.recipients
+            ]
+            if recipients:
+                connection.execute(insert(_RECIPIENTS), recipients)
+            params = {
+                "b_id": job_id,
+                "b_claim": claim_id,
+                "b_status": step.status,
+                "b_next": step.next_attempt_at,
+                "b_pending": list(step.pending) if step.pending is not None else None,
+                "b_ended": record.ended_at,
+                "b_finished": record.ended_at if finished else None,
+                "b_outcome": result.kind if finished else None,
+                "b_outcome_text": _cut(result.summary(), _SUMMARY_CHARS) if finished else None,
+            }
+            owned = connection.execute(
+                _MOVE_ON if step.pending is None else _MOVE_ON_PENDING, params
+            )
+            if owned.rowcount != 1:
+                connection.execute(_COUNT_ATTEMPT, {"b_id": job_id})
+                return False
+        return True
+
+
+def _attempt_row(job_id: str, number: int, record: AttemptRecord) -> dict[str, object]:
+    result = record.outcome
+    return {
+        "job_id": job_id,
+        "number": number,
+        "profile": record.profile,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "worker": _cut(record.worker, 200),
+        "outcome": result.kind,
+        "phase": result.phase,
+        "smtp_code": result.code,
+        "enhanced_code": _cut(result.enhanced_code, 16),
+        "text": _cut(result.text, _TEXT_CHARS),
+        "hint": _cut(result.hint, _HINT_CHARS),
+        "queue_id": _cut(result.queue_id, 200),
+        "token_source": record.token_source,
+        "token_seconds": record.token_seconds,
+        "reused_connection": record.reused_connection,
+        "duration_seconds": (record.ended_at - record.started_at).total_seconds(),
+    }
+
+
+def _cut(value: str | None, chars: int) -> str | None:
+    if value is None or len(value) <= chars:
+        return value
+    return value[: chars - 1] + "…"
+
+
+# A task message may arrive this much before its job is due (clock skew).
+_EARLY = timedelta(seconds=5)
+
+# The statements every message runs, built once: building a statement costs
+# more than SQLAlchemy's compiled cache saves (bench/RESULTS.md, profile).
+_JOBS = cast(Table, Job.__table__)
+_ATTEMPTS = cast(Table, Attempt.__table__)
+_RECIPIENTS = cast(Table, AttemptRecipient.__table__)
+_CLAIM = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("b_id"),
+        or_(
+            _JOBS.c.status == "queued",
+            (_JOBS.c.status == "sending") & (_JOBS.c.lease_until < bindparam("b_now")),
+        ),
+        # A message that arrives early (clock skew, a stale copy) must not
+        # jump a backoff or a rate limit.
+        or_(
+            _JOBS.c.next_attempt_at.is_(None),
+            _JOBS.c.next_attempt_at <= bindparam("b_due"),
+        ),
+    )
+    .values(
+        status="sending",
+        worker=bindparam("b_worker"),
+        claim_id=bindparam("b_claim"),
+        sends=_JOBS.c.sends + 1,
+        lease_until=bindparam("b_lease"),
+        updated_at=bindparam("b_now"),
+    )
+    .returning(*_JOBS.c)  # one statement: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL)
+)
+_INSERT_ATTEMPT = insert(_ATTEMPTS).returning(_ATTEMPTS.c.id)
+_MOVE_ON_VALUES = {
+    "attempt_count": _JOBS.c.attempt_count + 1,
+    "status": bindparam("b_status"),
+    "next_attempt_at": bindparam("b_next"),
+    "worker": None,
+    "lease_until": None,
+    "claim_id": None,
+    "updated_at": bindparam("b_ended"),
+    "finished_at": bindparam("b_finished"),
+    "outcome": bindparam("b_outcome"),
+    "outcome_text": bindparam("b_outcome_text"),
+}
+_OWNED = (_JOBS.c.id == bindparam("b_id"), _JOBS.c.claim_id == bindparam("b_claim"))
+_MOVE_ON = update(_JOBS).where(*_OWNED).values(**_MOVE_ON_VALUES)
+_MOVE_ON_PENDING = (
+    update(_JOBS).where(*_OWNED).values(**_MOVE_ON_VALUES, pending=bindparam("b_pending"))
+)
+_COUNT_ATTEMPT = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_id"))
+    .values(attempt_count=_JOBS.c.attempt_count + 1)
+)
