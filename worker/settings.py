@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     task_time_limit_seconds: int = Field(300, ge=1)
     # A claimed job's lease: renewed every third of it while its worker lives,
     # so a job whose worker died is taken over within about this long.
-    send_lease_seconds: float = Field(30.0, ge=1, le=3600)
+    send_lease_seconds: float = Field(20.0, ge=1, le=3600)
     # A send still running after this is no longer renewed (the threads pool
     # cannot stop a hung send); prefork's time limit stops it before.
     send_max_seconds: float = Field(330.0, gt=0)

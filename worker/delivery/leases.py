@@ -1,6 +1,6 @@
 """Leases of the jobs this process is sending, renewed by one background thread.
 
-A claimed job's lease is short (``send_lease_seconds``, 30 s) so that a job
+A claimed job's lease is short (``send_lease_seconds``, 20 s) so that a job
 whose worker died (SIGKILL, OOM, a lost node) is taken over within seconds,
 not minutes. While this process lives, a thread renews the leases of every
 job it is sending, in one statement every third of a lease. A send that is
