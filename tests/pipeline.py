@@ -44,6 +44,7 @@ class Pipeline:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start_worker(self, pool: str = "threads", concurrency: int = 4) -> subprocess.Popen[bytes]:
+        """A worker in a process group of its own, so a kill can take its children too."""
         with (self.logs / f"worker-{len(self.workers)}.log").open("wb") as log:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", pool,
@@ -51,9 +52,27 @@ class Pipeline:
                  "-n", f"w{len(self.workers)}@%h", "--without-gossip", "--without-mingle",
                  "--without-heartbeat", "-l", "INFO"],
                 env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
         self.workers.append(worker)
         return worker
+
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        """Celery beat with mailpipe's schedule (the sweep every second here)."""
+        with (self.logs / "beat.log").open("wb") as log:
+            beat = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "beat",
+                 "--schedule", str(self.logs / "beat-schedule"), "-l", "INFO"],
+                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.workers.append(beat)
+        return beat
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a worker's whole process group: parent and pool children, no goodbye."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
     def wait_for(self, condition: Callable[[], bool], seconds: float = 30.0) -> None:
         deadline = time.monotonic() + seconds
@@ -133,6 +152,7 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
         "task_time_limit_seconds": "3",
         "send_lease_seconds": "4",
         "requeue_grace_seconds": "1",
+        "sweep_interval_seconds": "1",
         "smtp_noop_after_seconds": "0.5",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}

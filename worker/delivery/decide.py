@@ -60,11 +60,11 @@ def next_step(
     ]
     exhausted = attempt >= settings.retry_max_attempts
     if result.kind == "delivered" and (not refused_for_now or exhausted):
-        return NextStep("delivered"), 0.0
+        return NextStep("delivered", pending=()), 0.0
     if result.kind == "permanent" or exhausted:
         # Giving up on the rest of a partial delivery: the message did arrive,
         # and each recipient's fate is in the attempts.
-        return NextStep("delivered" if partly_sent else "failed"), 0.0
+        return NextStep("delivered" if partly_sent else "failed", pending=()), 0.0
     delay = full_jitter(
         attempt, base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
     )

@@ -41,8 +41,39 @@ def job_dict(job: Job) -> dict[str, Any]:
         "finished_at": when(job.finished_at) if job.finished_at else None,
         "outcome": job.outcome,
         "outcome_text": job.outcome_text,
+        "recipients": recipient_states(job),
         "attempts": [attempt_dict(a) for a in job.attempts],
     }
+
+
+def recipient_states(job: Job) -> list[dict[str, Any]]:
+    """Each recipient's state now: accepted, refused, waiting for a retry, or not tried yet.
+
+    The latest attempt that named a recipient decides; a recipient refused for
+    now whose job is over counts as refused.
+    """
+    last: dict[str, Any] = {}
+    for attempt in job.attempts:
+        for r in attempt.recipients:
+            last[r.address] = (attempt.number, r)
+    final = job.status in ("delivered", "failed")
+    states = []
+    for address in job.recipients:
+        if address not in last:
+            states.append({"address": address, "state": "failed" if final else "not tried"})
+            continue
+        number, r = last[address]
+        if r.accepted:
+            state = "accepted"
+        elif r.outcome == "transient" and not final:
+            state = "retrying"
+        else:
+            state = "refused"
+        states.append(
+            {"address": address, "state": state, "attempt": number, "smtp_code": r.smtp_code,
+             "text": r.text}
+        )  # fmt: skip
+    return states
 
 
 def attempt_dict(attempt: Attempt) -> dict[str, Any]:
@@ -90,6 +121,10 @@ def job_lines(job: Job) -> list[str]:
     ]
     if job.finished_at:
         lines.append(f"  finished    {when(job.finished_at)} after {job.attempt_count} attempt(s)")
+    if len(job.recipients) > 1 and job.attempts:
+        lines.append("  recipients  " + ", ".join(
+            f"{r['address']} {r['state']}" for r in recipient_states(job)
+        ))  # fmt: skip
     elif job.next_attempt_at:
         lines.append(f"  next try    {when(job.next_attempt_at)}")
     lines += [line for attempt in job.attempts for line in attempt_lines(attempt)]

@@ -145,15 +145,44 @@ def _address(field_name: str, value: str) -> str:
         # Internationalised (RFC 6531): the email package's parser rejects
         # non-ASCII local parts, so check the shape only; SMTPUTF8 does the rest.
         if not _UTF8_ADDRESS.match(candidate):
-            raise InvalidMessageError(field_name, f"'{candidate}' is not an email address")
-        return candidate
+            raise InvalidMessageError(field_name, f"{_shown(candidate)} is not an email address")
+        return _within_smtp_limits(field_name, candidate)
     try:
         parsed = Address(addr_spec=candidate)
     except (HeaderParseError, ValueError, IndexError):
-        raise InvalidMessageError(field_name, f"'{candidate}' is not an email address") from None
-    if not parsed.username or "." not in parsed.domain or len(candidate) > 254:
-        raise InvalidMessageError(field_name, f"'{candidate}' is not an email address")
-    return candidate
+        raise InvalidMessageError(
+            field_name, f"{_shown(candidate)} is not an email address"
+        ) from None
+    if not parsed.username or "." not in parsed.domain:
+        raise InvalidMessageError(field_name, f"{_shown(candidate)} is not an email address")
+    return _within_smtp_limits(field_name, candidate)
+
+
+def _within_smtp_limits(field_name: str, address: str) -> str:
+    """RFC 5321 §4.5.3.1, counted in octets as they go on the wire (UTF-8 for SMTPUTF8).
+
+    A server refuses a longer path, and a longer address would not fit the
+    attempt records either: refused here, before anything is stored.
+    """
+    local, domain = address.rsplit("@", 1)
+    limits = (
+        (len(local.encode()), 64, "local part", "SMTP", "RFC 5321 4.5.3.1.1"),
+        (len(domain.encode()), 255, "domain", "SMTP", "RFC 5321 4.5.3.1.2"),
+        (max(len(x.encode()) for x in domain.split(".")), 63, "domain label", "DNS", "RFC 1035"),
+        (len(address.encode()) + 2, 256, "path (the address in <>)", "SMTP", "RFC 5321 4.5.3.1.3"),
+    )
+    for octets, limit, what, who, rfc in limits:
+        if octets > limit:
+            raise InvalidMessageError(
+                field_name,
+                f"{_shown(address)}: the {what} is {octets} octets, {who} allows {limit} ({rfc})",
+            )
+    return address
+
+
+def _shown(address: str) -> str:
+    """The address as an error shows it: quoted, and cut if it is long."""
+    return repr(address if len(address) <= 60 else address[:57] + "...")
 
 
 def _header_address(address: str, display_name: str | None = None) -> str:
