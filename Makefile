@@ -28,6 +28,7 @@ tools: redis-server
 	@missing=""; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v hey >/dev/null || missing="$$missing hey"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get (the tests run their own instances)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
@@ -41,6 +42,9 @@ run: install redis-server
 
 # Uses Postfix's smtp-sink when installed (apt-get install postfix), else aiosmtpd.
 bench: install redis-server
+	@command -v hey >/dev/null || { \
+	  echo "hey not found: installing it with apt-get (the HTTP intake's load generator)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q hey; }
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run --profile
 

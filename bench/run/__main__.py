@@ -13,6 +13,7 @@ from pathlib import Path
 
 import bench.run
 from bench import profiling
+from bench.run.intake_runs import require_hey
 from bench.run.plan import QUICK, Plan, measure
 from bench.run.processes import REPO
 from bench.run.report import report
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="one more drain under py-spy")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md")
     args = parser.parse_args()
+    require_hey()  # before anything starts: the intake variant needs it
     plan = QUICK if args.quick else Plan(messages=args.messages, repetitions=args.repetitions)
     if args.profile:
         if profiling.py_spy() is None:

@@ -25,6 +25,7 @@ from bench.run.processes import Pool, peak_rss_mb, pool_args, start_worker, stop
 from bench.run.servers import Servers
 from tests.support import fresh_database
 
+SECRET_KEY = "bxRHaM7D9dPRE8vu3Bbav7Z4S7kBrBQoRqYi8oUu6Rk="  # a Fernet key for the bench only
 # Frozen, so one instance serves as every setup's default.
 DEFAULT_POOL = Pool("prefork", 2)
 
@@ -56,14 +57,14 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     client.flushall()
     names = [f"bench{i}" for i in range(setup.profiles)]
     profiles = tmp / "bench-profiles.toml"
-    profiles.write_text("".join(_profile(name, s, setup.max_connections) for name in names))
+    profiles.write_text("".join(profile_table(name, s, setup.max_connections) for name in names))
     counts = Path(tempfile.mkdtemp(dir=tmp))
     values = {
         "broker_url": f"{s.redis_url}/0",
         "redis_url": f"{s.redis_url}/1",
         "database_url": fresh_database(setup.store, tmp),
         "profiles_file": str(profiles),
-        "secret_key": "bxRHaM7D9dPRE8vu3Bbav7Z4S7kBrBQoRqYi8oUu6Rk=",
+        "secret_key": SECRET_KEY,
         "smtp_max_messages_per_connection": str(setup.messages_per_connection),
         "token_skew_seconds": str(setup.token_skew_seconds),
     }
@@ -131,7 +132,8 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     return run
 
 
-def _profile(name: str, s: Servers, max_connections: int | None) -> str:
+def profile_table(name: str, s: Servers, max_connections: int | None) -> str:
+    """The ``[profiles.NAME]`` table of a bench profile: XOAUTH2 to the front, tokens from ours."""
     host, port = s.front.split(":")
     return f"""[profiles.{name}]
 host = "{host}"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from bench.run.baseline_runs import run_baseline
 from bench.run.figures import Run
+from bench.run.intake_runs import SERVERS, IntakeRun, run_intake
 from bench.run.mailpipe_runs import MailpipeSetup, run_mailpipe
 from bench.run.processes import Pool
-from bench.run.servers import servers
+from bench.run.servers import Servers, servers
 from bench.run.tables import summarize
 from bench.run.token_runs import TokenRun, run_tokens
 
@@ -35,6 +36,9 @@ class Plan:
     token_seconds: float = 45.0
     token_rate: float = 20.0
     profile: bool = False  # one more drain under py-spy
+    # The HTTP intake: requests at the peak (closed loop), then seconds at half of it.
+    intake_requests: int = 3000
+    intake_paced_seconds: float = 10.0
 
 
 QUICK = Plan(
@@ -47,6 +51,8 @@ QUICK = Plan(
     token_skew=1,
     token_seconds=7.0,
     token_rate=10.0,
+    intake_requests=200,
+    intake_paced_seconds=2.0,
 )
 MAIN_POOL = Pool("prefork", 2)
 
@@ -59,6 +65,7 @@ class Results:
     scaling: dict[Pool, dict[str, list[Run]]] = field(default_factory=dict)
     tokens: list[TokenRun] = field(default_factory=list)
     wan: dict[str, list[Run]] = field(default_factory=dict)
+    intake: dict[str, list[IntakeRun]] = field(default_factory=dict)
     profiled: Run | None = None
 
 
@@ -87,6 +94,7 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
                     run_mailpipe(s, tmp, n, MailpipeSetup(pool=pool))
                 )
                 runs.setdefault("ideal", []).append(run_baseline("ideal", s, tmp, n, pool))
+        results.intake = measure_intake(plan, s, tmp)
         if plan.profile:
             setup = MailpipeSetup(pool=MAIN_POOL, profile_to=tmp / "py-spy.raw")
             results.profiled = run_mailpipe(s, tmp, n, setup)
@@ -119,3 +127,14 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
                 run_baseline("naive", s, tmp, plan.wan_messages, wan_pool)
             )
     return results
+
+
+def measure_intake(plan: Plan, s: Servers, tmp: Path) -> dict[str, list[IntakeRun]]:
+    """mailpipe's HTTP intake and the bare endpoint, repetitions interleaved."""
+    runs: dict[str, list[IntakeRun]] = {variant: [] for variant in SERVERS}
+    for _ in range(plan.repetitions):
+        for variant in SERVERS:
+            runs[variant].append(
+                run_intake(variant, s, tmp, plan.intake_requests, plan.intake_paced_seconds)
+            )
+    return runs

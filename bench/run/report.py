@@ -11,8 +11,18 @@ import platform
 
 from bench import profiling
 from bench.run.figures import Run
+from bench.run.intake_runs import PACED_CONNECTIONS, PEAK_CONNECTIONS, requests_sent
 from bench.run.plan import MAIN_POOL, Plan, Results
-from bench.run.tables import latency_table, ratio, scaling_table, statement_mix, table, token_table
+from bench.run.tables import (
+    intake_aims,
+    intake_table,
+    latency_table,
+    ratio,
+    scaling_table,
+    statement_mix,
+    table,
+    token_table,
+)
 
 
 def report(plan: Plan, results: Results, command: str) -> str:
@@ -68,11 +78,37 @@ def report(plan: Plan, results: Results, command: str) -> str:
         "",
         f"- mailpipe/naive: {ratio(results.wan['mailpipe (sqlite)'], results.wan['naive'])}",
         "",
+        *intake_section(plan, results),
         "## Where the worker's time goes",
         "",
         *profile_section(results.profiled),
     ]
     return "\n".join(lines) + "\n"
+
+
+def intake_section(plan: Plan, results: Results) -> list[str]:
+    return [
+        "## HTTP intake",
+        "",
+        "`POST /v1/notifications` of `mailpipe serve` (one uvicorn process serving "
+        "`build_app(build_runtime())`, SQLite, one API key) against a bare FastAPI endpoint "
+        "that only answers 202 (bench/bare_api.py: also a plain `def` in the thread pool, same "
+        "uvicorn settings, same `Authorization` header). Every request is the same ~2 KB JSON "
+        "notification (profile bench0, one recipient, 1,800 characters of text) without an "
+        "Idempotency-Key, so each one is a new job, stored and queued (no worker runs) before "
+        "the 202. `hey` shares the 2 cores: the peak is "
+        f"{requests_sent(plan.intake_requests, PEAK_CONNECTIONS)} requests over "
+        f"{PEAK_CONNECTIONS} connections in a closed loop, then {plan.intake_paced_seconds:.0f} s "
+        f"at half that peak over {PACED_CONNECTIONS} connections (`-q` paces "
+        "each connection, so a slow answer delays that connection's next request: the tail "
+        "is not corrected for coordinated omission). Servers start afresh for every "
+        f"repetition ({plan.repetitions}, interleaved) and get 100 warm-up requests.",
+        "",
+        *intake_table(results.intake),
+        "",
+        *intake_aims(results.intake),
+        "",
+    ]
 
 
 def profile_section(run: Run | None) -> list[str]:

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from bench.run.figures import Run
+from bench.run.intake_runs import IntakeRun
 from bench.run.processes import Pool
 from bench.run.token_runs import TokenRun
 
@@ -116,3 +117,50 @@ def token_table(runs: list[TokenRun]) -> list[str]:
 def ratio(a: list[Run], b: list[Run]) -> str:
     ratios = [x.rate / y.rate for x, y in zip(a, b, strict=False)]
     return f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})"
+
+
+def _spread(values: list[float], digits: int = 0) -> str:
+    median, low, high = statistics.median(values), min(values), max(values)
+    return f"{median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def intake_table(rows: dict[str, list[IntakeRun]]) -> list[str]:
+    lines = [
+        "| variant | accepted/s at the peak (median, min-max) | pace at half the peak, req/s "
+        "| p50 ms | p99 ms (median, min-max) | slowest ms | answers other than 202 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, runs in rows.items():
+        others = sum(run.sent - run.accepted for run in runs)
+        lines.append(
+            f"| {name} | {_spread([r.peak.accepted_per_second for r in runs])} "
+            f"| {statistics.median(r.paced.rate for r in runs):.0f} "
+            f"| {statistics.median(r.paced.p50_ms for r in runs):.1f} "
+            f"| {_spread([r.paced.p99_ms for r in runs], 1)} "
+            f"| {max(r.paced.slowest_ms for r in runs):.0f} | {others} |"
+        )
+    return lines
+
+
+def intake_aims(rows: dict[str, list[IntakeRun]]) -> list[str]:
+    """The issue's aims for the intake, each with its figure and whether it is met."""
+    mailpipe, bare = rows["mailpipe"], rows["bare"]
+    ratios = [
+        m.peak.accepted_per_second / b.peak.accepted_per_second
+        for m, b in zip(mailpipe, bare, strict=True)
+    ]
+    shown = f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})"
+    p99 = statistics.median(r.paced.p99_ms for r in mailpipe)
+    stored = [(r.stored, r.accepted) for r in mailpipe]
+    return [
+        f"- mailpipe/bare accepted/s: {shown}; aim >= 0.5x: "
+        f"{_met(statistics.median(ratios) >= 0.5)}",
+        f"- mailpipe p99 at half its peak: {p99:.0f} ms (median); aim < 50 ms: {_met(p99 < 50)}",
+        "- every 202 a stored job: "
+        + ", ".join(f"{s} stored for {a} accepted" for s, a in stored)
+        + (" (all there)" if all(s == a for s, a in stored) else " (MISMATCH)"),
+    ]
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
