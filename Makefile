@@ -25,15 +25,17 @@ redis-server:
 # The tests also drive real Alertmanager and promtool (Debian packages). They start
 # their own instances, so the services the packages start are stopped and disabled.
 tools: redis-server
-	@missing=""; \
-	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	@missing=""; services=""; \
+	command -v prometheus-alertmanager >/dev/null || { \
+	  missing="$$missing prometheus-alertmanager"; services="$$services prometheus-alertmanager"; }; \
+	command -v promtool >/dev/null || { missing="$$missing prometheus"; services="$$services prometheus"; }; \
 	command -v hey >/dev/null || missing="$$missing hey"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get (the tests run their own instances)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
-	  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then \
-	    $(SUDO) systemctl disable --now $$missing 2>/dev/null || true; \
+	  if [ -n "$$services" ] && command -v systemctl >/dev/null \
+	     && systemctl is-system-running >/dev/null 2>&1; then \
+	    $(SUDO) systemctl disable --now $$services 2>/dev/null || true; \
 	  fi; \
 	fi
 
