@@ -36,6 +36,8 @@ class ClientCredentialsGrant:
     certificate: ClientCertificate | None = field(default=None, repr=False)
     client_auth: ClientAuth = "body"
     assertion_algorithm: AssertionAlgorithm = "PS256"
+    # The CA of a token endpoint with a private certificate authority.
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         if (self.client_secret is None) == (self.certificate is None):
@@ -62,6 +64,7 @@ class ClientCredentialsGrant:
             self._form,
             profile=self.name,
             grant="client_credentials",
+            ca_file=self.ca_file,
             basic_auth=basic,
         )
         return response.token

@@ -50,6 +50,8 @@ class RefreshTokenGrant:
     client_secret: SecretStr | None = None
     client_auth: ClientAuth = "body"
     redirect_uri: str | None = None
+    # The CA of a token endpoint with a private certificate authority.
+    ca_file: str | None = None
 
     @cached_property
     def seed_digest(self) -> str:
@@ -76,6 +78,7 @@ class RefreshTokenGrant:
             lambda: self._form(current),
             profile=self.name,
             grant="refresh_token",
+            ca_file=self.ca_file,
             basic_auth=basic,
         )
         # Google and some others keep the old refresh token and send none back.

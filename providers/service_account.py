@@ -78,6 +78,8 @@ class ServiceAccountGrant:
     subject: str
     scope: str = GMAIL_SCOPE
     token_url: str = GOOGLE_TOKEN_URL
+    # The CA of a token endpoint with a private certificate authority.
+    ca_file: str | None = None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -92,7 +94,11 @@ class ServiceAccountGrant:
 
     def fetch(self, endpoint: TokenEndpoint) -> Token:
         response = endpoint.request(
-            self.token_url, self._form, profile=self.name, grant="service_account"
+            self.token_url,
+            self._form,
+            profile=self.name,
+            grant="service_account",
+            ca_file=self.ca_file,
         )
         return response.token
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import email.utils
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -73,6 +74,7 @@ class TokenEndpoint:
         on_result: Callable[[str, str], None] | None = None,
     ) -> None:
         self.http = http
+        self._private: dict[str, httpx.Client] = {}
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         # Told (profile, "ok" | "transient" | "permanent") after every HTTP request.
@@ -86,11 +88,13 @@ class TokenEndpoint:
         profile: str,
         grant: str,
         basic_auth: tuple[str, str] | None = None,
+        ca_file: str | None = None,
     ) -> TokenResponse:
         """POST the form built by ``form`` (called per attempt) and parse the answer.
 
         ``form`` is a callable so that signed assertions get a fresh ``jti``
-        and ``iat`` on every attempt.
+        and ``iat`` on every attempt. ``ca_file``: the CA of a token endpoint
+        with a private certificate authority.
         """
         retrying = Retrying(
             retry=retry_if_exception_type(TransientProviderError),
@@ -101,9 +105,32 @@ class TokenEndpoint:
             reraise=True,
         )
         result: TokenResponse = retrying(
-            self._post_once, url, form, profile=profile, grant=grant, basic_auth=basic_auth
+            self._post_once,
+            url,
+            form,
+            profile=profile,
+            grant=grant,
+            basic_auth=basic_auth,
+            http=self._client(ca_file),
         )
         return result
+
+    def close(self) -> None:
+        """Close the clients made for private CAs (the shared one belongs to the caller)."""
+        for client in self._private.values():
+            client.close()
+        self._private.clear()
+
+    def _client(self, ca_file: str | None) -> httpx.Client:
+        if ca_file is None:
+            return self.http
+        client = self._private.get(ca_file)
+        if client is None:
+            context = ssl.create_default_context(cafile=ca_file)
+            client = self._private[ca_file] = httpx.Client(
+                verify=context, timeout=self.http.timeout
+            )
+        return client
 
     def _post_once(
         self,
@@ -113,16 +140,27 @@ class TokenEndpoint:
         profile: str,
         grant: str,
         basic_auth: tuple[str, str] | None,
+        http: httpx.Client,
     ) -> TokenResponse:
         headers = {"Accept": "application/json"}
         if basic_auth is not None:
             headers["Authorization"] = basic_authorization(*basic_auth)
         try:
-            response = self.http.post(url, data=dict(form()), headers=headers)
+            response = http.post(url, data=dict(form()), headers=headers)
         except httpx.TransportError as exc:
+            untrusted = _certificate_error(exc)
+            if untrusted is not None:
+                # Retrying cannot make a certificate trusted: a person must act.
+                self._on_result(profile, "permanent")
+                raise PermanentProviderError(
+                    f"certificate of token endpoint {redact_url(url)} not trusted: {untrusted}",
+                    profile=profile,
+                    hint="set token_ca_file to the CA that signed it, or fix token_url",
+                ) from exc
             self._on_result(profile, "transient")
             raise TransientProviderError(
-                f"token endpoint {url} unreachable: {type(exc).__name__}", profile=profile
+                f"token endpoint {redact_url(url)} unreachable: {type(exc).__name__}",
+                profile=profile,
             ) from exc
         try:
             parsed = parse_token_response(response, profile=profile, grant=grant)
@@ -161,6 +199,29 @@ class TokenEndpoint:
             state.upcoming_sleep or 0.0,
             exc,
         )
+
+
+def redact_url(url: str) -> str:
+    """The URL without what could be a secret: user info, and the query's values."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    query = "&".join(f"{name}=…" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """The verification message when ``exc`` came from an untrusted certificate."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or "verification failed")
+        seen = seen.__cause__ or seen.__context__
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return "certificate verify failed"
+    return None
 
 
 def basic_authorization(client_id: str, client_secret: str) -> str:

@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 def refresh_expiring_tokens() -> int:
     """Refresh cached tokens about to expire, and delegated refresh tokens left idle.
 
-    A token is refreshed when it ends within skew + window; a profile whose
-    refresh token has not rotated for ``refresh_token_idle_days`` is refreshed
-    so Microsoft's 90-day inactivity expiry never hits. Profiles without a
-    cached token are idle and left alone.
+    A token is refreshed when it ends within skew + window; a delegated profile
+    whose refresh token has not rotated for ``refresh_token_idle_days`` (or
+    never did) is refreshed so Microsoft's 90-day inactivity expiry never hits.
+    Other profiles without a cached token are idle and left alone.
     """
     rt = get_runtime()
     settings = rt.settings
@@ -38,8 +38,11 @@ def refresh_expiring_tokens() -> int:
             try:
                 grant = rt.credentials.grant(profile.name)
                 expiring = rt.credentials.cache.expires_within(grant, within)
+                # A seed that never rotated is kept alive too: unused, it would
+                # expire after the provider's idle limit (Microsoft: 90 days).
+                rotated = rt.refresh_tokens.last_rotation(profile.name)
                 idle = isinstance(grant, RefreshTokenGrant) and (
-                    (rt.refresh_tokens.last_rotation(profile.name) or utcnow()) < idle_since
+                    rotated is None or rotated < idle_since
                 )
                 if expiring or idle:
                     rt.credentials.cache.get(grant, force=True)

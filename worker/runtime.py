@@ -19,48 +19,80 @@ from worker.credentials import Credentials, Profiles, TokenCache, load_profiles
 from worker.delivery import Leases, RateLimiter
 from worker.metrics import Metrics
 from worker.settings import Settings, get_settings
-from worker.store import DatabaseRefreshTokenStore, Store
+from worker.store import DatabaseRefreshTokenStore, Store, check_key
 from worker.transport import Transport
 from worker.transport.smtp import ConnectionSlots, SmtpPool
 
 
 @dataclass
-class Runtime:
+class Producer:
+    """What putting jobs in needs: sender profiles (without secrets), the store, the broker.
+
+    A producer (the CLI's send, the HTTP intake, an incident system calling
+    notify) holds no client secret, password, private key or Fernet key.
+    """
+
     settings: Settings
     profiles: Profiles
     redis: redis.Redis
     store: Store
-    refresh_tokens: DatabaseRefreshTokenStore
-    credentials: Credentials
-    transport: Transport
-    limiter: RateLimiter
     metrics: Metrics
-    leases: Leases
     # Publishes task messages to this runtime's broker.
     celery: Celery
 
     def close(self) -> None:
-        self.leases.close()
-        self.transport.close()
-        self.credentials.cache.close()
         self.store.dispose()
         self.redis.close()
         if self.celery is not app:
             self.celery.close()
 
 
-def build_runtime(settings: Settings | None = None) -> Runtime:
-    """A runtime for ``settings`` (default: this process's, from the environment).
+@dataclass
+class Runtime(Producer):
+    """What a worker process works with: the producer's parts, credentials and a transport."""
+
+    refresh_tokens: DatabaseRefreshTokenStore
+    credentials: Credentials
+    transport: Transport
+    limiter: RateLimiter
+    leases: Leases
+
+    def close(self) -> None:
+        self.leases.close()
+        self.transport.close()
+        self.credentials.cache.close()
+        super().close()
+
+
+def build_producer(settings: Settings | None = None) -> Producer:
+    """A producer for ``settings`` (default: this process's, from the environment).
 
     With settings of its own it publishes through its own Celery app, to its
     own broker; otherwise through the process's app.
     """
     celery = app if settings is None else producer_app(settings)
     settings = settings or get_settings()
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    return Producer(
+        settings=settings,
+        profiles=load_profiles(settings.profiles_file, os.environ, secrets=False),
+        redis=client,
+        store=Store(settings.database_url.get_secret_value()),
+        metrics=Metrics(client),
+        celery=celery,
+    )
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    """A worker's runtime: every profile's secrets read, the key checked against the store."""
+    celery = app if settings is None else producer_app(settings)
+    settings = settings or get_settings()
     profiles = load_profiles(settings.profiles_file, os.environ)
     fernet = settings.fernet()
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())
     store = Store(settings.database_url.get_secret_value())
+    store.check_schema()  # before the key check, which reads a table
+    check_key(store, fernet)
     refresh_tokens = DatabaseRefreshTokenStore(store, fernet)
     cache = TokenCache.from_settings(settings, client, fernet)
     credentials = Credentials(profiles, cache, refresh_tokens)
@@ -70,17 +102,17 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         profiles=profiles,
         redis=client,
         store=store,
+        metrics=Metrics(client),
+        celery=celery,
         refresh_tokens=refresh_tokens,
         credentials=credentials,
         transport=SmtpPool.from_settings(settings, credentials, slots),
         limiter=RateLimiter(client),
-        metrics=Metrics(client),
         leases=Leases(
             store,
             lease_seconds=settings.send_lease_seconds,
             max_hold_seconds=settings.send_max_seconds,
         ),
-        celery=celery,
     )
 
 
@@ -97,10 +129,25 @@ def get_runtime() -> Runtime:
         return _current[1]
 
 
-def reset_runtime() -> None:
-    """Drop this process's runtime (tests, and worker shutdown)."""
-    global _current
+_current_producer: tuple[int, Producer] | None = None
+
+
+def get_producer() -> Producer:
+    """This process's producer: its worker runtime if it has one, else one without secrets."""
+    global _current_producer
     with _lock:
         if _current is not None and _current[0] == os.getpid():
-            _current[1].close()
-        _current = None
+            return _current[1]
+        if _current_producer is None or _current_producer[0] != os.getpid():
+            _current_producer = (os.getpid(), build_producer())
+        return _current_producer[1]
+
+
+def reset_runtime() -> None:
+    """Drop this process's runtime (tests, and worker shutdown)."""
+    global _current, _current_producer
+    with _lock:
+        for held in (_current, _current_producer):
+            if held is not None and held[0] == os.getpid():
+                held[1].close()
+        _current = _current_producer = None

@@ -34,6 +34,7 @@ def build_grant(profile: Profile, refresh_tokens: RefreshTokenStore) -> Grant:
             certificate=certificate,
             client_auth=oauth.client_auth,
             assertion_algorithm=oauth.assertion_algorithm,
+            ca_file=_ca(oauth),
         )
     if oauth.grant == "refresh_token":
         return RefreshTokenGrant(
@@ -46,6 +47,7 @@ def build_grant(profile: Profile, refresh_tokens: RefreshTokenStore) -> Grant:
             client_secret=oauth.client_secret,
             client_auth=oauth.client_auth,
             redirect_uri=oauth.redirect_uri,
+            ca_file=_ca(oauth),
         )
     return ServiceAccountGrant(
         name=profile.name,
@@ -53,7 +55,12 @@ def build_grant(profile: Profile, refresh_tokens: RefreshTokenStore) -> Grant:
         subject=oauth.subject or profile.from_email,
         scope=oauth.scope or "https://mail.google.com/",
         token_url=oauth.token_url,
+        ca_file=_ca(oauth),
     )
+
+
+def _ca(oauth: OAuthConfig) -> str | None:
+    return str(oauth.token_ca_file) if oauth.token_ca_file else None
 
 
 def _service_account_key(oauth: OAuthConfig) -> ServiceAccountKey:

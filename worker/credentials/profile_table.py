@@ -30,6 +30,7 @@ class ProfileSpec(BaseModel):
     grant: GrantType | None = None
     tenant: str | None = None
     token_url: str | None = None
+    token_ca_file: str | None = None
     scope: str | None = None
     client_id: str | None = None
     client_secret: str | None = None

@@ -26,6 +26,8 @@ class OAuthConfig(BaseModel):
     grant: GrantType
     token_url: str
     scope: str | None
+    # The CA of a token endpoint with a private certificate authority.
+    token_ca_file: Path | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
     client_auth: Literal["body", "basic"] = "body"

@@ -40,8 +40,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 
 
-def load_profiles(path: Path, env: Mapping[str, str]) -> Profiles:
-    """Read and check every profile in ``path``; raise ProfilesFileError listing all problems."""
+def load_profiles(path: Path, env: Mapping[str, str], *, secrets: bool = True) -> Profiles:
+    """Read and check every profile in ``path``; raise ProfilesFileError listing all problems.
+
+    ``secrets=False`` (producers) checks how each secret is given but reads
+    none: no environment variable, key file or certificate is needed, and the
+    profiles carry no secret.
+    """
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -56,7 +61,7 @@ def load_profiles(path: Path, env: Mapping[str, str]) -> Profiles:
     problems: list[str] = []
     profiles: dict[str, Profile] = {}
     for name, table in tables.items():
-        resolver = _Resolver(name, path.parent, env)
+        resolver = _Resolver(name, path.parent, env, secrets=secrets)
         profile = resolver.resolve(table)
         problems.extend(resolver.problems)
         if profile is not None and not resolver.problems:
@@ -69,10 +74,11 @@ def load_profiles(path: Path, env: Mapping[str, str]) -> Profiles:
 class _Resolver:
     """Turns one table into a Profile, collecting every problem on the way."""
 
-    def __init__(self, name: str, base_dir: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, name: str, base_dir: Path, env: Mapping[str, str], *, secrets: bool) -> None:
         self.name = name
         self.base_dir = base_dir
         self.env = env
+        self.secrets = secrets
         self.problems: list[str] = []
 
     def problem(self, field_name: str | None, message: str) -> None:
@@ -211,7 +217,7 @@ class _Resolver:
         self.require(spec, "client_id")
         secret = self.secret(spec, "client_secret")
         certificate = None
-        if spec.client_certificate_file:
+        if spec.client_certificate_file and self.secrets:
             certificate = self.read_file("client_certificate_file", spec.client_certificate_file)
             if certificate and secret:
                 self.problem("client_certificate_file", "give a client secret or a certificate")
@@ -220,11 +226,12 @@ class _Resolver:
                     "client_certificate_file",
                     lambda: ClientCertificate.from_pem(certificate or ""),
                 )
-        elif not _given(spec, "client_secret"):
+        elif not _given(spec, "client_secret") and not spec.client_certificate_file:
             self.problem("client_secret", "missing (or client_certificate_file)")
         return OAuthConfig(
             grant="client_credentials",
             token_url=token_url,
+            token_ca_file=self.token_ca_file(spec),
             scope=scope,
             client_id=spec.client_id,
             client_secret=secret,
@@ -240,6 +247,7 @@ class _Resolver:
         return OAuthConfig(
             grant="refresh_token",
             token_url=token_url,
+            token_ca_file=self.token_ca_file(spec),
             scope=scope,
             client_id=spec.client_id,
             client_secret=self.secret(spec, "client_secret"),
@@ -288,6 +296,7 @@ class _Resolver:
         return OAuthConfig(
             grant="service_account",
             token_url=token_url,
+            token_ca_file=self.token_ca_file(spec),
             scope=scope,
             service_account_json=key_json,
             private_key=private_key,
@@ -299,6 +308,8 @@ class _Resolver:
     def service_account_json(self, spec: ProfileSpec) -> SecretStr | None:
         if spec.service_account_file and spec.service_account_env:
             self.problem("service_account_file", "give only one of file and _env")
+            return None
+        if not self.secrets:
             return None
         if spec.service_account_file:
             text = self.read_file("service_account_file", spec.service_account_file)
@@ -326,17 +337,28 @@ class _Resolver:
                 self.problem(base, f"missing (set {base}, {base}_env or {base}_file)")
             return None
         ((name, value),) = given.items()
+        if not self.secrets:
+            return None
         if name.endswith("_env"):
             return self.from_env(name, value)
         if name.endswith("_file"):
             text = self.read_file(name, value)
+            if text is not None and not text.strip():
+                self.problem(name, f"{self.path(value)} is empty")
+                return None
             return SecretStr(text.strip()) if text is not None else None
+        if not value.strip():
+            self.problem(name, "is empty")
+            return None
         return SecretStr(value)
 
     def from_env(self, field_name: str, variable: str) -> SecretStr | None:
         value = self.env.get(variable)
-        if not value:
+        if value is None:
             self.problem(field_name, f"environment variable {variable} is not set")
+            return None
+        if not value.strip():
+            self.problem(field_name, f"environment variable {variable} is empty")
             return None
         return SecretStr(value)
 
@@ -350,13 +372,20 @@ class _Resolver:
             self.problem(field_name, f"{path} is not a text (PEM or JSON) file")
         return None
 
-    def check_ca_file(self, path: Path) -> None:
+    def check_ca_file(self, path: Path, field_name: str = "ca_file") -> None:
         try:
             ssl.create_default_context(cafile=str(path))
         except FileNotFoundError:
-            self.problem("ca_file", f"cannot read {path}: No such file or directory")
+            self.problem(field_name, f"cannot read {path}: No such file or directory")
         except (OSError, ssl.SSLError):
-            self.problem("ca_file", f"{path} holds no PEM CA certificate")
+            self.problem(field_name, f"{path} holds no PEM CA certificate")
+
+    def token_ca_file(self, spec: ProfileSpec) -> Path | None:
+        if spec.token_ca_file is None:
+            return None
+        path = self.path(spec.token_ca_file)
+        self.check_ca_file(path, "token_ca_file")
+        return path
 
     def check_key(self, field_name: str, load: Any) -> None:
         try:

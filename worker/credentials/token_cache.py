@@ -162,6 +162,22 @@ class TokenCache:
             counts = self.metrics.counter("token_requests")
         return sum(n for labels, n in counts.items() if ("profile", profile) in labels)
 
+    def rotate_key(self) -> tuple[int, int]:
+        """Re-encrypt every cached token under the newest key: (rotated, dropped unreadable)."""
+        rotated = dropped = 0
+        with _redis_errors("*"):
+            for key in self.redis.scan_iter(match=redis_keys.token("*", "*"), count=100):
+                raw, ttl_ms = self.redis.get(key), self.redis.pttl(key)
+                if raw is None or ttl_ms <= 0:
+                    continue
+                try:
+                    self.redis.set(key, self.fernet.rotate(raw), px=ttl_ms)
+                    rotated += 1
+                except InvalidToken:  # a key no longer listed: a cache miss, fetched again
+                    self.redis.delete(key)
+                    dropped += 1
+        return rotated, dropped
+
     def close(self) -> None:
         """Stop this process's invalidation listener."""
         with self._guard:
@@ -170,6 +186,7 @@ class TokenCache:
                 self._listener.stop()
                 self._listener = None
             self._memory.clear()
+        self.endpoint.close()
 
     # -- refresh ----------------------------------------------------------
 
@@ -281,7 +298,9 @@ class TokenCache:
         try:
             data = json.loads(self.fernet.decrypt(raw))
         except InvalidToken:
-            # Encrypted with a key no longer configured: treat as a miss.
+            # Encrypted with a key no longer configured (the key check at start
+            # keeps processes of one database on one key): a miss.
+            log.warning("a cached token cannot be decrypted with MAILPIPE_SECRET_KEY; ignored")
             return None
         return Token(
             access_token=data["access_token"],

@@ -18,9 +18,9 @@ from worker.credentials import OAuthCredentials, Profile, load_profiles
 from worker.errors import MailpipeError
 from worker.faces.profile_check import check_profile
 from worker.faces.reports import attempt_dict, attempt_row, job_dict, job_lines, parse_since
-from worker.runtime import build_runtime
+from worker.runtime import build_producer, build_runtime
 from worker.settings import get_settings
-from worker.store import Store
+from worker.store import Store, rotate_stored
 
 
 class _Group(click.Group):
@@ -45,10 +45,30 @@ def main(verbose: bool) -> None:
     )
 
 
-@main.command("secret-key")
-def secret_key() -> None:
-    """Print a new Fernet key for MAILPIPE_SECRET_KEY."""
-    click.echo(Fernet.generate_key().decode())
+@main.group("secret-key", invoke_without_command=True)
+@click.pass_context
+def secret_key(ctx: click.Context) -> None:
+    """Print a new Fernet key for MAILPIPE_SECRET_KEY (or rotate to one)."""
+    if ctx.invoked_subcommand is None:
+        click.echo(Fernet.generate_key().decode())
+
+
+@secret_key.command("rotate")
+def secret_key_rotate() -> None:
+    """Re-encrypt stored and cached tokens under the first key of MAILPIPE_SECRET_KEY.
+
+    Put the new key first and the old one after it; after this, the old key
+    can be removed.
+    """
+    rt = build_runtime()
+    stored = rotate_stored(rt.store, rt.settings.fernet())
+    cached, dropped = rt.credentials.cache.rotate_key()
+    rt.close()
+    click.echo(
+        f"re-encrypted {stored} stored refresh token(s) and {cached} cached token(s) "
+        f"under the first key ({dropped} unreadable cached token(s) dropped); "
+        "the other keys can now be removed"
+    )
 
 
 # -- sending -------------------------------------------------------------------
@@ -91,7 +111,7 @@ def send(
     if (text is None) == (text_file is None):
         raise click.UsageError("give exactly one of --text and --text-file")
     body = text if text is not None else text_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
-    rt = build_runtime()
+    rt = build_producer()
     job_id = notify(
         profile,
         to=to,

@@ -22,7 +22,7 @@ from worker.intake.message import (
     build_message,
 )
 from worker.metrics import Samples
-from worker.runtime import Runtime, get_runtime
+from worker.runtime import Producer, get_producer
 from worker.store import Job
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,14 @@ def notify(
     idempotency_key: str | None = None,
     priority: Priority = "normal",
     *,
-    runtime: Runtime | None = None,
+    runtime: Producer | None = None,
 ) -> str:
     """Queue a notification; returns the job id (the first job's id for a repeated key).
 
     Raises UnknownProfileError or InvalidMessageError, with nothing stored,
     when the input cannot be sent.
     """
-    rt = runtime or get_runtime()
+    rt = runtime or get_producer()
     sender = rt.profiles.get(profile)
     if priority not in ("normal", "high"):
         raise InvalidMessageError("priority", f"'{priority}' is not normal or high")
@@ -102,7 +102,7 @@ def notify(
 
 
 def publish(
-    rt: Runtime, job_id: str, priority: str, countdown: float = 0.0, *, record: bool = True
+    rt: Producer, job_id: str, priority: str, countdown: float = 0.0, *, record: bool = True
 ) -> bool:
     """Put a task message for the job on the broker; False (job kept) if the broker is down.
 

@@ -3,6 +3,7 @@
 from worker.store.claims import AttemptRecord, NextStep
 from worker.store.database import Database, StoreUnavailableError, alembic_config
 from worker.store.jobs import Store
+from worker.store.keys import check_key, rotate_stored
 from worker.store.refresh_tokens import DatabaseRefreshTokenStore
 from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, utcnow
 
@@ -18,5 +19,7 @@ __all__ = [
     "Store",
     "StoreUnavailableError",
     "alembic_config",
+    "check_key",
+    "rotate_stored",
     "utcnow",
 ]

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from cryptography.fernet import InvalidToken, MultiFernet
 
+from providers import CredentialsConfigError
 from worker.store.database import Database
 from worker.store.tables import RefreshToken, utcnow
 
@@ -27,7 +28,13 @@ class DatabaseRefreshTokenStore:
         try:
             return str(json.loads(self.fernet.decrypt(ciphertext))["refresh_token"])
         except InvalidToken:
-            return None
+            # Never fall back to the seed: it has been rotated, and replaying a
+            # rotated refresh token revokes the whole chain (RFC 9700 §4.14.2).
+            raise CredentialsConfigError(
+                "the stored refresh token cannot be decrypted with MAILPIPE_SECRET_KEY",
+                profile=profile,
+                hint="use the key it was stored with (list it after the new one to rotate)",
+            ) from None
 
     def save(self, profile: str, seed_digest: str, refresh_token: str) -> None:
         ciphertext = self.fernet.encrypt(json.dumps({"refresh_token": refresh_token}).encode())

@@ -161,3 +161,18 @@ class RefreshToken(Base):
     seed_digest: Mapped[str] = mapped_column(String(32))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class KeyCheck(Base):
+    """A known value encrypted with the secret key, so a wrong key is caught at start.
+
+    A valid Fernet key that is not the one the stored tokens were encrypted
+    with would otherwise fail silently: cached tokens would read as misses and
+    a rotated refresh token as absent.
+    """
+
+    __tablename__ = "key_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

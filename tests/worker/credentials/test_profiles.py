@@ -313,3 +313,52 @@ ca_file = "missing-ca.pem"
         f"profile 'g', field 'ca_file': cannot read {tmp_path}/missing-ca.pem: No such file or "
         "directory",
     ]
+
+
+BARE = """
+[profiles.alerts]
+host = "smtp.example.test"
+from_email = "alerts@example.test"
+auth = "oauth"
+grant = "client_credentials"
+token_url = "https://login.example.test/token"
+client_id = "app"
+client_secret_env = "ALERTS_SECRET"
+
+[profiles.relay]
+host = "smtp.example.net"
+from_email = "noreply@example.net"
+auth = "password"
+password_file = "relay-password.txt"
+"""
+
+
+def test_a_producer_loads_profiles_without_any_secret(tmp_path: Path) -> None:
+    path = write(tmp_path, BARE)  # neither the variable nor the file exists
+
+    profiles = load_profiles(path, {}, secrets=False)
+
+    alerts = profiles.get("alerts")
+    assert alerts.from_email == "alerts@example.test"
+    assert alerts.oauth is not None and alerts.oauth.client_secret is None
+    assert profiles.get("relay").password is None
+    assert problems_of(path) == [
+        "profile 'alerts', field 'client_secret_env': "
+        "environment variable ALERTS_SECRET is not set",
+        f"profile 'relay', field 'password_file': cannot read {tmp_path / 'relay-password.txt'}: "
+        "No such file or directory",
+    ], "a worker reads them all"
+
+
+def test_empty_secrets_are_load_time_errors(tmp_path: Path) -> None:
+    (tmp_path / "relay-password.txt").write_text("\n")
+    path = write(tmp_path, BARE)
+
+    assert problems_of(path, {"ALERTS_SECRET": "  "}) == [
+        "profile 'alerts', field 'client_secret_env': environment variable ALERTS_SECRET is empty",
+        f"profile 'relay', field 'password_file': {tmp_path / 'relay-password.txt'} is empty",
+    ]
+    inline = write(
+        tmp_path, BARE.replace('client_secret_env = "ALERTS_SECRET"', 'client_secret = ""')
+    )
+    assert problems_of(inline)[0] == "profile 'alerts', field 'client_secret': is empty"

@@ -12,6 +12,7 @@ import pytest
 from tests.fake_idp import FakeIdP, reply
 from tests.idp_bodies import CORRELATION_ID, MS_EXPIRED_SECRET, TRACE_ID
 from tests.leaks import SecretRegistry
+from tests.support import fresh_database
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
 SECRET = "cli-client-secret-value"
@@ -44,6 +45,7 @@ password = "relay-password-value"
     return {
         **os.environ,
         "MAILPIPE_PROFILES_FILE": str(profiles),
+        "MAILPIPE_DATABASE_URL": fresh_database("sqlite", tmp_path),
         "MAILPIPE_REDIS_URL": redis_url,
         "MAILPIPE_SECRET_KEY": secret_key,
         "APP_SECRET": SECRET,

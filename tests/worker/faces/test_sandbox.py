@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support import free_port
+from tests.support import free_port, fresh_database
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
 
@@ -33,7 +33,7 @@ def test_a_profile_check_sends_through_the_sandbox(tmp_path: Path, redis_url: st
             "MAILPIPE_PROFILES_FILE": str(directory / "profiles.toml"),
             "MAILPIPE_REDIS_URL": redis_url,
             "MAILPIPE_SECRET_KEY": "bxRHaM7D9dPRE8vu3Bbav7Z4S7kBrBQoRqYi8oUu6Rk=",
-            "MAILPIPE_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+            "MAILPIPE_DATABASE_URL": fresh_database("sqlite", tmp_path),
         }
         check = subprocess.run(
             [MAILPIPE, "profiles", "check", "sandbox", "--send-to", "oncall@example.test"],

@@ -24,10 +24,10 @@ from worker.faces.http.schemas import Accepted, Health, NotificationIn
 from worker.faces.http.webhooks import router as webhooks
 from worker.faces.reports import job_dict
 from worker.intake import notify
-from worker.runtime import Runtime
+from worker.runtime import Producer
 
 
-def create_app(runtime: Runtime, routes: dict[str, Route], keys: ApiKeys) -> FastAPI:
+def create_app(runtime: Producer, routes: dict[str, Route], keys: ApiKeys) -> FastAPI:
     app = FastAPI(
         title="mailpipe",
         summary="Notifications in, email out: the HTTP intake of the mailpipe email worker.",

@@ -11,7 +11,7 @@ from worker.faces.http import problems
 from worker.faces.http.keys import ApiKeys, Caller
 from worker.faces.http.routes import Route
 from worker.faces.http.schemas import Accepted
-from worker.runtime import Runtime
+from worker.runtime import Producer
 
 PROBLEM = {"model": dict[str, Any], "content": {problems.MEDIA_TYPE: {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -27,7 +27,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class Intake:
     """What the endpoints work with: one per ``serve`` process."""
 
-    runtime: Runtime
+    runtime: Producer
     routes: dict[str, Route]
     keys: ApiKeys
 

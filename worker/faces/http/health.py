@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from worker.errors import MailpipeError
-from worker.runtime import Runtime
+from worker.runtime import Producer
 
 _BROKER_TIMEOUT_SECONDS = 2.0
 
 
-def readiness(rt: Runtime) -> list[str]:
+def readiness(rt: Producer) -> list[str]:
     """One line per part that does not answer; empty when all do."""
     failing = []
     try:

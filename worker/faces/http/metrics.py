@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from worker.celery import CRITICAL_QUEUE, QUEUE, waiting_messages
 from worker.metrics import COUNTERS, HISTOGRAMS
-from worker.runtime import Runtime
+from worker.runtime import Producer
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ STATUSES = ("queued", "sending", "delivered", "failed")
 
 
 class MailpipeCollector(Collector):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Producer) -> None:
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
@@ -101,7 +101,7 @@ class MailpipeCollector(Collector):
         return float(waiting_messages(self.runtime.celery, queue) or 0)
 
 
-def exposition(runtime: Runtime) -> tuple[bytes, str]:
+def exposition(runtime: Producer) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MailpipeCollector(runtime))
     return generate_latest(registry), CONTENT_TYPE

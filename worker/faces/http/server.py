@@ -8,6 +8,7 @@ would print query strings, and webhook senders put their key in one
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import time
@@ -21,12 +22,12 @@ from worker.errors import ConfigError
 from worker.faces.http.app import create_app
 from worker.faces.http.keys import ApiKeys
 from worker.faces.http.routes import load_routes_file
-from worker.runtime import Runtime, build_runtime
+from worker.runtime import Producer, build_producer
 
 log = logging.getLogger("mailpipe.http")
 
 
-def build_app(runtime: Runtime) -> FastAPI:
+def build_app(runtime: Producer) -> FastAPI:
     """The app for ``runtime``: its routes loaded and checked, its API keys."""
     routes = load_routes_file(runtime.settings.profiles_file, list(runtime.profiles.by_name))
     app = create_app(runtime, routes, ApiKeys(runtime.settings.api_keys))
@@ -61,9 +62,12 @@ def check_bind(host: str, keys: ApiKeys) -> None:
 
 
 def serve(host: str, port: int) -> None:
-    runtime = build_runtime()
+    runtime = build_producer()
     check_bind(host, ApiKeys(runtime.settings.api_keys))
     app = build_app(runtime)
+    # Everything built so far lives as long as the process: out of the
+    # collector's way, full collections pause requests for milliseconds, not 80.
+    gc.freeze()
     print(f"mailpipe: serving the HTTP intake on http://{host}:{port} (API at /docs)", flush=True)
     try:
         uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")

@@ -14,7 +14,7 @@ from tests.pipeline import API_KEY, LIMITED_KEY, Pipeline
 from tests.support import free_port
 from tests.worker.faces.http.conftest import Api, ServeFactory
 from tests.worker.faces.http.samples import am_firing, am_resolved, grafana_firing
-from worker.runtime import build_runtime
+from worker.runtime import build_producer
 
 PROBLEM = "application/problem+json"
 
@@ -229,7 +229,7 @@ def test_health_needs_no_key_and_readiness_names_the_part_that_is_down(
             "database_url": SecretStr("sqlite:////nonexistent/dir/x.db"),
         }
     )
-    runtime = build_runtime(broken)
+    runtime = build_producer(broken)
     try:
         url = serve(runtime)
         ready = httpx.get(f"{url}/readyz", timeout=30)
@@ -251,7 +251,7 @@ def test_a_job_is_stored_and_accepted_while_the_broker_is_down(
 ) -> None:
     closed = f"redis://127.0.0.1:{free_port()}/0"
     settings = pipeline.runtime.settings.model_copy(update={"broker_url": SecretStr(closed)})
-    runtime = build_runtime(settings)
+    runtime = build_producer(settings)
     try:
         url = serve(runtime)
         response = httpx.post(
