@@ -89,7 +89,7 @@ def fresh_database(kind: str, directory: Path) -> str:
             connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE"))
             connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
         engine.dispose()
-    store = Store(url)
+    store = Store(url, create=True)
     store.upgrade()
     store.engine.dispose()
     return url

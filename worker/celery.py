@@ -10,13 +10,16 @@ named as strings and producers publish by task name, so nothing in
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from worker.settings import Settings, get_settings
+from worker.errors import ConfigError
+from worker.settings import DEFAULTS, Settings, get_settings
 
 SEND_TASK = "mailpipe.send_notification"
 REFRESH_TASK = "mailpipe.refresh_expiring_tokens"
@@ -108,5 +111,23 @@ def producer_app(settings: Settings) -> Celery:
     return producer
 
 
+def _settings_or_exit() -> Settings:
+    """This process's settings; under ``celery -A worker …`` a bad one is a line, not a traceback.
+
+    Imported by anything else (the CLI, an incident system calling notify),
+    the app takes the defaults, and the ConfigError reaches whoever asks for
+    the settings, which says it its own way.
+    """
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        if Path(sys.argv[0]).name != "celery" and Path(sys.argv[0]).parent.name != "celery":
+            # Whoever needs the settings asks get_settings(), which says it again.
+            return DEFAULTS
+        for line in str(exc).splitlines():
+            print(f"mailpipe: error: {line}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 app = Celery("mailpipe", include=["tasks.jobs", "tasks.tokens", "tasks.lifecycle"])
-app.conf.update(celery_config(get_settings()))
+app.conf.update(celery_config(_settings_or_exit()))

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
+
 from tests.pipeline import REPO, Pipeline
+from worker.store import alembic_config
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
 
@@ -82,4 +85,38 @@ def test_bad_input_is_one_line_and_stores_nothing(pipeline: Pipeline) -> None:
 
 def test_db_upgrade_is_idempotent(pipeline: Pipeline) -> None:
     result = run(pipeline, "db", "upgrade")
-    assert (result.returncode, result.stdout) == (0, "database schema is up to date\n")
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert (result.returncode, result.stdout) == (
+        0,
+        f"database schema is up to date (revision {head})\n",
+    )
+
+
+def test_a_new_database_is_created_and_a_missing_one_is_named(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    path = tmp_path / "new.db"
+    env = {**pipeline.env, "MAILPIPE_DATABASE_URL": f"sqlite:///{path}"}
+    status = subprocess.run(
+        [MAILPIPE, "status", "nope"], env=env, capture_output=True, text=True, check=False
+    )
+    assert (status.returncode, status.stderr) == (
+        1,
+        f"mailpipe: error: the database file {path} does not exist: check "
+        "MAILPIPE_DATABASE_URL, or create it with `mailpipe db upgrade`\n",
+    )
+    assert not path.exists(), "no empty database left behind"
+    created = subprocess.run(
+        [MAILPIPE, "db", "upgrade"], env=env, capture_output=True, text=True, check=False
+    )
+    assert created.stdout.startswith("created the database schema (revision ")
+
+
+def test_a_malformed_database_url_is_one_line(pipeline: Pipeline) -> None:
+    env = {**pipeline.env, "MAILPIPE_DATABASE_URL": "postgres ql://user:pw@host/db"}
+    result = subprocess.run(
+        [MAILPIPE, "status", "x"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("mailpipe: error: MAILPIPE_DATABASE_URL is not a database URL")
+    assert result.stderr.count("\n") == 1 and "pw" not in result.stderr

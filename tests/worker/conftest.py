@@ -25,7 +25,7 @@ def make_credentials(
     tmp_path: Path, idp: FakeIdP, tls: TlsFiles, redis_url: str, fernet: MultiFernet
 ) -> Iterator[CredentialsFactory]:
     """Credentials for one profile named "p" pointing at ``server``; ``fields`` add or override."""
-    store = Store(f"sqlite:///{tmp_path / 'credentials.db'}")
+    store = Store(f"sqlite:///{tmp_path / 'credentials.db'}", create=True)
     store.upgrade()
     made: list[Credentials] = []
     http = httpx.Client(timeout=5.0)

@@ -194,10 +194,16 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the tables to this version's schema."""
-    store = Store(get_settings().database_url.get_secret_value())
-    store.upgrade()
+    store = Store(get_settings().database_url.get_secret_value(), create=True)
+    before, after = store.upgrade()
     store.check_schema()
-    click.echo("database schema is up to date")
+    store.dispose()
+    if before is None:
+        click.echo(f"created the database schema (revision {after})")
+    elif before != after:
+        click.echo(f"upgraded the database schema from revision {before} to {after}")
+    else:
+        click.echo(f"database schema is up to date (revision {after})")
 
 
 @main.command()

@@ -16,7 +16,7 @@ import jwt
 
 from worker.credentials import Credentials, OAuthCredentials, Profile, SmtpCredentials
 from worker.errors import MailpipeError
-from worker.intake import Notification, build_message
+from worker.intake.message import Notification, build_message
 from worker.transport import SessionError
 from worker.transport.smtp import SmtpSession, ssl_context
 
@@ -47,7 +47,7 @@ def check_profile(
     try:
         smtp_credentials = credentials.get(name)
     except MailpipeError as exc:
-        yield Step("token", False, str(exc))
+        yield Step("token", False, exc.message, exc.hint)
         return
     if isinstance(smtp_credentials, OAuthCredentials):
         step = token_step(profile, smtp_credentials.access_token)
@@ -58,7 +58,8 @@ def check_profile(
     try:
         yield from _smtp_steps(profile, session, smtp_credentials, send_to)
     except SessionError as exc:
-        yield Step(exc.outcome.phase, False, exc.outcome.summary(), exc.outcome.hint)
+        failed = exc.outcome
+        yield Step(failed.phase, False, failed.summary(with_hint=False), failed.hint)
     finally:
         session.close()
 
@@ -90,7 +91,8 @@ def _smtp_steps(
             from_name=profile.from_name,
         )
         result = session.send(message)
-        yield Step("send", result.kind == "delivered", result.summary(), result.hint)
+        ok = result.kind == "delivered"
+        yield Step("send", ok, result.summary(with_hint=False), result.hint)
 
 
 def token_step(profile: Profile, access_token: str) -> Step:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.errors import ConfigError, UnavailableError
@@ -35,24 +36,48 @@ def alembic_config(url: str) -> Config:
 class Database:
     """The engine, the schema, and transactions whose driver errors come out as ours."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = False) -> None:
+        """``create``: a SQLite file that does not exist yet may be made (``db upgrade``)."""
         self.url = url
-        sqlite = url.startswith("sqlite")
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigError(
+                "MAILPIPE_DATABASE_URL is not a database URL (sqlite:///path/to/mailpipe.db "
+                "or postgresql+psycopg://user@host/db)"
+            ) from None
+        sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite and not create and parsed.database not in (None, "", ":memory:"):
+            path = Path(parsed.database or "")
+            if not path.exists():
+                raise ConfigError(
+                    f"the database file {path} does not exist: check MAILPIPE_DATABASE_URL, "
+                    "or create it with `mailpipe db upgrade`"
+                )
         # A ping per checkout finds a server that dropped the connection; a
         # SQLite file cannot, so it is spared the extra statement.
-        self.engine: Engine = create_engine(url, pool_pre_ping=not sqlite)
+        try:
+            self.engine: Engine = create_engine(parsed, pool_pre_ping=not sqlite)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise ConfigError(
+                f"MAILPIPE_DATABASE_URL: cannot use a {parsed.drivername} database "
+                f"({type(exc).__name__}; for PostgreSQL: pip install 'mailpipe[postgres]')"
+            ) from None
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     # -- schema ------------------------------------------------------------
 
-    def upgrade(self) -> None:
-        """Bring the schema to the newest migration (``mailpipe db upgrade``)."""
-        with self.engine.begin() as connection:
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Bring the schema to the newest migration (``mailpipe db upgrade``): (before, after)."""
+        with _unavailable(), self.engine.begin() as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            after = MigrationContext.configure(connection).get_current_revision()
+        return before, after
 
     def check_schema(self) -> None:
         """Refuse to run on a schema older (or newer) than this code expects."""
@@ -86,11 +111,21 @@ class Database:
 
 @contextmanager
 def _unavailable() -> Iterator[None]:
-    """The database could not be reached or was busy: transient, the message says why."""
+    """The database could not be reached or was busy: transient, the message says why.
+
+    A missing table is no outage: the schema was never created.
+    """
     try:
         yield
-    except OperationalError as exc:
-        raise StoreUnavailableError(f"database error: {_db_error(exc)}") from exc
+    except (OperationalError, ProgrammingError) as exc:
+        message = _db_error(exc)
+        if "no such table" in message or "does not exist" in message:
+            raise ConfigError(
+                f"the database has no mailpipe tables ({message}): run `mailpipe db upgrade`"
+            ) from exc
+        if isinstance(exc, ProgrammingError):
+            raise
+        raise StoreUnavailableError(f"database error: {message}") from exc
 
 
 def _sqlite_pragmas(connection: Any, record: Any) -> None:
@@ -107,6 +142,6 @@ def _sqlite_pragmas(connection: Any, record: Any) -> None:
     cursor.close()
 
 
-def _db_error(exc: OperationalError) -> str:
+def _db_error(exc: OperationalError | ProgrammingError) -> str:
     # The driver's message, first line only: no SQL, no parameters.
     return str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__

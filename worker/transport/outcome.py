@@ -55,11 +55,11 @@ class Outcome:
     # From a token endpoint's Retry-After: the earliest sensible retry.
     retry_after_seconds: float | None = None
 
-    def summary(self) -> str:
+    def summary(self, *, with_hint: bool = True) -> str:
         """One line: kind, phase, the server's reply (its text starts with the enhanced code)."""
         reply = " ".join(str(p) for p in (self.code, self.text) if p)
         what = f"{self.kind} at {self.phase}" + (f": {reply}" if reply else "")
-        return what + (f" — {self.hint}" if self.hint else "")
+        return what + (f" — {self.hint}" if self.hint and with_hint else "")
 
 
 def outcome(

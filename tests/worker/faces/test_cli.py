@@ -132,3 +132,26 @@ def test_missing_secret_key_says_how_to_make_one(env: dict[str, str]) -> None:
     )
     key = run(env, "secret-key").stdout.strip()
     assert len(key) == 44
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("MAILPIPE_RETRY_MAX_ATTEMPTS", "abc", "setting MAILPIPE_RETRY_MAX_ATTEMPTS: Input should"),
+        ("MAILPIPE_RETRY_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
+        ("MAILPIPE_TASK_TIME_LIMIT_SECONDS", "400", "send_max_seconds must be longer than"),
+    ],
+)
+def test_a_bad_setting_is_one_line_for_the_cli_and_the_worker(
+    env: dict[str, str], variable: str, value: str, said: str
+) -> None:
+    bad = {**env, variable: value}
+    cli = run(bad, "status", "x")
+    worker = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "solo"],
+        env=bad, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    for result in (cli, worker):
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("mailpipe: error: ") and said in result.stderr

@@ -69,8 +69,22 @@ def test_a_wrong_microsoft_token_is_called_out_before_smtp(
 def test_an_auth_failure_stops_with_the_reason(
     make_server: ServerFactory, make_credentials: CredentialsFactory, idp: FakeIdP
 ) -> None:
+    idp.claims = EXCHANGE_APP_CLAIMS
     server = make_server(token_ok=lambda user, token: False, gmail_style_failure=False)
-    steps = list(check_profile(make_credentials(server), "p"))
+    microsoft = make_credentials(server, provider="microsoft365", tenant="contoso.onmicrosoft.com")
+    steps = list(check_profile(microsoft, "p"))
     assert [(s.name, s.ok) for s in steps][-1] == ("auth", False)
     assert "535 5.7.3" in steps[-1].detail
     assert "service principal" in (steps[-1].hint or "")
+    assert "service principal" not in steps[-1].detail, "the hint is said once"
+
+
+def test_a_generic_servers_refusal_gets_no_provider_advice(
+    make_server: ServerFactory, make_credentials: CredentialsFactory
+) -> None:
+    # Gmail's style of refusal (a JSON 334, then 535 5.7.8) from a server that is not Gmail.
+    server = make_server(token_ok=lambda user, token: False)
+    steps = list(check_profile(make_credentials(server), "p"))
+    assert [(s.name, s.ok) for s in steps][-1] == ("auth", False)
+    assert "535 5.7.8" in steps[-1].detail
+    assert steps[-1].hint is None, "nothing is known about this server's reasons"

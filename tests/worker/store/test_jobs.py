@@ -156,7 +156,7 @@ def test_jobs_are_lost_only_when_the_queue_holds_fewer_messages_than_it_should(
 
 
 def test_a_database_without_the_schema_is_refused(tmp_path: pytest.TempPathFactory) -> None:
-    empty = Store(f"sqlite:///{tmp_path}/empty.db")
+    empty = Store(f"sqlite:///{tmp_path}/empty.db", create=True)
     with pytest.raises(ConfigError, match="run `mailpipe db upgrade`"):
         empty.check_schema()
     empty.upgrade()

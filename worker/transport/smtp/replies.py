@@ -13,23 +13,28 @@ from worker.transport.outcome import OutcomeKind, Phase, Reply
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _QUEUE_ID = re.compile(r"queued as ([A-Za-z0-9.-]+)")
 
-# (code, enhanced code or None for any) → hint. Checked in order.
-_HINTS: tuple[tuple[int | None, str | None, str], ...] = (
-    (535, "5.7.139", "SMTP AUTH is disabled for this tenant or mailbox: "
+# (code, enhanced code or None for any, the provider it is known from or None
+# for any server) → hint. Checked in order. A provider's hint is given only for
+# that provider's profiles: a generic server's 535 is no Gmail advice.
+_HINTS: tuple[tuple[int | None, str | None, str | None, str], ...] = (
+    (535, "5.7.139", "microsoft365", "SMTP AUTH is disabled for this tenant or mailbox: "
      "Set-CASMailbox <mailbox> -SmtpClientAuthenticationDisabled $false"),
-    (535, "5.7.3", "Exchange refused the token: the service principal or the mailbox permission "
-     "is missing, the token's audience is not Exchange, or user= is not the mailbox"),
-    (535, "5.7.8", "Gmail refused the token: check domain-wide delegation for "
-     "https://mail.google.com/ and that the mailbox is the JWT subject"),
-    (550, "5.7.30", "basic authentication is switched off for this tenant: move the profile to "
-     "auth = \"oauth\""),
-    (554, "5.2.252", "the mailbox may not send as from_email: use the authenticated mailbox or "
-     "grant it SendAs on from_email"),
-    (554, "5.2.0", "the mailbox's sending quota is used up (Microsoft 365: 10,000 recipients a "
-     "day); wait or spread the load over more mailboxes"),
-    (432, "4.3.2", "too many concurrent connections to this mailbox (Microsoft 365 allows 3)"),
-    (530, "5.7.57", "the server did not accept the authentication: the profile must use AUTH"),
-    (552, None, "the message is too large for this server"),
+    (535, "5.7.3", "microsoft365", "Exchange refused the token: the service principal or the "
+     "mailbox permission is missing, the token's audience is not Exchange, or user= is not the "
+     "mailbox"),
+    (535, "5.7.8", "google_workspace", "Gmail refused the token: check domain-wide delegation "
+     "for https://mail.google.com/ and that the mailbox is the JWT subject"),
+    (550, "5.7.30", "microsoft365", "basic authentication is switched off for this tenant: move "
+     "the profile to auth = \"oauth\""),
+    (554, "5.2.252", "microsoft365", "the mailbox may not send as from_email: use the "
+     "authenticated mailbox or grant it SendAs on from_email"),
+    (554, "5.2.0", "microsoft365", "the mailbox's sending quota is used up (Microsoft 365: "
+     "10,000 recipients a day); wait or spread the load over more mailboxes"),
+    (432, "4.3.2", "microsoft365", "too many concurrent connections to this mailbox (Microsoft "
+     "365 allows 3)"),
+    (530, "5.7.57", "microsoft365", "the server did not accept the authentication: the profile "
+     "must use AUTH"),
+    (552, None, None, "the message is too large for this server"),
 )  # fmt: skip
 _PERMANENT_AUTH = frozenset({"5.7.139"})  # a fresh token cannot fix a disabled SMTP AUTH
 _AUTH_REJECTED = frozenset({535, 534})
@@ -57,15 +62,24 @@ def classify(code: int | None, text: str, phase: Phase) -> OutcomeKind:
     return "transient" if 400 <= code < 500 else "permanent"
 
 
-def hint_for(code: int | None, enhanced: str | None) -> str | None:
-    for hint_code, hint_enhanced, hint in _HINTS:
-        if code == hint_code and (hint_enhanced is None or hint_enhanced == enhanced):
+def hint_for(code: int | None, enhanced: str | None, provider: str | None = None) -> str | None:
+    """Advice for this reply from this provider's server (None: any provider's that fits)."""
+    for hint_code, hint_enhanced, hint_provider, hint in _HINTS:
+        if code != hint_code or hint_enhanced not in (None, enhanced):
+            continue
+        if hint_provider is None or provider in (None, hint_provider):
             return hint
     return None
 
 
-def smtp_reply(phase: Phase, code: int | None, reply: bytes | str) -> Reply:
-    """Classify a raw SMTP reply (code None: the connection was lost) and add its hint."""
+def smtp_reply(
+    phase: Phase, code: int | None, reply: bytes | str, provider: str | None = None
+) -> Reply:
+    """Classify a raw SMTP reply (code None: the connection was lost) and add its hint.
+
+    ``provider``: the profile's (``microsoft365``, ``google_workspace``,
+    ``generic``); its hints only. None, when it is not known: any that fits.
+    """
     text = reply.decode("utf-8", errors="replace") if isinstance(reply, bytes) else reply
     text = " ".join(text.split())  # multi-line replies become one line
     enhanced = enhanced_code(text)
@@ -75,6 +89,6 @@ def smtp_reply(phase: Phase, code: int | None, reply: bytes | str) -> Reply:
         code=code,
         text=text,
         enhanced_code=enhanced,
-        hint=hint_for(code, enhanced),
+        hint=hint_for(code, enhanced, provider),
         queue_id=queue.group(1) if queue else None,
     )

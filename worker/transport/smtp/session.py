@@ -96,7 +96,9 @@ class SmtpSession:
                 phase = "ehlo"
                 self._ehlo()
         except smtplib.SMTPResponseException as exc:
-            self._fail(phase, smtp_reply(phase, exc.smtp_code, exc.smtp_error))
+            self._fail(
+                phase, smtp_reply(phase, exc.smtp_code, exc.smtp_error, self.profile.provider)
+            )
         except ssl.SSLCertVerificationError as exc:
             self._fail(
                 "tls",
@@ -105,7 +107,10 @@ class SmtpSession:
                 "or fix host to match the certificate",
             )
         except (OSError, smtplib.SMTPException) as exc:
-            self._fail(phase, smtp_reply(phase, None, f"{type(exc).__name__}: {exc}"))
+            self._fail(
+                phase,
+                smtp_reply(phase, None, f"{type(exc).__name__}: {exc}", self.profile.provider),
+            )
 
     def _ehlo(self) -> None:
         assert self.smtp is not None
@@ -156,13 +161,18 @@ class SmtpSession:
         except smtplib.SMTPAuthenticationError as exc:
             self._fail("auth", self._auth_reply(exc))
         except smtplib.SMTPResponseException as exc:
-            self._fail("auth", smtp_reply("auth", exc.smtp_code, exc.smtp_error))
+            self._fail(
+                "auth", smtp_reply("auth", exc.smtp_code, exc.smtp_error, self.profile.provider)
+            )
         except UnicodeError:
             # smtplib ASCII-encodes the SASL response; the exception would carry
             # the whole response (password or token) in its repr: say only what.
             self._fail("auth", "the username or password is not ASCII, which SMTP AUTH cannot send")
         except (OSError, smtplib.SMTPException) as exc:
-            self._fail("auth", smtp_reply("auth", None, f"{type(exc).__name__}: {exc}"))
+            self._fail(
+                "auth",
+                smtp_reply("auth", None, f"{type(exc).__name__}: {exc}", self.profile.provider),
+            )
         self.credentials = credentials
 
     def _password_auth(self, credentials: PasswordCredentials, offered: list[str]) -> None:
@@ -212,7 +222,7 @@ class SmtpSession:
         self.mechanism = mechanism
 
     def _auth_reply(self, exc: smtplib.SMTPAuthenticationError) -> Reply:
-        reply = smtp_reply("auth", exc.smtp_code, exc.smtp_error)
+        reply = smtp_reply("auth", exc.smtp_code, exc.smtp_error, self.profile.provider)
         server_error = self._responder.server_error if self._responder else None
         if server_error is None:
             return reply

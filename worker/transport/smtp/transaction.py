@@ -39,19 +39,27 @@ def send(session: SmtpSession, message: OutgoingMessage) -> Outcome:
         mail, rcpts, data = _envelope(smtp, message)
     except (OSError, smtplib.SMTPServerDisconnected) as exc:
         session.broken = True
-        lost = smtp_reply("mail", None, f"{type(exc).__name__}: {exc}")
+        lost = smtp_reply("mail", None, f"{type(exc).__name__}: {exc}", session.profile.provider)
         raise ConnectionDropped("mail", lost) from exc
     if mail[0] != 250:
         _abort_data(session, data)
-        return _refused(session, outcome("mail", smtp_reply("mail", *mail)))
+        return _refused(
+            session, outcome("mail", smtp_reply("mail", *mail, session.profile.provider))
+        )
     if any(code == 421 for code, _ in rcpts):
         session.broken = True
-        raise ConnectionDropped("rcpt", smtp_reply("rcpt", 421, "421 at RCPT"))
+        raise ConnectionDropped(
+            "rcpt", smtp_reply("rcpt", 421, "421 at RCPT", session.profile.provider)
+        )
     replies = zip(message.recipients, rcpts, strict=True)
-    results = tuple(_recipient(address, *reply) for address, reply in replies)
+    provider = session.profile.provider
+    results = tuple(_recipient(address, *reply, provider) for address, reply in replies)
     if not any(r.accepted for r in results):
         _abort_data(session, data)
-        return _refused(session, outcome("rcpt", _all_refused(results), recipients=results))
+        return _refused(
+            session,
+            outcome("rcpt", _all_refused(results, session.profile.provider), recipients=results),
+        )
     return _data(session, message, results, data)
 
 
@@ -76,11 +84,11 @@ def _envelope(
     return mail, rcpts, smtp.getreply()
 
 
-def _all_refused(results: tuple[RecipientResult, ...]) -> Reply:
+def _all_refused(results: tuple[RecipientResult, ...], provider: str) -> Reply:
     """Every recipient refused: the first one's reply, transient if any refusal was."""
     first = results[0]
     kind: OutcomeKind = "transient" if any(r.kind == "transient" for r in results) else "permanent"
-    reply = smtp_reply("rcpt", first.code, first.text)
+    reply = smtp_reply("rcpt", first.code, first.text, provider)
     return Reply(
         kind=kind,
         code=first.code,
@@ -113,15 +121,19 @@ def _data(
     try:
         code, reply = data or smtp.docmd("DATA")
         if code != 354:  # nothing was sent
-            return _refused(session, outcome("data", smtp_reply("data", code, reply)))
+            return _refused(
+                session, outcome("data", smtp_reply("data", code, reply, session.profile.provider))
+            )
         smtp.send(_dot_stuffed(message.data))
         code, reply = smtp.getreply()
     except (OSError, smtplib.SMTPServerDisconnected) as exc:
         # The data may have been delivered: never retried silently.
         session.broken = True
         lost = f"connection lost after DATA: {type(exc).__name__}"
-        return outcome("data", smtp_reply("data", None, lost))
-    result = outcome("data", smtp_reply("data", code, reply), recipients=recipients)
+        return outcome("data", smtp_reply("data", None, lost, session.profile.provider))
+    result = outcome(
+        "data", smtp_reply("data", code, reply, session.profile.provider), recipients=recipients
+    )
     if result.kind != "delivered":
         _refused(session, result)
     return result
@@ -132,7 +144,9 @@ def _refused(session: SmtpSession, result: Outcome) -> Outcome:
     if result.code == 421:
         session.broken = True
         if result.phase == "mail":
-            raise ConnectionDropped("mail", smtp_reply("mail", 421, result.text))
+            raise ConnectionDropped(
+                "mail", smtp_reply("mail", 421, result.text, session.profile.provider)
+            )
         return result
     try:
         assert session.smtp is not None
@@ -142,8 +156,8 @@ def _refused(session: SmtpSession, result: Outcome) -> Outcome:
     return result
 
 
-def _recipient(address: str, code: int, reply: bytes) -> RecipientResult:
-    result = smtp_reply("rcpt", code, reply)
+def _recipient(address: str, code: int, reply: bytes, provider: str) -> RecipientResult:
+    result = smtp_reply("rcpt", code, reply, provider)
     return RecipientResult(
         address=address,
         accepted=code in (250, 251),
