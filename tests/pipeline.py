@@ -153,6 +153,7 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
         "send_lease_seconds": "4",
         "requeue_grace_seconds": "1",
         "sweep_interval_seconds": "1",
+        "profiles_check_seconds": "0.2",
         "smtp_noop_after_seconds": "0.5",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}

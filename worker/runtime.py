@@ -15,7 +15,7 @@ import redis
 from celery import Celery
 
 from worker.celery import app, producer_app
-from worker.credentials import Credentials, Profiles, TokenCache, load_profiles
+from worker.credentials import Credentials, Profiles, ProfilesFile, TokenCache
 from worker.delivery import Leases, RateLimiter
 from worker.metrics import Metrics
 from worker.settings import Settings, get_settings
@@ -33,12 +33,17 @@ class Producer:
     """
 
     settings: Settings
-    profiles: Profiles
+    profiles_file: ProfilesFile
     redis: redis.Redis
     store: Store
     metrics: Metrics
     # Publishes task messages to this runtime's broker.
     celery: Celery
+
+    @property
+    def profiles(self) -> Profiles:
+        """The profiles in use (an edited file is picked up without a restart)."""
+        return self.profiles_file.current()
 
     def close(self) -> None:
         self.store.dispose()
@@ -75,7 +80,7 @@ def build_producer(settings: Settings | None = None) -> Producer:
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())
     return Producer(
         settings=settings,
-        profiles=load_profiles(settings.profiles_file, os.environ, secrets=False),
+        profiles_file=_profiles_file(settings, secrets=False),
         redis=client,
         store=Store(settings.database_url.get_secret_value()),
         metrics=Metrics(client),
@@ -87,7 +92,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     """A worker's runtime: every profile's secrets read, the key checked against the store."""
     celery = app if settings is None else producer_app(settings)
     settings = settings or get_settings()
-    profiles = load_profiles(settings.profiles_file, os.environ)
+    profiles = _profiles_file(settings, secrets=True)
     fernet = settings.fernet()
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())
     store = Store(settings.database_url.get_secret_value())
@@ -99,7 +104,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     slots = ConnectionSlots(client, lease_seconds=settings.smtp_slot_lease_seconds)
     return Runtime(
         settings=settings,
-        profiles=profiles,
+        profiles_file=profiles,
         redis=client,
         store=store,
         metrics=Metrics(client),
@@ -113,6 +118,15 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
             lease_seconds=settings.send_lease_seconds,
             max_hold_seconds=settings.send_max_seconds,
         ),
+    )
+
+
+def _profiles_file(settings: Settings, *, secrets: bool) -> ProfilesFile:
+    return ProfilesFile(
+        settings.profiles_file,
+        os.environ,
+        secrets=secrets,
+        check_every_seconds=settings.profiles_check_seconds,
     )
 
 

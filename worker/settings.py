@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/1")
     database_url: SecretStr = SecretStr("sqlite:///mailpipe.db")
     profiles_file: Path = Path("profiles.toml")
+    # How often a running process looks for an edited profiles file.
+    profiles_check_seconds: float = Field(2.0, ge=0.1, le=3600)
     # Fernet key(s) for tokens at rest, newest first, comma-separated.
     secret_key: SecretStr | None = None
 

@@ -9,6 +9,7 @@ from worker.credentials.profiles import (
     is_loopback,
 )
 from worker.credentials.profiles_file import load_profiles
+from worker.credentials.profiles_source import ProfilesFile
 from worker.credentials.token_cache import CachedToken, TokenCache, TokenSource
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "OAuthCredentials",
     "Profile",
     "Profiles",
+    "ProfilesFile",
     "ProfilesFileError",
     "SmtpCredentials",
     "TokenCache",

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from providers import Grant, PasswordCredentials, RefreshTokenStore
 from worker.credentials.grants import build_grant
 from worker.credentials.profiles import Profiles
+from worker.credentials.profiles_source import ProfilesFile
 from worker.credentials.token_cache import CachedToken, TokenCache, TokenSource
 
 
@@ -34,20 +35,32 @@ SmtpCredentials = OAuthCredentials | PasswordCredentials
 
 
 class Credentials:
-    """Hands out each profile's credentials; grants are built once per process."""
+    """Hands out each profile's credentials; grants are built once per profiles file version."""
 
     def __init__(
-        self, profiles: Profiles, cache: TokenCache, refresh_tokens: RefreshTokenStore
+        self,
+        profiles: Profiles | ProfilesFile,
+        cache: TokenCache,
+        refresh_tokens: RefreshTokenStore,
     ) -> None:
-        self.profiles = profiles
+        self._source = profiles
         self.cache = cache
         self.refresh_tokens = refresh_tokens
         self._grants: dict[str, Grant] = {}
+        self._grants_of: Profiles | None = None
+
+    @property
+    def profiles(self) -> Profiles:
+        source = self._source
+        return source.current() if isinstance(source, ProfilesFile) else source
 
     def grant(self, name: str) -> Grant:
+        profiles = self.profiles
+        if profiles is not self._grants_of:  # the file was reloaded: its grants may differ
+            self._grants, self._grants_of = {}, profiles
         grant = self._grants.get(name)
         if grant is None:
-            grant = build_grant(self.profiles.get(name), self.refresh_tokens)
+            grant = build_grant(profiles.get(name), self.refresh_tokens)
             self._grants[name] = grant
         return grant
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Request, Response
 
+from worker.errors import ConfigError
 from worker.faces.http import problems
 from worker.faces.http.keys import ApiKeys, Caller
-from worker.faces.http.routes import Route
+from worker.faces.http.routes import Route, load_routes_file
 from worker.faces.http.schemas import Accepted
 from worker.runtime import Producer
+
+log = logging.getLogger(__name__)
 
 PROBLEM = {"model": dict[str, Any], "content": {problems.MEDIA_TYPE: {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -23,13 +26,32 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
 class Intake:
-    """What the endpoints work with: one per ``serve`` process."""
+    """What the endpoints work with: one per ``serve`` process.
 
-    runtime: Producer
-    routes: dict[str, Route]
-    keys: ApiKeys
+    The routes follow the profiles file: when the runtime picks up an edited
+    file, its routes are loaded again; routes that do not load keep the last
+    good ones (and the reason is logged).
+    """
+
+    def __init__(self, runtime: Producer, routes: dict[str, Route], keys: ApiKeys) -> None:
+        self.runtime = runtime
+        self.keys = keys
+        self._routes = routes
+        self._version = runtime.profiles_file.version
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        profiles = self.runtime.profiles  # looks for an edited file
+        version = self.runtime.profiles_file.version
+        if version != self._version:
+            self._version = version
+            try:
+                self._routes = load_routes_file(self.runtime.profiles_file.path, profiles.by_name)
+            except ConfigError as exc:
+                for line in str(exc).splitlines():
+                    log.error("routes not reloaded, the last good ones stay: %s", line)
+        return self._routes
 
 
 def intake(request: Request) -> Intake:

@@ -172,6 +172,9 @@ class SmtpPool:
             if pooled is None:
                 return None
             idle = self._clock() - pooled.session.last_used
+            if pooled.session.profile is not profile:  # the profiles file changed
+                self._discard(profile, pooled)
+                continue
             if idle > self.idle_timeout_seconds or (
                 idle > self.noop_after_seconds and not pooled.session.alive()
             ):

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from tests.pipeline import API_KEY, LIMITED_KEY, Pipeline
 from tests.support import free_port
+from tests.tasks.test_reload import edit as edit_profiles
 from tests.worker.faces.http.conftest import Api, ServeFactory
 from tests.worker.faces.http.samples import am_firing, am_resolved, grafana_firing
 from worker.runtime import build_producer
@@ -296,3 +297,18 @@ def test_metrics_count_what_two_worker_processes_did(api: Api, pipeline: Pipelin
     assert metric(text, "mailpipe_queue_messages", queue="mail") == 0
     assert metric(text, "mailpipe_oldest_queued_job_age_seconds") == 0
     assert metric(text, "mailpipe_up") == 1
+
+
+def test_serve_takes_a_route_added_to_the_file(api: Api, pipeline: Pipeline) -> None:
+    hook = "/v1/webhooks/alertmanager"
+    before = api.client.post(hook, params={"route": "later"}, json=am_firing())
+    assert before.status_code == 422
+
+    edit_profiles(
+        pipeline,
+        "[routes.oncall]",
+        '[routes.later]\nprofile = "alerts"\nto = ["later@example.test"]\n\n[routes.oncall]',
+    )
+    after = api.client.post(hook, params={"route": "later"}, json=am_firing())
+
+    assert after.status_code == 202, after.text
