@@ -8,8 +8,8 @@ held as ``SecretStr`` from then on.
 
 from __future__ import annotations
 
+import math
 import re
-import ssl
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from providers import CredentialsConfigError, ServiceAccountKey
+from providers import ServiceAccountKey
 from providers.keys import ClientCertificate
 from worker.credentials.presets import (
     DEFAULT_PORTS,
@@ -26,6 +26,7 @@ from worker.credentials.presets import (
     PRESETS,
     Preset,
 )
+from worker.credentials.profile_secrets import SecretReader, one_line
 from worker.credentials.profile_table import ProfileSpec
 from worker.credentials.profiles import (
     OAuthConfig,
@@ -36,8 +37,10 @@ from worker.credentials.profiles import (
 )
 from worker.errors import ConfigError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+# Whole strings (fullmatch): "$" alone would let a trailing newline through.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_ADDRESS_PART = r"[^@\s<>\"\x00-\x1f\x7f-\x9f]+"  # no blank, control character or separator
+_ADDRESS = re.compile(rf"{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}")
 
 
 def load_profiles(path: Path, env: Mapping[str, str], *, secrets: bool = True) -> Profiles:
@@ -53,8 +56,13 @@ def load_profiles(path: Path, env: Mapping[str, str], *, secrets: bool = True) -
         raise ConfigError(f"{path}: profiles file not found (set MAILPIPE_PROFILES_FILE)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the profiles file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+            "save the profiles file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML: {one_line(str(exc))}") from None
     tables = document.get("profiles")
     if not isinstance(tables, dict) or not tables:
         raise ConfigError(f"{path}: no [profiles.NAME] tables")
@@ -71,22 +79,11 @@ def load_profiles(path: Path, env: Mapping[str, str], *, secrets: bool = True) -
     return Profiles(path=path, by_name=profiles)
 
 
-class _Resolver:
+class _Resolver(SecretReader):
     """Turns one table into a Profile, collecting every problem on the way."""
 
-    def __init__(self, name: str, base_dir: Path, env: Mapping[str, str], *, secrets: bool) -> None:
-        self.name = name
-        self.base_dir = base_dir
-        self.env = env
-        self.secrets = secrets
-        self.problems: list[str] = []
-
-    def problem(self, field_name: str | None, message: str) -> None:
-        where = f"profile '{self.name}'" + (f", field '{field_name}'" if field_name else "")
-        self.problems.append(f"{where}: {message}")
-
     def resolve(self, table: object) -> Profile | None:
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             self.problem(None, "names may use letters, digits, '.', '_' and '-' (64 at most)")
         if not isinstance(table, dict):
             self.problem(None, "must be a table of settings")
@@ -98,7 +95,7 @@ class _Resolver:
                 self._validation_problem(error)
             return None
         preset = PRESETS[spec.provider]
-        if not _ADDRESS.match(spec.from_email):
+        if not _ADDRESS.fullmatch(spec.from_email):
             self.problem("from_email", "not an email address")
         host = spec.host or preset.host
         security = spec.security or preset.security or "starttls"
@@ -121,8 +118,7 @@ class _Resolver:
             password = self.secret(spec, "password", required=True)
         else:
             oauth = self.oauth(spec, preset)
-        if spec.ca_file:
-            self.check_ca_file(self.path(spec.ca_file))
+        self.check_connection(spec)
         if self.problems or host is None:
             return None
         return Profile(
@@ -150,6 +146,13 @@ class _Resolver:
             sasl_initial_response=spec.sasl_initial_response,
             allow_plaintext_auth=spec.allow_plaintext_auth,
         )
+
+    def check_connection(self, spec: ProfileSpec) -> None:
+        if spec.ca_file:
+            self.check_ca_file(self.path(spec.ca_file))
+        # TOML has inf; a socket timeout cannot be infinite.
+        if spec.timeout_seconds is not None and not math.isfinite(spec.timeout_seconds):
+            self.problem("timeout_seconds", "must be a finite number of seconds")
 
     def _validation_problem(self, error: Any) -> None:
         loc = error.get("loc") or ()
@@ -199,7 +202,11 @@ class _Resolver:
         return url
 
     def check_token_url(self, url: str, allow_insecure: bool) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed [IPv6 address]
+            self.problem("token_url", "not a valid URL")
+            return
         if parts.scheme == "https" and parts.hostname:
             return
         if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
@@ -288,7 +295,7 @@ class _Resolver:
             or _given(spec, "client_secret")
         ):
             self.problem("service_account_file", "missing (or private_key with client_email)")
-        if spec.subject is not None and not _ADDRESS.match(spec.subject):
+        if spec.subject is not None and not _ADDRESS.fullmatch(spec.subject):
             self.problem("subject", "not an email address")
         if spec.username and spec.username != (spec.subject or spec.from_email):
             # Gmail answers 535 when the XOAUTH2 user= is not the JWT's sub.
@@ -321,82 +328,6 @@ class _Resolver:
     def require(self, spec: ProfileSpec, field_name: str) -> None:
         if not getattr(spec, field_name):
             self.problem(field_name, f"missing (required for grant {spec.grant})")
-
-    def secret(self, spec: ProfileSpec, base: str, *, required: bool = False) -> SecretStr | None:
-        """A secret given inline, as ``<base>_env`` or as ``<base>_file``: exactly one way."""
-        given = {
-            name: getattr(spec, name)
-            for name in (base, f"{base}_env", f"{base}_file")
-            if getattr(spec, name) is not None
-        }
-        if len(given) > 1:
-            self.problem(base, f"give only one of {', '.join(given)}")
-            return None
-        if not given:
-            if required:
-                self.problem(base, f"missing (set {base}, {base}_env or {base}_file)")
-            return None
-        ((name, value),) = given.items()
-        if not self.secrets:
-            return None
-        if name.endswith("_env"):
-            return self.from_env(name, value)
-        if name.endswith("_file"):
-            text = self.read_file(name, value)
-            if text is not None and not text.strip():
-                self.problem(name, f"{self.path(value)} is empty")
-                return None
-            return SecretStr(text.strip()) if text is not None else None
-        if not value.strip():
-            self.problem(name, "is empty")
-            return None
-        return SecretStr(value)
-
-    def from_env(self, field_name: str, variable: str) -> SecretStr | None:
-        value = self.env.get(variable)
-        if value is None:
-            self.problem(field_name, f"environment variable {variable} is not set")
-            return None
-        if not value.strip():
-            self.problem(field_name, f"environment variable {variable} is empty")
-            return None
-        return SecretStr(value)
-
-    def read_file(self, field_name: str, name: str) -> str | None:
-        path = self.path(name)
-        try:
-            return path.read_text(encoding="utf-8")
-        except OSError as exc:
-            self.problem(field_name, f"cannot read {path}: {exc.strerror or exc}")
-        except UnicodeDecodeError:
-            self.problem(field_name, f"{path} is not a text (PEM or JSON) file")
-        return None
-
-    def check_ca_file(self, path: Path, field_name: str = "ca_file") -> None:
-        try:
-            ssl.create_default_context(cafile=str(path))
-        except FileNotFoundError:
-            self.problem(field_name, f"cannot read {path}: No such file or directory")
-        except (OSError, ssl.SSLError):
-            self.problem(field_name, f"{path} holds no PEM CA certificate")
-
-    def token_ca_file(self, spec: ProfileSpec) -> Path | None:
-        if spec.token_ca_file is None:
-            return None
-        path = self.path(spec.token_ca_file)
-        self.check_ca_file(path, "token_ca_file")
-        return path
-
-    def check_key(self, field_name: str, load: Any) -> None:
-        try:
-            load()
-        except CredentialsConfigError as exc:
-            self.problem(field_name, exc.message)
-
-    def path(self, name: str) -> Path:
-        """Relative paths are relative to the profiles file, not the working directory."""
-        path = Path(name).expanduser()
-        return path if path.is_absolute() else self.base_dir / path
 
 
 def _given(spec: ProfileSpec, base: str) -> bool:

@@ -34,7 +34,7 @@ import httpx
 import redis
 from cryptography.fernet import InvalidToken, MultiFernet
 
-from providers import Grant, ProviderError, RetryPolicy, Token, TokenEndpoint
+from providers import Grant, ProviderError, RefreshTokenGrant, RetryPolicy, Token, TokenEndpoint
 from worker import redis_keys
 from worker.errors import TokenCacheError
 from worker.metrics import Metrics, Samples
@@ -212,6 +212,16 @@ class TokenCache:
             if cached is not None and self._usable(cached) and cached != stale:
                 return CachedToken(cached, "redis")
             if time.monotonic() > give_up_at:
+                if not isinstance(grant, RefreshTokenGrant):
+                    # The holder is stuck or died holding the lock (it lasts
+                    # minutes). A grant that does not rotate anything can be
+                    # asked again safely: one extra token request, not a stall.
+                    log.warning(
+                        "profile %s: the token lock was held %.0fs; fetching without it",
+                        grant.name,
+                        self.wait_seconds,
+                    )
+                    return self._refresh_locked(grant, key, stale, force=force)
                 raise TokenCacheError(
                     f"profile '{grant.name}': no token after {self.wait_seconds:.0f}s waiting "
                     "for another process's refresh"

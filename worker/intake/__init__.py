@@ -1,5 +1,6 @@
 """Intake: how a job enters: validate, build the message once, store, then publish."""
 
+from worker.intake.arguments import check_notification_arguments, check_sizes
 from worker.intake.message import Attachment, InvalidMessageError, Notification, build_message
 from worker.intake.notify import Priority, notify, publish
 
@@ -9,6 +10,8 @@ __all__ = [
     "Notification",
     "Priority",
     "build_message",
+    "check_notification_arguments",
+    "check_sizes",
     "notify",
     "publish",
 ]

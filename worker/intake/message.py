@@ -1,9 +1,10 @@
 """Build the MIME message for a notification: pure, validated, deterministic Message-ID.
 
 Everything a producer sends is checked here, before anything is stored or
-queued: header injection (CR/LF anywhere in a header value or address),
-malformed or duplicate addresses, too many recipients, oversized messages.
-The bytes are built once; sending them later is just SMTP.
+queued: header injection (a control character or line separator anywhere in
+a header value or address, raw or in an encoded word), malformed or
+duplicate addresses, too many recipients, oversized messages. The bytes are
+built once; sending them later is just SMTP.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.errors import HeaderParseError
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -23,19 +24,33 @@ from worker.transport import OutgoingMessage
 
 DEFAULT_MAX_RECIPIENTS = 100  # Gmail's per-message limit; Microsoft allows 500
 DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+# One header value (subject, sender name, custom header, filename), in
+# characters: the email package folds a long value in quadratic time.
+MAX_HEADER_CHARS = 2000
+# Far longer than any address SMTP carries (256 octets): refused before parsing.
+_MAX_ADDRESS_CHARS = 1000
 
 # Headers mailpipe writes itself; a custom header may not replace them.
 _RESERVED_HEADERS = frozenset(
     h.lower()
     for h in (
         "From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID",
-        "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Return-Path",
+        "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Return-Path", "Orig-Date",
     )
 )  # fmt: skip
-_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext: printable ASCII but ':'
+# Content-* describe the MIME structure mailpipe builds; Resent-* belong to a resending agent.
+_RESERVED_PREFIXES = ("content-", "resent-")
+_HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext: printable ASCII but ':'
 _ATOM = r"[^\s@<>()\[\],;:\\\".]+"  # anything but space, specials and dots
-_UTF8_ADDRESS = re.compile(rf"^[^\s@<>()\[\],;:\\\"]+@{_ATOM}(\.{_ATOM})+$")
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
+_UTF8_ADDRESS = re.compile(rf"[^\s@<>()\[\],;:\\\"]+@{_ATOM}(\.{_ATOM})+")
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
+# Never in a header: the C0 and C1 controls but TAB (DEL too), the Unicode
+# line and paragraph separators, and lone surrogates (not Unicode text).
+_NOT_IN_HEADERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_LINE_SEPARATORS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines() splits there
+# What the email package's header parser raises on input it cannot take.
+_EMAIL_ERRORS = (MessageError, ValueError, IndexError)
 # Built with 7bit so non-ASCII bodies get quoted-printable/base64 and need no
 # 8BITMIME; SMTP's CRLF line endings.
 _POLICY = email.policy.SMTP.clone(cte_type="7bit")
@@ -82,36 +97,45 @@ def build_message(
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     now: datetime | None = None,
 ) -> OutgoingMessage:
-    """Validate ``notification`` and build its bytes; raise InvalidMessageError on bad input."""
-    sender = _address("from_email", from_email)
-    _no_line_breaks("from_name", from_name)
-    _no_line_breaks("subject", notification.subject)
-    to = [_address("to", a) for a in notification.to]
-    cc = [_address("cc", a) for a in notification.cc]
-    bcc = [_address("bcc", a) for a in notification.bcc]
+    """Validate ``notification`` and build its bytes; raise InvalidMessageError on bad input.
+
+    The message is built before its size is known: a caller holding input of
+    unknown size checks it first (``worker.intake.arguments.check_sizes``, as
+    ``notify`` does), so that nothing too big is ever built.
+    """
+    sender = check_address("from_email", from_email)
+    if from_name is not None:
+        _header_value("from_name", from_name)
+    _header_value("subject", notification.subject)
+    count = len(notification.to) + len(notification.cc) + len(notification.bcc)
+    if count > max_recipients:
+        raise InvalidMessageError("to", f"{count} recipients, the profile allows {max_recipients}")
+    to = [check_address("to", a) for a in notification.to]
+    cc = [check_address("cc", a) for a in notification.cc]
+    bcc = [check_address("bcc", a) for a in notification.bcc]
     recipients = _unique_recipients(to, cc, bcc)
-    if len(recipients) > max_recipients:
-        raise InvalidMessageError(
-            "to", f"{len(recipients)} recipients, the profile allows {max_recipients}"
-        )
-    reply_to = _address("reply_to", notification.reply_to) if notification.reply_to else None
+    reply_to = check_address("reply_to", notification.reply_to) if notification.reply_to else None
+    _body_text("text", notification.text)
+    if notification.html is not None:
+        _body_text("html", notification.html)
     smtputf8 = not all(a.isascii() for a in (sender, *recipients))
 
     message = EmailMessage(policy=_POLICY_UTF8 if smtputf8 else _POLICY)
-    message["From"] = _header_address(sender, from_name)
+    sender_field = "from_name" if from_name else "from_email"
+    _set_header(message, sender_field, "From", _header_address(sender, from_name))
     if to:
-        message["To"] = ", ".join(_header_address(a) for a in to)
+        _set_header(message, "to", "To", ", ".join(_header_address(a) for a in to))
     if cc:
-        message["Cc"] = ", ".join(_header_address(a) for a in cc)
+        _set_header(message, "cc", "Cc", ", ".join(_header_address(a) for a in cc))
     # Bcc recipients are only in the envelope: no header ever names them.
     if reply_to:
-        message["Reply-To"] = _header_address(reply_to)
-    message["Subject"] = notification.subject
+        _set_header(message, "reply_to", "Reply-To", _header_address(reply_to))
+    _set_header(message, "subject", "Subject", notification.subject)
     message["Date"] = format_datetime(now or datetime.now(UTC))
     message_id = make_message_id(job_id, sender)
     message["Message-ID"] = message_id
     for name, value in _custom_headers(notification.headers):
-        message[name] = value
+        _set_header(message, f"headers[{shown(name)}]", name, value)
     message.set_content(notification.text)
     if notification.html is not None:
         message.add_alternative(notification.html, subtype="html")
@@ -121,7 +145,8 @@ def build_message(
     data = message.as_bytes()
     if len(data) > max_bytes:
         raise InvalidMessageError(
-            "attachments", f"the message is {len(data)} bytes, the limit is {max_bytes}"
+            _largest_part(notification),
+            f"the message is {len(data)} bytes, the limit is {max_bytes}",
         )
     return OutgoingMessage(
         sender=sender,
@@ -138,23 +163,94 @@ def make_message_id(job_id: str, sender: str) -> str:
     return f"<{job_id}@{domain}>"
 
 
-def _address(field_name: str, value: str) -> str:
-    _no_line_breaks(field_name, value)
+def shown(value: str) -> str:
+    """A value as an error shows it: quoted, escaped to one line, and cut if it is long."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _header_text(field_name: str, value: str, *, decoded: bool = False) -> None:
+    """Refuse a control character (but TAB), a line separator or a lone surrogate.
+
+    ``decoded``: ``value`` is what the email package made of a header, its
+    encoded words (``=?utf-8?q?…?=``) decoded.
+    """
+    found = _NOT_IN_HEADERS.search(value)
+    if found is None:
+        return
+    what = _describe(found.group())
+    if decoded:
+        raise InvalidMessageError(
+            field_name, f"has an encoded word (=?...?=) that decodes to {what}"
+        )
+    raise InvalidMessageError(field_name, f"contains {what} at position {found.start()}")
+
+
+def _describe(char: str) -> str:
+    if char in "\r\n":
+        return "a line break (CR or LF)"
+    code = f"U+{ord(char):04X}"
+    if char in _LINE_SEPARATORS:
+        return f"a line separator ({code})"
+    if _SURROGATE.match(char):
+        return f"a lone surrogate ({code}), which is not Unicode text"
+    return f"a control character ({code})"
+
+
+def _header_value(field_name: str, value: str) -> None:
+    if len(value) > MAX_HEADER_CHARS:
+        raise InvalidMessageError(
+            field_name, f"is {len(value)} characters long, at most {MAX_HEADER_CHARS}"
+        )
+    _header_text(field_name, value)
+    if "=?" in value:  # encoded words: the email package decodes them, then writes the result
+        try:
+            decoded = str(_POLICY.header_factory("X-Unstructured", value))
+        except _EMAIL_ERRORS:
+            raise InvalidMessageError(field_name, "cannot be written as a mail header") from None
+        _header_text(field_name, decoded, decoded=True)
+
+
+def _body_text(field_name: str, value: str) -> None:
+    found = _SURROGATE.search(value)
+    if found is not None:
+        what = _describe(found.group())
+        raise InvalidMessageError(field_name, f"contains {what} at position {found.start()}")
+
+
+def _set_header(message: EmailMessage, field_name: str, name: str, value: str) -> None:
+    """Add a header, refusing what its encoded words decode to as the raw value is refused."""
+    try:
+        message[name] = value
+    except _EMAIL_ERRORS:
+        raise InvalidMessageError(field_name, "cannot be written as a mail header") from None
+    written = message.get_all(name) or []
+    _header_text(field_name, str(written[-1]), decoded=True)
+
+
+def check_address(field_name: str, value: str) -> str:
+    """``value`` as an address SMTP can carry (stripped); InvalidMessageError naming the field."""
+    if len(value) > _MAX_ADDRESS_CHARS:
+        raise InvalidMessageError(
+            field_name,
+            f"{shown(value)} is {len(value)} characters long, "
+            "SMTP allows 256 octets (RFC 5321 4.5.3.1.3)",
+        )
+    _header_text(field_name, value)
     candidate = value.strip()
     if not candidate.isascii():
         # Internationalised (RFC 6531): the email package's parser rejects
         # non-ASCII local parts, so check the shape only; SMTPUTF8 does the rest.
-        if not _UTF8_ADDRESS.match(candidate):
-            raise InvalidMessageError(field_name, f"{_shown(candidate)} is not an email address")
+        if not _UTF8_ADDRESS.fullmatch(candidate):
+            raise InvalidMessageError(field_name, f"{shown(candidate)} is not an email address")
         return _within_smtp_limits(field_name, candidate)
     try:
         parsed = Address(addr_spec=candidate)
-    except (HeaderParseError, ValueError, IndexError):
+    except _EMAIL_ERRORS:
         raise InvalidMessageError(
-            field_name, f"{_shown(candidate)} is not an email address"
+            field_name, f"{shown(candidate)} is not an email address"
         ) from None
     if not parsed.username or "." not in parsed.domain:
-        raise InvalidMessageError(field_name, f"{_shown(candidate)} is not an email address")
+        raise InvalidMessageError(field_name, f"{shown(candidate)} is not an email address")
     return _within_smtp_limits(field_name, candidate)
 
 
@@ -175,26 +271,19 @@ def _within_smtp_limits(field_name: str, address: str) -> str:
         if octets > limit:
             raise InvalidMessageError(
                 field_name,
-                f"{_shown(address)}: the {what} is {octets} octets, {who} allows {limit} ({rfc})",
+                f"{shown(address)}: the {what} is {octets} octets, {who} allows {limit} ({rfc})",
             )
     return address
-
-
-def _shown(address: str) -> str:
-    """The address as an error shows it: quoted, and cut if it is long."""
-    return repr(address if len(address) <= 60 else address[:57] + "...")
 
 
 def _header_address(address: str, display_name: str | None = None) -> str:
     if address.isascii():
         return str(Address(display_name=display_name or "", addr_spec=address))
     # Only reached with the SMTPUTF8 policy, which writes UTF-8 headers as they are.
-    return f'"{display_name}" <{address}>' if display_name else address
-
-
-def _no_line_breaks(field_name: str, value: str | None) -> None:
-    if value is not None and ("\r" in value or "\n" in value):
-        raise InvalidMessageError(field_name, "contains a line break (CR or LF)")
+    if not display_name:
+        return address
+    quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
 
 
 def _unique_recipients(*groups: Iterable[str]) -> list[str]:
@@ -204,7 +293,7 @@ def _unique_recipients(*groups: Iterable[str]) -> list[str]:
         for address in group:
             if address.lower() in seen:
                 raise InvalidMessageError(
-                    field_name, f"'{address}' is already a recipient ({seen[address.lower()]})"
+                    field_name, f"{shown(address)} is already a recipient ({seen[address.lower()]})"
                 )
             seen[address.lower()] = field_name
     if not seen:
@@ -214,21 +303,48 @@ def _unique_recipients(*groups: Iterable[str]) -> list[str]:
 
 def _custom_headers(headers: Mapping[str, str]) -> Iterable[tuple[str, str]]:
     for name, value in headers.items():
-        if not _HEADER_NAME.match(name):
-            raise InvalidMessageError(f"headers[{name!r}]", "not a valid header name")
-        if name.lower() in _RESERVED_HEADERS:
-            raise InvalidMessageError(f"headers[{name!r}]", "is set by mailpipe")
-        _no_line_breaks(f"headers[{name!r}]", value)
+        field_name = f"headers[{shown(name)}]"
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidMessageError(field_name, "not a valid header name")
+        if name.lower() in _RESERVED_HEADERS or name.lower().startswith(_RESERVED_PREFIXES):
+            raise InvalidMessageError(field_name, "is set by mailpipe")
+        _header_value(field_name, value)
         yield name, value
 
 
 def _attach(message: EmailMessage, attachment: Attachment) -> None:
-    _no_line_breaks("attachments.filename", attachment.filename)
-    if not _CONTENT_TYPE.match(attachment.content_type):
+    _header_value("attachments.filename", attachment.filename)
+    if not _CONTENT_TYPE.fullmatch(attachment.content_type):
         raise InvalidMessageError(
-            "attachments.content_type", f"'{attachment.content_type}' is not a MIME type"
+            "attachments.content_type", f"{shown(attachment.content_type)} is not a MIME type"
         )
     maintype, subtype = attachment.content_type.split("/", 1)
-    message.add_attachment(
-        attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
-    )
+    if maintype.lower() in ("multipart", "message"):
+        # Containers of parts, not bytes: the email package would write them
+        # base64-encoded with bare LFs, which RFC 2046 forbids.
+        raise InvalidMessageError(
+            "attachments.content_type",
+            f"{shown(attachment.content_type)} cannot be sent as bytes: "
+            "use application/octet-stream (or message/rfc822 as a .eml file's type there)",
+        )
+    try:
+        message.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
+    except _EMAIL_ERRORS:
+        raise InvalidMessageError(
+            "attachments.filename", "cannot be written as a mail header"
+        ) from None
+    part = list(message.iter_parts())[-1]
+    for value in part.values():
+        _header_text("attachments.filename", str(value), decoded=True)
+
+
+def _largest_part(notification: Notification) -> str:
+    """The field to name when the built message is too big: what most of it is."""
+    sizes = {
+        "text": len(notification.text),
+        "html": len(notification.html or ""),
+        "attachments": sum(len(a.data) for a in notification.attachments) * 4 // 3,  # base64
+    }
+    return max(sizes, key=sizes.__getitem__)

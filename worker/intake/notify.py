@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from worker.celery import SEND_TASK, queue_of
+from worker.intake.arguments import check_notification_arguments, check_sizes
 from worker.intake.message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Attachment,
-    InvalidMessageError,
     Notification,
     build_message,
 )
@@ -49,27 +49,17 @@ def notify(
     """Queue a notification; returns the job id (the first job's id for a repeated key).
 
     Raises UnknownProfileError or InvalidMessageError, with nothing stored,
-    when the input cannot be sent.
+    when the input cannot be sent: argument types first, then the profile,
+    then the sizes, then the message itself.
     """
+    notification = check_notification_arguments(
+        profile, to, subject, text, html, cc, bcc, reply_to, headers, attachments,
+        idempotency_key, priority,
+    )  # fmt: skip
     rt = runtime or get_producer()
     sender = rt.profiles.get(profile)
-    if priority not in ("normal", "high"):
-        raise InvalidMessageError("priority", f"'{priority}' is not normal or high")
-    if idempotency_key is not None and (
-        not idempotency_key or len(idempotency_key) > 200 or not idempotency_key.isprintable()
-    ):
-        raise InvalidMessageError("idempotency_key", "must be 1 to 200 printable characters")
-    notification = Notification(
-        to=tuple(to),
-        cc=tuple(cc),
-        bcc=tuple(bcc),
-        subject=subject,
-        text=text,
-        html=html,
-        reply_to=reply_to,
-        headers=dict(headers or {}),
-        attachments=tuple(attachments),
-    )
+    max_bytes = sender.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
+    check_sizes(notification, max_bytes)  # before the message is built
     job = Job(
         profile=profile,
         status="queued",
@@ -85,7 +75,7 @@ def notify(
         from_email=sender.from_email,
         from_name=sender.from_name,
         max_recipients=sender.max_recipients,
-        max_bytes=sender.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES,
+        max_bytes=max_bytes,
     )
     job.sender, job.recipients = message.sender, list(message.recipients)
     job.message, job.message_id, job.smtputf8 = message.data, message.message_id, message.smtputf8

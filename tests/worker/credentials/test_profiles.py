@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, SecretStr
 
 from tests.keys import certificate_pem, private_pem, rsa_key, service_account_json
 from worker.credentials import ProfilesFileError, load_profiles
@@ -78,7 +79,24 @@ def test_the_documented_example_loads_with_presets(tmp_path: Path) -> None:
     local = profiles.get("local")
     assert local.ca_file == tmp_path / "ca.pem"
     assert local.sasl == "oauthbearer"
-    assert "local-secret" not in repr(local) and "local-secret" not in str(local)
+    assert local.oauth is not None and local.oauth.client_secret is not None
+    assert local.oauth.client_secret.get_secret_value() == "local-secret"
+    # Secrets are kept in secret fields only: no other field of any profile (what
+    # `profiles list`, logs and errors show) holds a secret the file pointed at.
+    shown = [str(value) for profile in profiles for value in plain_values(profile)]
+    assert not [s for s in ENV.values() for value in shown if s in value]
+
+
+def plain_values(model: BaseModel) -> list[object]:
+    """Every field value of ``model`` and the models in it, but for SecretStr fields."""
+    values: list[object] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            values += plain_values(value)
+        elif not isinstance(value, SecretStr):
+            values.append(value)
+    return values
 
 
 def test_default_scope_follows_the_grant_for_microsoft(tmp_path: Path) -> None:

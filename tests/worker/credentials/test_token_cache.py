@@ -194,6 +194,17 @@ def test_while_another_process_refreshes_the_still_valid_token_is_used_at_once(
     assert len(idp.requests) == 1
 
 
+def test_a_lock_left_by_a_dead_holder_stalls_a_client_credentials_profile_only_briefly(
+    idp: FakeIdP, make_cache: CacheFactory, redis_client: redis.Redis
+) -> None:
+    # No valid token to fall back on, and a lock that would last two minutes.
+    redis_client.set(redis_keys.token_lock("m365"), "a dead worker", px=120_000)
+    cache = make_cache(wait_seconds=0.5)
+    result = cache.get(grant(idp))
+    assert result.source == "fresh", "client credentials rotate nothing: fetched without it"
+    assert redis_client.get(redis_keys.token_lock("m365")) == b"a dead worker", "not its lock"
+
+
 def test_a_failed_refresh_keeps_using_the_still_valid_token(
     idp: FakeIdP, make_cache: CacheFactory
 ) -> None:

@@ -1,0 +1,81 @@
+"""``mailpipe serve``, ``relay``, ``api-key`` and ``sandbox``: the long-running faces."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from worker.errors import MailpipeError
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True)
+def serve(host: str, port: int) -> None:
+    """The HTTP intake: notifications, Alertmanager/Grafana/JSON webhooks, health, metrics."""
+    from worker.faces.http.server import serve as run
+
+    run(host, port)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=2525, show_default=True)
+@click.pass_context
+def relay(ctx: click.Context, host: str, port: int) -> None:
+    """The SMTP relay: tools with only a username and password send through mailpipe."""
+    if ctx.invoked_subcommand is None:
+        from worker.faces.relay.server import run_relay
+
+        run_relay(host, port)
+
+
+@relay.command("hash-password")
+def relay_hash_password() -> None:
+    """Read a password on stdin and print its hash for [relay.users.NAME] password_hash."""
+    from worker.faces.relay.users import hash_password
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise MailpipeError(
+            'no password on stdin (e.g. `read -rs P; echo "$P" | mailpipe relay hash-password`)'
+        )
+    click.echo(hash_password(password))
+
+
+@click.group("api-key")
+def api_key() -> None:
+    """Keys for the HTTP intake."""
+
+
+@api_key.command("new")
+@click.argument("name")
+@click.option("--profile", "profiles", multiple=True, help="Only this profile (repeatable).")
+@click.option("--route", "routes", multiple=True, help="Only this route (repeatable).")
+def api_key_new(name: str, profiles: tuple[str, ...], routes: tuple[str, ...]) -> None:
+    """Print a new key, and the MAILPIPE_API_KEYS entry that holds only its digest."""
+    from worker.faces.http.keys import digest, new_key
+    from worker.settings import ApiKeySpec
+
+    key = new_key()
+    spec = ApiKeySpec(name=name, sha256=digest(key), profiles=profiles, routes=routes)
+    click.echo(f"key (shown once; give it to the sender): {key}")
+    click.echo("entry for the JSON list in MAILPIPE_API_KEYS:")
+    click.echo(spec.model_dump_json())
+
+
+@click.command()
+@click.option("--dir", "directory", default=".sandbox", type=click.Path(path_type=Path))
+@click.option("--outbox", default="outbox", type=click.Path(path_type=Path))
+@click.option("--token-port", default=8089, show_default=True)
+@click.option("--smtp-port", default=2587, show_default=True)
+def sandbox(directory: Path, outbox: Path, token_port: int, smtp_port: int) -> None:
+    """A local token endpoint and STARTTLS/XOAUTH2 SMTP server writing to ./outbox/."""
+    from worker.faces.sandbox import run_sandbox  # needs the "sandbox" extra
+
+    run_sandbox(directory, outbox, token_port, smtp_port)
+
+
+# -- profiles and tokens ---------------------------------------------------------

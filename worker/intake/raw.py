@@ -1,0 +1,149 @@
+"""A message that arrives whole (the SMTP relay): kept as it is, made sendable, then queued.
+
+Its headers and MIME parts stay as the tool wrote them. Three things change:
+the envelope sender is the profile's mailbox (the one that authenticates);
+``From`` is rewritten to that mailbox, with the original in ``Reply-To``,
+where the provider refuses other senders (Microsoft 365 and Google
+Workspace answer ``SendAsDenied``); and a missing ``Message-ID`` or ``Date``
+is added. A present Message-ID is kept, so the tool's own id reaches the
+recipient.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import SMTP
+
+from worker.credentials import Profile
+from worker.intake.message import DEFAULT_MAX_MESSAGE_BYTES, InvalidMessageError, check_address
+from worker.intake.notify import Priority, publish
+from worker.metrics import Samples
+from worker.runtime import Producer
+from worker.store import Job
+
+log = logging.getLogger(__name__)
+
+# Providers that refuse a From other than the mailbox (or one it may send as).
+_STRICT_FROM = frozenset({"microsoft365", "google_workspace"})
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def submit_raw(
+    rt: Producer,
+    profile_name: str,
+    recipients: Sequence[str],
+    data: bytes,
+    *,
+    priority: Priority = "normal",
+    smtputf8: bool = False,
+    submitted_by: str = "relay",
+) -> str:
+    """Store the message as a job and queue it; returns the job id. Nothing stored on error."""
+    profile = rt.profiles.get(profile_name)
+    limit = profile.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
+    if len(data) > limit:
+        raise InvalidMessageError("message", f"{len(data)} bytes, the profile allows {limit}")
+    envelope = [check_address("to", r) for r in recipients]
+    if not envelope:
+        raise InvalidMessageError("to", "no recipients")
+    if len(envelope) > profile.max_recipients:
+        raise InvalidMessageError(
+            "to", f"{len(envelope)} recipients, the profile allows {profile.max_recipients}"
+        )
+    job_id = uuid.uuid4().hex
+    headers = BytesHeaderParser(policy=SMTP).parsebytes(data)
+    message, message_id = sendable(data, headers, profile, job_id)
+    job = Job(
+        id=job_id,
+        profile=profile.name,
+        status="queued",
+        priority=priority,
+        idempotency_key=None,
+        notification=_record(headers, submitted_by),
+        sender=profile.from_email,
+        recipients=envelope,
+        message=message,
+        message_id=message_id,
+        smtputf8=smtputf8 or not all(a.isascii() for a in envelope),
+        attempt_count=0,
+    )
+    return enqueue(rt, job)
+
+
+def enqueue(rt: Producer, job: Job) -> str:
+    """Store, count and publish a built job (the last steps of every way in)."""
+    window = timedelta(seconds=rt.settings.idempotency_window_seconds)
+    job_id, created = rt.store.add_job(job, idempotency_window=window)
+    if created:
+        rt.metrics.record(Samples().count("jobs_enqueued", {"profile": job.profile}))
+        publish(rt, job_id, job.priority, record=False)  # add_job set published_at
+    else:
+        log.info("idempotency key %r: job %s already exists", job.idempotency_key, job_id)
+    return job_id
+
+
+def sendable(data: bytes, headers: Message, profile: Profile, job_id: str) -> tuple[bytes, str]:
+    """The message with the headers it needs to be sent as this profile; and its Message-ID."""
+    split = _HEADER_END.search(data)
+    head, body = (data[: split.start()], data[split.start() :]) if split else (data, b"\r\n\r\n")
+    lines = _header_lines(head)
+    get = headers.get
+    original = email.utils.parseaddr(str(get("From", "")))[1]
+    added: list[bytes] = []
+    if profile.provider in _STRICT_FROM and original.lower() != profile.from_email.lower():
+        written = [line for line in lines if _named(line, (b"from",))]
+        replies_set = any(_named(line, (b"reply-to",)) for line in lines)
+        lines = [line for line in lines if not _named(line, (b"from",))]
+        added.append(b"From: " + _from(profile).encode())
+        if written and not replies_set:  # replies still reach whoever wrote it
+            added.append(b"Reply-To:" + written[0].split(b":", 1)[1])
+    message_id = str(get("Message-ID") or "").strip()
+    if not message_id:
+        message_id = f"<{job_id}@{profile.from_email.rsplit('@', 1)[1]}>"
+        added.append(b"Message-ID: " + message_id.encode())
+    if get("Date") is None:
+        added.append(b"Date: " + email.utils.format_datetime(datetime.now(UTC)).encode())
+    return b"\r\n".join(added + lines) + body, message_id
+
+
+def _header_lines(head: bytes) -> list[bytes]:
+    """Header fields with their folded continuations kept attached."""
+    fields: list[bytes] = []
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b"\r\n" + line
+        elif line:
+            fields.append(line)
+    return fields
+
+
+def _named(field: bytes, names: tuple[bytes, ...]) -> bool:
+    return field.split(b":", 1)[0].strip().lower() in names
+
+
+def _from(profile: Profile) -> str:
+    """The profile's sender as a header value; a non-ASCII name as an RFC 2047 encoded word."""
+    return email.utils.formataddr((profile.from_name or "", profile.from_email), charset="utf-8")
+
+
+def _record(headers: Message, submitted_by: str) -> dict[str, object]:
+    """What status and the API show of it: who it came from, to whom, about what."""
+    return {
+        "via": submitted_by,
+        "subject": str(headers.get("Subject") or ""),
+        "to": _addresses(headers, "To"),
+        "cc": _addresses(headers, "Cc"),
+        "from": str(headers.get("From") or ""),
+    }
+
+
+def _addresses(headers: Message, name: str) -> list[str]:
+    values = [str(v) for v in headers.get_all(name, [])]
+    return [address for _, address in email.utils.getaddresses(values) if address]
