@@ -24,12 +24,17 @@ redis-server:
 
 # The tests also drive real Alertmanager and promtool (Debian packages). They start
 # their own instances, so the services the packages start are stopped and disabled.
+# systemd-analyze (package systemd) verifies deploy/systemd/; it starts nothing here.
+# swaks needs Net::SSLeay (libnet-ssleay-perl, only recommended) for STARTTLS.
 tools: redis-server
 	@missing=""; services=""; \
 	command -v prometheus-alertmanager >/dev/null || { \
 	  missing="$$missing prometheus-alertmanager"; services="$$services prometheus-alertmanager"; }; \
 	command -v promtool >/dev/null || { missing="$$missing prometheus"; services="$$services prometheus"; }; \
 	command -v hey >/dev/null || missing="$$missing hey"; \
+	command -v swaks >/dev/null || missing="$$missing swaks"; \
+	perl -MNet::SSLeay -e 1 2>/dev/null || missing="$$missing libnet-ssleay-perl"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get (the tests run their own instances)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \

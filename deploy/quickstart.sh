@@ -39,6 +39,8 @@ flower=$(keep FLOWER_BASIC_AUTH)
     echo "MAILPIPE_DATABASE_URL=sqlite:///$PWD/$STATE/mailpipe.db"
     echo "MAILPIPE_PROFILES_FILE=$PWD/$STATE/profiles.toml"
     echo "MAILPIPE_BEAT_SCHEDULE=$PWD/$STATE/celerybeat-schedule"
+    echo "MAILPIPE_RELAY_TLS_CERT_FILE=$PWD/$STATE/relay-cert.pem"
+    echo "MAILPIPE_RELAY_TLS_KEY_FILE=$PWD/$STATE/relay-key.pem"
   } > "$STATE/env.new"
 )
 mv "$STATE/env.new" "$STATE/env"
@@ -68,6 +70,7 @@ echo
 echo "delivered message: $(ls -t outbox/*.eml | head -n 1)"
 echo "Flower: http://127.0.0.1:5555 (user admin, password in $STATE/env)"
 echo "HTTP intake: http://127.0.0.1:8025/docs (no API key: loopback only)"
+echo "SMTP relay: 127.0.0.1:2525 STARTTLS, user sandbox, password in $STATE/relay-password (CA $STATE/ca.pem)"
 echo "the mailpipe command against this sandbox: . $STATE/env; .venv/bin/mailpipe status $job"
 if [ -n "${QUICKSTART_EXIT:-}" ]; then exit 0; fi
 echo "running; Ctrl-C stops worker, beat, Flower, the HTTP intake and the sandbox"

@@ -19,11 +19,15 @@ from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 from worker.faces.http.keys import digest
+from worker.faces.relay.users import hash_password
 from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 
 CLIENT_SECRET = "pipeline-client-secret-value"
 REPO = Path(__file__).parents[1]
+# The SMTP relay's users log in with this password (hashed once, Argon2 is slow).
+RELAY_PASSWORD = "relay-test-password-value"
+RELAY_HASH = hash_password(RELAY_PASSWORD)
 # The HTTP intake's key in every pipeline: tests of `serve` present it.
 API_KEY = "mp_pipeline-test-api-key-0123456789abcdefghijklmnop"
 # A second key that may use only another profile and route: for the 403s.
@@ -129,13 +133,23 @@ profile = "alerts"
 to = ["oncall@example.test"]
 priority = "high"
 
+[relay.users.alertmanager]
+profile = "alerts"
+password_hash = "{RELAY_HASH}"
+
+[relay.users.limited]
+profile = "alerts"
+password_hash = "{RELAY_HASH}"
+sender_domains = ["tools.example.test"]
+recipient_domains = ["example.test"]
+
 [routes.script]
 profile = "alerts"
 to = ["ops@example.test"]
 subject_template = "{{{{ payload.check }}}} is {{{{ payload.state }}}}"
 text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ payload.state }}}}"
 """)
-    secrets.add(CLIENT_SECRET, secret_key, API_KEY, LIMITED_KEY)
+    secrets.add(CLIENT_SECRET, secret_key, API_KEY, LIMITED_KEY, RELAY_PASSWORD)
     base = redis_server.rsplit("/", 1)[0]
     values = {
         "broker_url": f"{base}/0",
@@ -154,6 +168,9 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
         "requeue_grace_seconds": "1",
         "sweep_interval_seconds": "1",
         "profiles_check_seconds": "0.2",
+        "relay_tls_cert_file": str(tls.cert_pem),
+        "relay_tls_key_file": str(tls.key_pem),
+        "relay_lockout_failures": "3",
         "smtp_noop_after_seconds": "0.5",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}

@@ -15,6 +15,8 @@ __all__ = ["TlsFiles", "make_tls"]
 class TlsFiles:
     ca_pem: Path  # the test CA certificate a client trusts (ca_file)
     server_context: ssl.SSLContext  # server side, with a certificate for the identities
+    cert_pem: Path  # that certificate and its key, for servers that load files
+    key_pem: Path
 
 
 def make_tls(directory: Path, identities: tuple[str, ...] = ("127.0.0.1", "localhost")) -> TlsFiles:
@@ -23,5 +25,9 @@ def make_tls(directory: Path, identities: tuple[str, ...] = ("127.0.0.1", "local
     ca_pem = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_pem))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*identities).configure_cert(context)
-    return TlsFiles(ca_pem=ca_pem, server_context=context)
+    leaf = ca.issue_cert(*identities)
+    leaf.configure_cert(context)
+    cert_pem, key_pem = directory / "server-cert.pem", directory / "server-key.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert_pem))
+    leaf.private_key_pem.write_to_path(str(key_pem))
+    return TlsFiles(ca_pem=ca_pem, server_context=context, cert_pem=cert_pem, key_pem=key_pem)

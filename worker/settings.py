@@ -111,6 +111,17 @@ class Settings(BaseSettings):
     # A 10 MB message with its attachments in base64 is about 14 MB of JSON.
     api_max_body_bytes: int = Field(15_000_000, ge=1024, le=100_000_000)
 
+    # -- the SMTP relay (mailpipe relay) -------------------------------------------
+    relay_tls_cert_file: Path | None = None
+    relay_tls_key_file: Path | None = None
+    # A second port with TLS from the start (465), besides STARTTLS on --port.
+    relay_tls_port: int | None = Field(None, ge=1, le=65535)
+    # Without a certificate the relay listens on loopback only, and only with this.
+    relay_allow_plaintext_loopback: bool = False
+    relay_max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100_000_000)
+    relay_lockout_failures: int = Field(5, ge=1, le=1000)
+    relay_lockout_seconds: float = Field(300.0, ge=1, le=86400)
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problems = [

@@ -27,6 +27,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 
+from worker.faces.relay.users import hash_password
 from worker.transport.smtp.sasl import parse_xoauth2
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,19 @@ class _SmtpHandler:
         return f"250 2.0.0 OK queued as sandbox-{self.count}"
 
 
+def _relay_files(directory: Path, certificate: trustme.LeafCert) -> str:
+    """The relay's certificate and key, and a new password for its sandbox user (mode 600)."""
+    certificate.cert_chain_pems[0].write_to_path(str(directory / "relay-cert.pem"))
+    key = directory / "relay-key.pem"
+    key.touch(mode=0o600)
+    certificate.private_key_pem.write_to_path(str(key))
+    password = secrets.token_urlsafe(16)
+    secret = directory / "relay-password"
+    secret.touch(mode=0o600)
+    secret.write_text(password + "\n")
+    return password
+
+
 def run_sandbox(directory: Path, outbox: Path, token_port: int, smtp_port: int) -> None:
     """Serve until SIGINT/SIGTERM; writes ``directory/profiles.toml`` and ``ca.pem``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -126,7 +140,9 @@ def run_sandbox(directory: Path, outbox: Path, token_port: int, smtp_port: int) 
     ca_file = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    certificate = ca.issue_cert("127.0.0.1", "localhost")
+    certificate.configure_cert(context)
+    relay_password = _relay_files(directory, certificate)
 
     tokens = _Tokens()
     http = ThreadingHTTPServer(("127.0.0.1", token_port), _token_handler(tokens))
@@ -158,6 +174,12 @@ allow_insecure_token_url = true
 client_id = "{CLIENT_ID}"
 client_secret = "{CLIENT_SECRET}"
 scope = "smtp.send"
+
+# `mailpipe relay` lets tools that only know a password send as "sandbox";
+# the password is in relay-password, the relay's certificate in relay-cert.pem.
+[relay.users.sandbox]
+profile = "sandbox"
+password_hash = "{hash_password(relay_password)}"
 """
     )
     stop = threading.Event()

@@ -2,100 +2,32 @@
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.alertmanager import Alertmanager, wait
 from tests.pipeline import API_KEY, Pipeline
-from tests.support import free_port
 from tests.worker.faces.http.conftest import Api
-
-BINARY = "prometheus-alertmanager"
-
-
-class Alertmanager:
-    def __init__(self, directory: Path, webhook: str) -> None:
-        binary = shutil.which(BINARY) or shutil.which("alertmanager")
-        if binary is None:
-            pytest.fail(f"{BINARY} is not installed: run `make test`, which installs it")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        (directory / "key").write_text(API_KEY)
-        config = directory / "alertmanager.yml"
-        # Short intervals so a re-send of the same group happens within the test.
-        config.write_text(f"""
-route:
-  receiver: mailpipe
-  group_by: [alertname, instance]
-  group_wait: 1s
-  group_interval: 2s
-  repeat_interval: 3s
-receivers:
-  - name: mailpipe
-    webhook_configs:
-      - url: "{webhook}"
-        send_resolved: true
-        http_config:
-          authorization:
-            credentials_file: "{directory / "key"}"
-""")
-        self.log = directory / "alertmanager.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [binary, f"--config.file={config}", f"--storage.path={directory / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait(lambda: self._ready(), 30, f"Alertmanager did not start: see {self.log}")
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def post(self, ends_at: datetime) -> None:
-        alert = {
-            "labels": {"alertname": "DiskFull", "instance": "db-01", "severity": "page"},
-            "annotations": {"summary": "Disk / on db-01 is 97% full"},
-            "startsAt": STARTED.isoformat(),
-            "endsAt": ends_at.isoformat(),
-            "generatorURL": "http://prometheus.example.test/graph?g0.expr=disk",
-        }
-        response = httpx.post(f"{self.url}/api/v2/alerts", json=[alert], timeout=10)
-        assert response.status_code == 200, response.text
-
-    def webhooks_sent(self) -> int:
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        pattern = r'alertmanager_notifications_total\{integration="webhook"[^}]*\} (\S+)'
-        return sum(int(float(v)) for v in re.findall(pattern, text))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
-
-
-STARTED = datetime.now(UTC) - timedelta(minutes=1)
-
-
-def wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(what)
-        time.sleep(0.2)
 
 
 @pytest.fixture
 def alertmanager(tmp_path: Path, api: Api) -> Iterator[Alertmanager]:
-    manager = Alertmanager(tmp_path, f"{api.url}/v1/webhooks/alertmanager?route=oncall")
+    (tmp_path / "key").write_text(API_KEY)
+    manager = Alertmanager(
+        tmp_path,
+        f"""
+  - name: mailpipe
+    webhook_configs:
+      - url: "{api.url}/v1/webhooks/alertmanager?route=oncall"
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials_file: "{tmp_path / "key"}"
+""",
+    )
     yield manager
     manager.stop()
 
@@ -111,7 +43,9 @@ def test_an_alert_pages_once_through_resends_and_its_resolution_follows(
     assert page.message["Subject"] == "[FIRING:1] DiskFull db-01"
     assert page.rcpt_tos == ["oncall@example.test"]
     # Alertmanager re-sends the unchanged group every repeat_interval: nobody is paged again.
-    wait(lambda: alertmanager.webhooks_sent() >= 3, 60, "Alertmanager did not re-send")
+    wait(
+        lambda: alertmanager.notifications_sent("webhook") >= 3, 60, "Alertmanager did not re-send"
+    )
     assert len(pipeline.server.messages) == 1
 
     alertmanager.post(ends_at=datetime.now(UTC) - timedelta(seconds=1))
