@@ -16,14 +16,17 @@ from worker.store import Database
 @worker_init.connect
 def _refuse_an_old_schema(**_: Any) -> None:
     """A worker on an out-of-date schema would fail every job: refuse to start instead."""
-    database = Database(get_settings().database_url.get_secret_value())
+    # Celery logs and ignores a signal handler's exceptions: only SystemExit stops it.
+    database = None
     try:
+        database = Database(get_settings().database_url.get_secret_value())
         database.check_schema()
     except MailpipeError as exc:
         print(f"mailpipe: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
-        database.dispose()  # no pooled connection may cross the fork into the pool
+        if database is not None:
+            database.dispose()  # no pooled connection may cross the fork into the pool
 
 
 @worker_process_shutdown.connect

@@ -44,7 +44,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Off: a send in flight when the broker blips is finished, not cut off
+        # mid-DATA (which made duplicates). Its message comes back after the
+        # visibility timeout, and the job's claim (delivered, or held under a
+        # live lease) lets it through to nobody.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_soft_shutdown_timeout": 10.0,
         "task_time_limit": settings.task_time_limit_seconds,
         "task_soft_time_limit": settings.task_soft_time_limit_seconds,

@@ -96,8 +96,12 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     fernet = settings.fernet()
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())
     store = Store(settings.database_url.get_secret_value())
-    store.check_schema()  # before the key check, which reads a table
-    check_key(store, fernet)
+    try:
+        store.check_schema()  # before the key check, which reads a table
+        check_key(store, fernet)
+    except BaseException:
+        store.dispose()  # the connection the checks pooled, or it leaks with the engine
+        raise
     refresh_tokens = DatabaseRefreshTokenStore(store, fernet)
     cache = TokenCache.from_settings(settings, client, fernet)
     credentials = Credentials(profiles, cache, refresh_tokens)

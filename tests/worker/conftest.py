@@ -67,6 +67,7 @@ def make_credentials(
     for credentials in made:
         credentials.cache.close()
     http.close()
+    store.dispose()  # its pooled SQLite connection, else left to the garbage collector
 
 
 def _toml(value: object) -> str:

@@ -35,7 +35,7 @@ def mark(client: redis.Redis, job_id: str, send: int, outcome: Outcome, ttl_seco
                 json.dumps(asdict(outcome)),
                 px=int(ttl_seconds * 1000),
             )
-    except redis.RedisError as exc:
+    except UnavailableError as exc:
         log.warning("job %s: could not mark send %d as accepted (%s)", job_id, send, exc)
 
 

@@ -85,8 +85,8 @@ class Database:
         try:
             with self.engine.connect() as connection:
                 current = MigrationContext.configure(connection).get_current_revision()
-        except OperationalError as exc:
-            raise ConfigError(f"database unreachable ({_db_error(exc)})") from exc
+        except OperationalError as exc:  # an outage, not a wrong schema: try again
+            raise StoreUnavailableError(f"database unreachable ({_db_error(exc)})") from exc
         if current != head:
             raise ConfigError(
                 f"the database schema is at {current or 'nothing'}, this mailpipe needs {head}: "

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 import redis
 from cryptography.fernet import Fernet, MultiFernet
+from pydantic import SecretStr
 
 from providers import CredentialsConfigError, RetryPolicy
 from tests.fake_idp import FakeIdP
+from tests.pipeline import Pipeline
 from tests.worker.credentials.test_token_cache import grant
+from worker import runtime
 from worker.credentials import TokenCache
 from worker.errors import ConfigError
 from worker.store import DatabaseRefreshTokenStore, Store, check_key, rotate_stored
@@ -26,6 +31,25 @@ def test_a_valid_key_that_is_not_the_stored_one_is_refused_with_one_line(store: 
     with pytest.raises(ConfigError, match="cannot decrypt what this database holds") as caught:
         check_key(store, other)
     assert "\n" not in str(caught.value)
+
+
+def test_a_worker_refused_for_its_key_leaves_no_database_connection_open(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Store] = []
+
+    class Recorded(Store):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(runtime, "Store", Recorded)
+    other = Fernet.generate_key().decode()
+    settings = pipeline.runtime.settings.model_copy(update={"secret_key": SecretStr(other)})
+    with pytest.raises(ConfigError, match="cannot decrypt"):
+        runtime.build_runtime(settings)
+    (store,) = made
+    assert store.engine.pool.checkedin() == 0, "the checks' pooled connection was closed"
 
 
 def test_a_rotated_refresh_token_is_never_replaced_by_the_seed(store: Store) -> None:

@@ -8,6 +8,8 @@ functions run in FastAPI's thread pool, because ``notify`` does blocking I/O.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -27,12 +29,27 @@ from worker.intake import notify
 from worker.runtime import Producer
 
 
-def create_app(runtime: Producer, routes: dict[str, Route], keys: ApiKeys) -> FastAPI:
+def create_app(
+    runtime: Producer,
+    routes: dict[str, Route],
+    keys: ApiKeys,
+    *,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The intake's app; ``on_shutdown`` runs when the server stops (its own runtime's close)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
     app = FastAPI(
         title="mailpipe",
         summary="Notifications in, email out: the HTTP intake of the mailpipe email worker.",
         version="1",
         responses=ERRORS,
+        lifespan=lifespan,
     )
     app.state.intake = Intake(runtime, routes, keys)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.api_max_body_bytes)

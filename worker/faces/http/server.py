@@ -27,10 +27,16 @@ from worker.runtime import Producer, build_producer
 log = logging.getLogger("mailpipe.http")
 
 
-def build_app(runtime: Producer) -> FastAPI:
-    """The app for ``runtime``: its routes loaded and checked, its API keys."""
+def build_app(runtime: Producer, *, owns_runtime: bool = False) -> FastAPI:
+    """The app for ``runtime``: its routes loaded and checked, its API keys.
+
+    ``owns_runtime``: close the runtime when the server stops (uvicorn ends a
+    process stopped by a signal by raising the signal again, so code after
+    ``uvicorn.run`` would never run).
+    """
     routes = load_routes_file(runtime.settings.profiles_file, list(runtime.profiles.by_name))
-    app = create_app(runtime, routes, ApiKeys(runtime.settings.api_keys))
+    keys = ApiKeys(runtime.settings.api_keys)
+    app = create_app(runtime, routes, keys, on_shutdown=runtime.close if owns_runtime else None)
 
     @app.middleware("http")
     async def access_log(
@@ -64,15 +70,12 @@ def check_bind(host: str, keys: ApiKeys) -> None:
 def serve(host: str, port: int) -> None:
     runtime = build_producer()
     check_bind(host, ApiKeys(runtime.settings.api_keys))
-    app = build_app(runtime)
+    app = build_app(runtime, owns_runtime=True)
     # Everything built so far lives as long as the process: out of the
     # collector's way, full collections pause requests for milliseconds, not 80.
     gc.freeze()
     print(f"mailpipe: serving the HTTP intake on http://{host}:{port} (API at /docs)", flush=True)
-    try:
-        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
-    finally:
-        runtime.close()
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
 
 
 def _is_unspecified(host: str) -> bool:
