@@ -71,6 +71,7 @@ def send(
     """Queue a notification and print its job id.
 
     With --wait, exit 0 when delivered, 1 when failed, 2 when still pending.
+    Exit 3 when the job is stored but the broker could not take it.
     """
     # Imported here: it builds the Celery app, which the other commands do not need.
     from worker.intake import notify
@@ -99,6 +100,14 @@ def send(
             runtime=rt,
         )
         click.echo(job_id)
+        job = rt.store.get_job(job_id)
+        if job is not None and job.status == "queued" and job.published_at is None:
+            click.echo(
+                f"mailpipe: job {job_id} is stored but the broker is unreachable; "
+                "a worker's sweep sends it on once the broker is back",
+                err=True,
+            )
+            sys.exit(3)
         deadline = time.monotonic() + (wait or 0)
         while wait is not None:
             job = rt.store.get_job(job_id)

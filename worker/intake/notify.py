@@ -7,6 +7,7 @@ broker is down the job is not lost: ``requeue_stale_jobs`` publishes it later.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -23,7 +24,7 @@ from worker.intake.message import (
 )
 from worker.metrics import Samples
 from worker.runtime import Producer, get_producer
-from worker.store import Job
+from worker.store import Job, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ def publish(
         )
     except Exception as exc:  # kombu raises many types; the job is safe in the store
         log.warning("job %s stored but not published (%s); it will be requeued", job_id, exc)
+        # So the next sweep publishes it; if this fails too, the lost-message check will.
+        with contextlib.suppress(StoreUnavailableError):
+            rt.store.mark_unpublished([job_id])
         return False
     if record:
         rt.store.mark_published([job_id], at=datetime.now(UTC) + timedelta(seconds=countdown))

@@ -67,6 +67,11 @@ class Store(Claims, Sweeps):
                 update(Job).where(Job.id.in_(job_ids)).values(published_at=at or utcnow())
             )
 
+    def mark_unpublished(self, job_ids: Sequence[str]) -> None:
+        """The jobs' messages never reached the broker: the next sweep publishes them."""
+        with self.session() as session:
+            session.execute(update(Job).where(Job.id.in_(job_ids)).values(published_at=None))
+
     def get_job(self, job_id: str) -> Job | None:
         with self.session() as session:
             return session.scalars(

@@ -12,7 +12,8 @@ import pytest
 from tests.fake_idp import FakeIdP, reply
 from tests.idp_bodies import CORRELATION_ID, MS_EXPIRED_SECRET, TRACE_ID
 from tests.leaks import SecretRegistry
-from tests.support import fresh_database
+from tests.support import free_port, fresh_database
+from worker.store import Store
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
 SECRET = "cli-client-secret-value"
@@ -155,3 +156,23 @@ def test_a_bad_setting_is_one_line_for_the_cli_and_the_worker(
         assert result.returncode == 1
         assert result.stderr.count("\n") == 1, result.stderr
         assert result.stderr.startswith("mailpipe: error: ") and said in result.stderr
+
+
+def test_send_with_the_broker_down_keeps_the_job_and_exits_3(env: dict[str, str]) -> None:
+    down = {**env, "MAILPIPE_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    sent = run(down, "send", "--profile", "app", "--to", "oncall@example.test",
+               "--subject", "db-01 down", "--text", "disk full", "--wait", "30")  # fmt: skip
+    assert sent.returncode == 3, sent.stderr
+    job_id = sent.stdout.strip()
+    (line,) = sent.stderr.strip().splitlines()[-1:]
+    assert line == (
+        f"mailpipe: job {job_id} is stored but the broker is unreachable; "
+        "a worker's sweep sends it on once the broker is back"
+    )
+    store = Store(env["MAILPIPE_DATABASE_URL"])
+    try:
+        job = store.get_job(job_id)
+        assert job is not None and job.status == "queued"
+        assert job.published_at is None, "the next sweep publishes it, without waiting its grace"
+    finally:
+        store.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from tests.tasks.test_reload import edit as edit_profiles
 from tests.worker.faces.http.conftest import Api, ServeFactory
 from tests.worker.faces.http.samples import am_firing, am_resolved, grafana_firing
 from worker.runtime import build_producer
+from worker.store.tables import utcnow
 
 PROBLEM = "application/problem+json"
 
@@ -227,7 +229,7 @@ def test_health_needs_no_key_and_readiness_names_the_part_that_is_down(
     broken = pipeline.runtime.settings.model_copy(
         update={
             "broker_url": SecretStr(closed),
-            "database_url": SecretStr("sqlite:////nonexistent/dir/x.db"),
+            "database_url": SecretStr(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x"),
         }
     )
     runtime = build_producer(broken)
@@ -263,6 +265,9 @@ def test_a_job_is_stored_and_accepted_while_the_broker_is_down(
         )
         assert response.status_code == 202, response.text
         assert pipeline.runtime.store.status_counts() == {"queued": 1}
+        job_id = response.json()["id"]
+        next_sweep = pipeline.runtime.store.unpublished_jobs(utcnow(), grace=timedelta(hours=1))
+        assert next_sweep == [(job_id, "normal")], "published by the next sweep, not after a grace"
     finally:
         runtime.close()
 
