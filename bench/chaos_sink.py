@@ -9,10 +9,13 @@ approves (the chaos token endpoint's, unexpired), and it:
 - for a fraction of messages, reads the whole DATA and closes the connection
   without replying and *without keeping the message*: the client cannot know
   whether it was delivered, retries, and the sink sees one copy, not two;
-- records the Message-ID and arrival time of every message it keeps, so
-  duplicate deliveries can be counted and timed against worker crashes;
+- records the Message-ID, arrival time and reply time of every message it
+  keeps, so duplicate deliveries can be counted and timed against crashes;
 - then takes up to ``data_delay_seconds`` (uniform) to send the 250, so that
-  a worker killed mid-send may have had its message accepted.
+  a worker killed mid-send may have had its message accepted;
+- on request (``hold_next_data``) holds the next kept message's final reply
+  and says so, so the harness can kill its sender while it is in flight at
+  DATA (after the data, before the 250).
 """
 
 from __future__ import annotations
@@ -41,7 +44,38 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re
 @dataclass(frozen=True)
 class Accepted:
     message_id: str
-    at: float  # time.time() when it was kept, just before the 250
+    at: float  # time.time() when it was kept (its data all read), before the 250
+    replied_at: float  # time.time() when the 250 went out (or found its client gone)
+
+
+class DataHold:
+    """One message's final reply, held: ``started`` is set once a DATA is in flight."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = threading.Event()
+        self.message_id = ""
+        self._deadline = 0.0
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def holding(self, margin_seconds: float = 0.2) -> bool:
+        """A DATA is in flight and its reply still held (for at least the margin)."""
+        return (
+            self.started.is_set()
+            and not self._released.is_set()
+            and time.monotonic() < self._deadline - margin_seconds
+        )
+
+    async def wait(self, message_id: str) -> None:
+        """In the server's loop: say a DATA is in flight, then wait for release (or time out)."""
+        self.message_id = message_id
+        self._deadline = time.monotonic() + self.seconds
+        self.started.set()
+        while not self._released.is_set() and time.monotonic() < self._deadline:
+            await asyncio.sleep(0.005)
 
 
 class ChaosSink:
@@ -65,6 +99,7 @@ class ChaosSink:
         self.data_delay_seconds = data_delay_seconds
         self.counts: Counter[str] = Counter()
         self._accepted: list[Accepted] = []
+        self._hold: DataHold | None = None
         self._random = random.Random(seed)  # noqa: S311 (reproducible faults, not crypto)
         self._lock = threading.Lock()
         self._controller: _Controller | None = None
@@ -92,6 +127,19 @@ class ChaosSink:
             self._controller.stop()
             self._controller = None
 
+    def hold_next_data(self, seconds: float) -> DataHold:
+        """Hold the final reply of the next message kept, up to ``seconds`` or its release."""
+        hold = DataHold(seconds)
+        with self._lock:
+            self._hold = hold
+        return hold
+
+    def cancel_hold(self, hold: DataHold) -> None:
+        with self._lock:
+            if self._hold is hold:
+                self._hold = None
+        hold.release()
+
     def deliveries(self) -> list[Accepted]:
         """Every message kept (and answered 250, if the client was still there), in order."""
         with self._lock:
@@ -111,12 +159,20 @@ class ChaosSink:
         with self._lock:
             self.counts[what] += 1
 
-    def _accept(self, data: bytes) -> None:
-        headers = data.split(b"\r\n\r\n", 1)[0]
-        found = _MESSAGE_ID.search(headers)
-        message_id = found.group(1).decode(errors="replace") if found else "(no Message-ID)"
+    def _take_hold(self) -> DataHold | None:
         with self._lock:
-            self._accepted.append(Accepted(message_id, time.time()))
+            hold, self._hold = self._hold, None
+            return hold
+
+    def _accept(self, message_id: str, at: float) -> None:
+        with self._lock:
+            self._accepted.append(Accepted(message_id, at, time.time()))
+
+
+def message_id_of(data: bytes) -> str:
+    headers = data.split(b"\r\n\r\n", 1)[0]
+    found = _MESSAGE_ID.search(headers)
+    return found.group(1).decode(errors="replace") if found else "(no Message-ID)"
 
 
 class _Session(SMTP):
@@ -172,8 +228,16 @@ class _Handler:
             if isinstance(server.transport, asyncio.Transport):
                 server.transport.abort()  # no reply: _Session.push stays silent
             return "451 4.3.0 (never sent: the connection is gone)"
-        self.sink._accept(envelope.original_content or b"")
+        kept, message_id = time.time(), message_id_of(envelope.original_content or b"")
         # The message is queued; the reply takes a while. A worker killed meanwhile
-        # never reads the 250: the crash-after-250 window, made wide enough to hit.
-        await asyncio.sleep(self.sink._data_delay())
+        # never reads the 250: the crash window, made wide enough to hit.
+        # Kept even when the client goes away meanwhile (aiosmtpd then cancels this).
+        hold = self.sink._take_hold()
+        try:
+            if hold is not None:
+                await hold.wait(message_id)
+            else:
+                await asyncio.sleep(self.sink._data_delay())
+        finally:
+            self.sink._accept(message_id, kept)
         return "250 2.0.0 OK queued"

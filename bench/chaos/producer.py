@@ -16,6 +16,8 @@ from worker.runtime import Runtime
 
 log = logging.getLogger("bench.chaos")
 
+NOTIFY_RETRY_SECONDS = 60.0
+
 
 class Progress:
     """The ids of the jobs stored so far, in order; the chaos schedule waits on it."""
@@ -77,12 +79,15 @@ def produce(plan: Plan, rt: Runtime, progress: Progress) -> int:
 
 
 def enqueue(plan: Plan, rt: Runtime, n: int) -> tuple[str, int]:
-    """notify() for job n, retried while the store is busy; the idempotency key
-    makes a retry return the job already stored rather than a second one."""
+    """notify() for job n, retried while the store is down or busy (for as long as a
+    database outage lasts, and more); the idempotency key makes a retry return the
+    job already stored rather than a second one."""
     from worker.intake import notify
 
     recipient = f"nobody-{n}@chaos.test" if plan.is_bad(n) else f"oncall-{n}@chaos.test"
-    for tries in range(20):
+    deadline = time.monotonic() + NOTIFY_RETRY_SECONDS
+    tries = 0
+    while True:
         try:
             job_id = notify(
                 f"chaos-{n % plan.profiles}",
@@ -94,10 +99,10 @@ def enqueue(plan: Plan, rt: Runtime, n: int) -> tuple[str, int]:
                 runtime=rt,
             )
         except MailpipeError as exc:
-            if exc.kind != "transient":
+            if exc.kind != "transient" or time.monotonic() > deadline:
                 raise
             log.warning("notify for job %d failed (%s); trying again", n, exc)
+            tries += 1
             time.sleep(0.5)
             continue
         return job_id, tries
-    raise RuntimeError(f"notify for job {n} kept failing: see the harness log")

@@ -71,9 +71,22 @@ def database_text(rt: Runtime) -> str:
 
 def sweeper_republished(logs: Path) -> int:
     """What beat's requeue_stale_jobs put back on the broker, from the workers' logs."""
-    pattern = re.compile(r"requeued (\d+) of \d+ stale jobs")
+    # tasks.jobs.requeue_stale_jobs: "requeued N of M jobs without a task message"
+    pattern = re.compile(r"requeued (\d+) of \d+ (?:stale )?jobs")
     return sum(
         int(found)
         for path in logs.glob("worker-*.log")
         for found in pattern.findall(path.read_text(errors="replace"))
     )
+
+
+def database_failures(logs: Path) -> tuple[int, int]:
+    """(send tasks that failed on the database, lease renewals that failed): the outage's mark."""
+    tasks = renewals = 0
+    for path in logs.glob("worker-*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if "raised unexpected" in line and "database" in line:
+                tasks += 1
+            elif "could not renew" in line:
+                renewals += 1
+    return tasks, renewals

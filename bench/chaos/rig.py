@@ -1,6 +1,8 @@
 """Everything a run starts, in order and stopped in reverse: Redis, tokens, sink, workers, beat.
 
 Every secret the rig makes is registered, so the checks can look for it anywhere.
+The run's processes reach the database through what can take it away (the
+SQLite file itself, or a proxy in front of PostgreSQL).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import sqlalchemy
 from cryptography.fernet import Fernet
 
+from bench.chaos.db_outage import DatabaseOutage, outage_for
 from bench.chaos.plan import RECOVERY_SETTINGS, Plan
 from bench.chaos.private_redis import PrivateRedis
 from bench.chaos.processes import spawn, stop_group, wait_until
@@ -69,6 +72,7 @@ class Rig:
     sink: ChaosSink
     workers: Workers
     beat: subprocess.Popen[bytes]
+    outage: DatabaseOutage
     rt: Runtime
     registry: SecretRegistry  # every secret of the run: none may appear anywhere
 
@@ -94,10 +98,13 @@ def rig(plan: Plan, workdir: Path, logs: Path, database_kind: str) -> Iterator[R
         sink.start()
         profiles = workdir / "profiles.toml"
         write_profiles(profiles, clients, sink.port, tokens.url)
+        database_url, outage = stack.enter_context(
+            outage_for(fresh_database(database_kind, workdir))
+        )
         settings = {
             "broker_url": f"{redis_server.url}/0",
             "redis_url": f"{redis_server.url}/1",
-            "database_url": fresh_database(database_kind, workdir),
+            "database_url": database_url,
             "profiles_file": str(profiles),
             "secret_key": Fernet.generate_key().decode(),
             **RECOVERY_SETTINGS,
@@ -119,4 +126,4 @@ def rig(plan: Plan, workdir: Path, logs: Path, database_kind: str) -> Iterator[R
             raise RuntimeError(f"beat did not start: see {logs / 'beat.log'}")
         rt = producer_runtime(settings)
         stack.callback(rt.close)
-        yield Rig(logs, redis_server, tokens, sink, workers, beat, rt, registry)
+        yield Rig(logs, redis_server, tokens, sink, workers, beat, outage, rt, registry)

@@ -1,7 +1,9 @@
-"""A short `make chaos` run, so the harness cannot rot: kills, a Redis restart, faulty servers."""
+"""A short `make chaos` run, so the harness cannot rot: kills (one at DATA), a database
+outage, a Redis restart, faulty servers; nothing lost, every killed worker's jobs back."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +24,15 @@ def test_the_chaos_run_loses_no_job_and_leaks_no_secret() -> None:
     assert result.returncode == 0, output
     lines = result.stdout.splitlines()
     summary = next(line for line in lines if line.startswith("chaos: 100 jobs, 5 profiles, "))
-    assert "3 worker kills, 1 redis restart" in summary, summary
+    assert "3 worker kills (1 at DATA), 1 redis restart, database outage 3 s" in summary, summary
+    assert re.search(r", recovery p50 [\d.]+ s / max [\d.]+ s, ", summary), summary
+    assert ", lost 0, " in summary, summary
+    assert summary.endswith(", unplanned worker exits 0"), summary
     assert any(line.startswith("delivered ") and line.endswith(", lost 0") for line in lines)
     assert "failed 3 (all with a recorded reason)" in result.stdout, output
     assert any(line.startswith("duplicates at the sink: ") for line in lines), output
     assert "every job's attempt_count matches its attempts rows" in result.stdout, output
     assert any(line.startswith("secrets in logs: none (") for line in lines), output
-    assert not any("WARNING" in line or "LOST" in line for line in lines), output
+    assert not any(
+        word in line for line in lines for word in ("WARNING", "LOST", "RECOVERY", "UNPLANNED")
+    ), output
