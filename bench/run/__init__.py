@@ -16,11 +16,14 @@ missing), a token endpoint, and Celery workers. Variants:
 Each is timed as a drain: the messages are enqueued first, then the worker
 starts. Also: a scaling table (pools), latency at half the peak rate, token
 requests over runs longer than the token lifetime, and (--profile) where the
-worker's CPU time goes. WAN mode repeats mailpipe and naive with the token
-endpoint answering after 150 ms and every SMTP reply delayed by 20 ms, with
-Microsoft's limit of 3 connections per mailbox. Writes bench/RESULTS.md.
+worker's CPU time goes; the HTTP intake against a bare FastAPI endpoint, and
+the SMTP relay (`mailpipe relay`) against an aiosmtpd server that discards.
+WAN mode repeats mailpipe and naive with the token endpoint answering after
+150 ms and every SMTP reply delayed by 20 ms, with Microsoft's limit of 3
+connections per mailbox. Writes bench/RESULTS.md.
 
 The modules, in the order a run uses them: plan (what to measure, and measuring
 it), servers, processes (the workers), baseline_runs, mailpipe_runs and
-token_runs (one run each), figures (what a run yields), tables and report.
+token_runs (one run each), intake_runs, relay_runs and relay_clients, figures
+(what a run yields), tables and report.
 """

@@ -14,6 +14,7 @@ from bench.run.figures import Run
 from bench.run.intake_runs import SERVERS, IntakeRun, run_intake
 from bench.run.mailpipe_runs import MailpipeSetup, run_mailpipe
 from bench.run.processes import Pool
+from bench.run.relay_runs import RelayRun, measure_relay
 from bench.run.servers import Servers, servers
 from bench.run.tables import summarize
 from bench.run.token_runs import TokenRun, run_tokens
@@ -39,6 +40,8 @@ class Plan:
     # The HTTP intake: requests at the peak (closed loop), then seconds at half of it.
     intake_requests: int = 3000
     intake_paced_seconds: float = 10.0
+    # The SMTP relay: messages over each of its 4 connections.
+    relay_messages: int = 500
 
 
 QUICK = Plan(
@@ -53,6 +56,7 @@ QUICK = Plan(
     token_rate=10.0,
     intake_requests=200,
     intake_paced_seconds=2.0,
+    relay_messages=25,
 )
 MAIN_POOL = Pool("prefork", 2)
 
@@ -66,6 +70,7 @@ class Results:
     tokens: list[TokenRun] = field(default_factory=list)
     wan: dict[str, list[Run]] = field(default_factory=dict)
     intake: dict[str, list[IntakeRun]] = field(default_factory=dict)
+    relay: dict[str, list[RelayRun]] = field(default_factory=dict)
     profiled: Run | None = None
 
 
@@ -95,6 +100,7 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
                 )
                 runs.setdefault("ideal", []).append(run_baseline("ideal", s, tmp, n, pool))
         results.intake = measure_intake(plan, s, tmp)
+        results.relay = measure_relay(s, tmp, plan.repetitions, plan.relay_messages)
         if plan.profile:
             setup = MailpipeSetup(pool=MAIN_POOL, profile_to=tmp / "py-spy.raw")
             results.profiled = run_mailpipe(s, tmp, n, setup)

@@ -13,6 +13,7 @@ from typing import Any
 from bench.run.figures import Run
 from bench.run.intake_runs import IntakeRun
 from bench.run.processes import Pool
+from bench.run.relay_runs import RELAY, RelayRun
 from bench.run.token_runs import TokenRun
 
 
@@ -159,6 +160,40 @@ def intake_aims(rows: dict[str, list[IntakeRun]]) -> list[str]:
         "- every 202 a stored job: "
         + ", ".join(f"{s} stored for {a} accepted" for s, a in stored)
         + (" (all there)" if all(s == a for s, a in stored) else " (MISMATCH)"),
+    ]
+
+
+def relay_table(rows: dict[str, list[RelayRun]]) -> list[str]:
+    lines = [
+        "| server | accepted msg/s (median, min-max) | connections x messages "
+        "| answers other than 250 | server CPU ms/msg | server CPU / timed span | Redis cmds/msg |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, runs in rows.items():
+        refused = sum((r.refused for r in runs), Counter[int]())
+        others = ", ".join(f"{n} x {code}" for code, n in sorted(refused.items())) or "none"
+        connections = len(runs[0].connections)
+        lines.append(
+            f"| {name} | {_spread([r.rate for r in runs])} "
+            f"| {connections} x {runs[0].sent // connections} | {others} "
+            f"| {statistics.median(r.cpu_ms_per_message for r in runs):.2f} "
+            f"| {statistics.median(r.server_cpu / r.seconds for r in runs):.0%} "
+            f"| {statistics.median(r.redis_commands / r.sent for r in runs):.1f} |"
+        )
+    return lines
+
+
+def relay_checks(rows: dict[str, list[RelayRun]]) -> list[str]:
+    """The relay/discard ratio, and whether every 250 is a stored and queued job."""
+    ratios = [r.rate / d.rate for r, d in zip(rows[RELAY], rows["discard"], strict=True)]
+    counts = [(r.stored, r.queued, r.accepted) for r in rows[RELAY]]
+    whole = all(stored == queued == accepted for stored, queued, accepted in counts)
+    return [
+        f"- {RELAY}/discard accepted/s: {statistics.median(ratios):.2f}x "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}); no target was set",
+        "- every 250 a stored and queued job: "
+        + ", ".join(f"{s} stored and {q} queued for {a} accepted" for s, q, a in counts)
+        + (" (all there)" if whole else " (MISMATCH)"),
     ]
 
 
