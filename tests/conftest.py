@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -86,17 +87,50 @@ def secrets(request: pytest.FixtureRequest) -> Iterator[SecretRegistry]:
     root.removeHandler(recorder)
     root.setLevel(previous_level)
     registry.assert_absent(*recorder.lines)
-    if "redis_url" in request.fixturenames:
-        client = redis.Redis.from_url(request.getfixturevalue("redis_server"))
-        values = []
-        for key in client.scan_iter():
-            kind = client.type(key)
-            if kind == b"string":
-                values.append(client.get(key) or b"")
-            elif kind == b"hash":
-                values.extend(b"%s=%s" % kv for kv in client.hgetall(key).items())
-        client.close()
+    if "redis_server" in request.fixturenames:
+        values = redis_contents(request.getfixturevalue("redis_server"))
         registry.assert_absent(*(v.decode(errors="replace") for v in values))
+
+
+def redis_contents(url: str) -> list[bytes]:
+    """Every key and every value in every database of the Redis at ``url``, as bytes."""
+    admin = redis.Redis.from_url(url)
+    try:
+        databases = [int(name.removeprefix("db")) for name in admin.info("keyspace")]
+    finally:
+        admin.close()
+    found: list[bytes] = []
+    for db in databases:
+        # The URL's own database number would win over a db= argument: replace it.
+        client = redis.Redis.from_url(urlunsplit(urlsplit(url)._replace(path=f"/{db}")))
+        try:
+            for key in client.scan_iter(count=1000):
+                found.append(key)
+                found.extend(_values(client, key))
+        finally:
+            client.close()
+    return found
+
+
+def _values(client: redis.Redis, key: bytes) -> list[bytes]:
+    kind = client.type(key)
+    if kind == b"string":
+        return [client.get(key) or b""]
+    if kind == b"hash":
+        return [b"%s=%s" % item for item in client.hgetall(key).items()]
+    if kind == b"list":
+        return list(client.lrange(key, 0, -1))
+    if kind == b"set":
+        return list(client.smembers(key))
+    if kind == b"zset":
+        return [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+    if kind == b"stream":
+        return [
+            b"%s=%s" % item for _, fields in client.xrange(key, "-", "+") for item in fields.items()
+        ]
+    if kind == b"none":  # expired or deleted since the scan found it
+        return []
+    raise AssertionError(f"the secret scan cannot read Redis type {kind!r} (key {key!r})")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

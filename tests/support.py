@@ -10,7 +10,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import httpx
 import redis
 import sqlalchemy
 
@@ -19,6 +21,8 @@ from worker.store import Store
 POSTGRES_URL = os.environ.get(
     "MAILPIPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+# The RabbitMQ server the RabbitMQ variants use; they make a vhost of their own on it.
+AMQP_URL = os.environ.get("MAILPIPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 def free_port() -> int:
@@ -147,3 +151,92 @@ class RedisServer:
             return False
         finally:
             client.close()
+
+
+class RabbitMQNotRunningError(Exception):
+    """Nothing answers at AMQP_URL (a machine without RabbitMQ): the variants are skipped."""
+
+
+class RabbitMQNoVhostError(Exception):
+    """RabbitMQ answers, but no way to make a vhost is at hand (no management API, no CLI)."""
+
+
+class RabbitMQVhost:
+    """A virtual host of this run's own on the RabbitMQ at AMQP_URL; ``delete`` removes it.
+
+    The server is shared with other software and other test runs: the tests
+    declare, fill and drop queues only inside a vhost they made, never in the
+    one AMQP_URL names, so nothing they did not create is ever purged or
+    deleted. The vhost is made through the management HTTP API when it
+    answers (``MAILPIPE_TEST_RABBITMQ_API``, default port 15672), else with
+    ``rabbitmqctl`` for a server on this machine. A server or tool that answers
+    but refuses is a RuntimeError: the tests fail rather than skip.
+    """
+
+    def __init__(self, base_url: str = AMQP_URL) -> None:
+        parts = urlsplit(base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 5672
+        self.user = unquote(parts.username or "guest")
+        self.password = unquote(parts.password or "guest")
+        self.api = os.environ.get("MAILPIPE_TEST_RABBITMQ_API", f"http://{self.host}:15672")
+        self.name = f"mailpipe-test-{os.getpid()}-{secrets.token_hex(4)}"
+        self.url = urlunsplit((parts.scheme, parts.netloc, "/" + quote(self.name, safe=""), "", ""))
+        self.made_with: str | None = None  # "api" or "rabbitmqctl" once created
+
+    def create(self) -> None:
+        try:
+            socket.create_connection((self.host, self.port), timeout=2).close()
+        except OSError as exc:
+            raise RabbitMQNotRunningError(
+                f"nothing answers at {self.host}:{self.port} ({exc})"
+            ) from None
+        tried = []
+        try:
+            with self._http() as http:
+                _answered(http.put(f"/api/vhosts/{quote(self.name, safe='')}"))
+                self.made_with = "api"
+                everything = {"configure": ".*", "write": ".*", "read": ".*"}
+                path = f"/api/permissions/{quote(self.name, safe='')}/{quote(self.user, safe='')}"
+                _answered(http.put(path, json=everything))
+            return
+        except httpx.TransportError as exc:  # no management plugin there
+            tried.append(f"no management API at {self.api} ({type(exc).__name__})")
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is None or self.host not in ("127.0.0.1", "localhost", "::1"):
+            tried.append(
+                "no rabbitmqctl on PATH" if ctl is None else f"rabbitmqctl cannot reach {self.host}"
+            )
+            raise RabbitMQNoVhostError("; ".join(tried))
+        _run(ctl, "add_vhost", self.name)
+        self.made_with = "rabbitmqctl"
+        _run(ctl, "set_permissions", "-p", self.name, self.user, ".*", ".*", ".*")
+
+    def delete(self) -> None:
+        """Delete the vhost this object made (its queues and messages go with it)."""
+        if self.made_with == "api":
+            with self._http() as http:
+                _answered(http.delete(f"/api/vhosts/{quote(self.name, safe='')}"))
+        elif self.made_with == "rabbitmqctl":
+            _run(shutil.which("rabbitmqctl") or "rabbitmqctl", "delete_vhost", self.name)
+        self.made_with = None
+
+    def _http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api, auth=(self.user, self.password), timeout=10)
+
+
+def _answered(response: httpx.Response) -> None:
+    if response.status_code >= 300:
+        raise RuntimeError(
+            f"the RabbitMQ management API refused {response.request.method} "
+            f"{response.request.url.path}: {response.status_code} {response.text[:200]}"
+        )
+
+
+def _run(*argv: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"`rabbitmqctl {' '.join(argv[1:])}` failed ({result.returncode}): "
+            f"{' '.join((result.stderr or result.stdout).split())[:300]}"
+        )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,11 +16,16 @@ import pytest
 import redis
 import sqlalchemy
 from alembic.script import ScriptDirectory
-from kombu import Connection, Queue
-from kombu.exceptions import OperationalError
+from kombu import Connection
 
 from tests.leaks import SecretRegistry
 from tests.pipeline import CLIENT_SECRET, REPO, Pipeline
+from tests.support import (
+    AMQP_URL,
+    RabbitMQNotRunningError,
+    RabbitMQNoVhostError,
+    RabbitMQVhost,
+)
 from worker.celery import REQUEUE_TASK
 from worker.delivery import RateLimiter, deliver
 from worker.intake import notify, publish
@@ -224,6 +229,7 @@ def test_secrets_never_reach_the_broker_the_database_or_the_logs(
 
 
 def test_a_worker_refuses_an_out_of_date_schema(pipeline: Pipeline, tmp_path: Path) -> None:
+    (tmp_path / "old.db").touch()  # a database that exists, without mailpipe's tables
     env = {**pipeline.env, "MAILPIPE_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}
     result = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "solo"],
@@ -237,18 +243,39 @@ def test_a_worker_refuses_an_out_of_date_schema(pipeline: Pipeline, tmp_path: Pa
     )
 
 
-def test_rabbitmq_works_as_the_broker(pipeline: Pipeline) -> None:
-    url = os.environ.get("MAILPIPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+@pytest.fixture
+def rabbitmq_url() -> Iterator[str]:
+    """A vhost of this test's own on the machine's RabbitMQ, deleted afterwards: its AMQP URL.
+
+    Asked for before ``pipeline``, so it outlives the workers that use it.
+    """
+    vhost = RabbitMQVhost(AMQP_URL)
     try:
-        with Connection(url, connect_timeout=2) as connection:
-            connection.ensure_connection(max_retries=1)
-            for name in ("mail", "mail.critical"):  # leftovers of an earlier run
-                queue = Queue(name)(connection.default_channel)
-                queue.declare()
-                queue.purge()
-    except (OSError, OperationalError) as exc:
-        pytest.skip(f"RabbitMQ not reachable at {url} ({exc}): RabbitMQ variant skipped")
-    pipeline.env["MAILPIPE_BROKER_URL"] = url
+        vhost.create()
+    except RabbitMQNotRunningError as exc:
+        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL} ({exc}): RabbitMQ variant skipped")
+    except RabbitMQNoVhostError as exc:
+        pytest.skip(
+            f"RabbitMQ at {AMQP_URL} answers, but this run cannot make a vhost of its own "
+            f"({exc}): RabbitMQ variant skipped rather than use shared queues"
+        )
+    except RuntimeError as exc:
+        vhost.delete()
+        pytest.fail(f"RabbitMQ at {AMQP_URL} answers but refuses the tests: {exc}")
+    try:
+        try:
+            with Connection(vhost.url, connect_timeout=5) as connection:
+                connection.ensure_connection(max_retries=1)
+        except Exception as exc:  # refused login, no access to the vhost: any transport's error
+            pytest.fail(f"RabbitMQ refuses the tests in their own vhost {vhost.name}: {exc!r}")
+        yield vhost.url
+    finally:
+        vhost.delete()
+
+
+def test_rabbitmq_works_as_the_broker(rabbitmq_url: str, pipeline: Pipeline) -> None:
+    # A fresh vhost: no leftovers of an earlier run to purge, and nobody else's queues.
+    pipeline.env["MAILPIPE_BROKER_URL"] = rabbitmq_url
     pipeline.start_worker()
     # Producers in their own processes, configured by the environment as in production.
     mailpipe = str(Path(sys.executable).parent / "mailpipe")
@@ -261,6 +288,9 @@ def test_rabbitmq_works_as_the_broker(pipeline: Pipeline) -> None:
         )  # fmt: skip
         assert sent.returncode == 0, sent.stdout + sent.stderr
     assert subjects(pipeline) == ["via RabbitMQ 0", "via RabbitMQ 1", "via RabbitMQ 2"]
+    with Connection(rabbitmq_url) as connection:  # the worker's queues are the vhost's
+        for name in ("mail", "mail.critical"):
+            connection.default_channel.queue_declare(queue=name, passive=True)
 
 
 def test_an_unexpected_error_is_an_attempt_so_the_job_cannot_loop_forever(

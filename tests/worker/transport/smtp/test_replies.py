@@ -114,6 +114,17 @@ def test_xoauth2_string() -> None:
     )
 
 
+def test_xoauth2_matches_googles_documented_example_on_the_wire() -> None:
+    # Google's XOAUTH2 protocol page: the initial client response for this user and
+    # token, base64-encoded as it goes on the AUTH line.
+    token = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"
+    documented = (
+        "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNr"
+        "QmhkSFJoZG1semRHRXVZMjl0Q2cBAQ=="
+    )
+    assert base64.b64encode(xoauth2("someuser@example.com", token).encode()).decode() == documented
+
+
 def test_oauthbearer_string_escapes_the_gs2_name() -> None:
     assert oauthbearer("a,b=c@example.com", "tok", "smtp.gmail.com", 587) == (
         "n,a=a=2Cb=3Dc@example.com,\x01host=smtp.gmail.com\x01port=587\x01auth=Bearer tok\x01\x01"
@@ -121,15 +132,18 @@ def test_oauthbearer_string_escapes_the_gs2_name() -> None:
 
 
 def test_responder_answers_a_refusal_as_each_mechanism_requires() -> None:
-    gmail_error = base64.b64decode(
-        base64.b64encode(b'{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}')
+    # Google's documented refusal as it comes on the wire (``334 <base64>``); smtplib
+    # decodes the base64 before it calls the responder, as done here.
+    on_the_wire = (
+        "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWls"
+        "Lmdvb2dsZS5jb20vIn0K"
     )
     xo = BearerResponder("XOAUTH2", "initial")
     assert xo() == "initial"
-    assert xo(gmail_error) == ""
+    assert xo(base64.decodebytes(on_the_wire.encode())) == "", "an empty line ends the exchange"
     assert xo.server_error == {
         "status": "401",
-        "schemes": "bearer",
+        "schemes": "bearer mac",
         "scope": "https://mail.google.com/",
     }
     ob = BearerResponder("OAUTHBEARER", "initial")

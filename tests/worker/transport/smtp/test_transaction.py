@@ -92,13 +92,19 @@ def test_utf8_display_names_and_subjects_arrive_intact(
     make_server: ServerFactory, make_credentials: CredentialsFactory, pools: list[SmtpPool]
 ) -> None:
     server = make_server()
+    # The pool sends the message as built: the name is build_message's from_name (which
+    # delivery takes from the profile), so it is given here, not to the credentials.
     send(
-        pool_for(make_credentials(server, from_name="Überwachung"), pools),
+        pool_for(make_credentials(server), pools),
         subject="Störung: 数据库 ⚠",
+        from_name="Überwachung Ålert",
     )
-    received = server.messages[0].message
-    assert received["Subject"] == "Störung: 数据库 ⚠"
-    assert received["From"].addresses[0].display_name == "Example Alerts"
+    (received,) = server.messages
+    assert received.data.isascii(), "encoded words: a UTF-8 name needs no SMTPUTF8"
+    assert "SMTPUTF8" not in received.mail_options
+    assert received.message["Subject"] == "Störung: 数据库 ⚠"
+    assert received.message["From"].addresses[0].display_name == "Überwachung Ålert"
+    assert received.message["From"].addresses[0].addr_spec == "alerts@example.test"
 
 
 def test_bcc_goes_to_the_envelope_only(
