@@ -148,7 +148,7 @@ class TokenEndpoint:
         try:
             response = http.post(url, data=dict(form()), headers=headers)
         except httpx.TransportError as exc:
-            untrusted = _certificate_error(exc)
+            untrusted = certificate_error(exc)
             if untrusted is not None:
                 # Retrying cannot make a certificate trusted: a person must act.
                 self._on_result(profile, "permanent")
@@ -212,7 +212,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def _certificate_error(exc: BaseException) -> str | None:
+def certificate_error(exc: BaseException) -> str | None:
     """The verification message when ``exc`` came from an untrusted certificate."""
     seen: BaseException | None = exc
     while seen is not None:

@@ -12,6 +12,7 @@ import redis
 from cryptography.fernet import Fernet, MultiFernet
 from pytest_httpserver import HTTPServer
 
+from tests.fake_graph import graph  # noqa: F401 (a fixture for every test folder)
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.pipeline import pipeline  # noqa: F401 (a fixture for every test folder)

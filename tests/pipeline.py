@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_graph import FakeGraph
 from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
@@ -43,6 +44,7 @@ class Pipeline:
     runtime: Runtime
     server: FakeSmtpServer
     idp: FakeIdP
+    graph: FakeGraph
     env: dict[str, str]
     logs: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -109,6 +111,7 @@ def pipeline(
     make_server: ServerFactory,
     tls: TlsFiles,
     secrets: SecretRegistry,
+    graph: FakeGraph,
 ) -> Iterator[Pipeline]:
     server = make_server()
     profiles = tmp_path / "profiles.toml"
@@ -125,6 +128,20 @@ grant = "client_credentials"
 token_url = "{idp.url}"
 allow_insecure_token_url = true
 scope = "smtp.send"
+client_id = "mailpipe"
+client_secret_env = "PIPELINE_SECRET"
+
+[profiles.graph]
+provider = "microsoft365"
+transport = "graph"
+graph_url = "{graph.url}"
+ca_file = "{tls.ca_pem}"
+tenant = "contoso.onmicrosoft.com"
+from_email = "alerts@example.test"
+auth = "oauth"
+grant = "client_credentials"
+token_url = "{idp.url}"
+allow_insecure_token_url = true
 client_id = "mailpipe"
 client_secret_env = "PIPELINE_SECRET"
 
@@ -182,7 +199,7 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
     runtime = build_runtime(settings)  # publishes to this test's broker
     logs = tmp_path / "logs"
     logs.mkdir()
-    pipe = Pipeline(runtime, server, idp, env, logs)
+    pipe = Pipeline(runtime, server, idp, graph, env, logs)
     yield pipe
     for worker in pipe.workers:
         if worker.poll() is None:

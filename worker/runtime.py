@@ -21,7 +21,10 @@ from worker.metrics import Metrics
 from worker.settings import Settings, get_settings
 from worker.store import DatabaseRefreshTokenStore, Store, check_key
 from worker.transport import Transport
-from worker.transport.smtp import ConnectionSlots, SmtpPool
+from worker.transport.graph import GraphTransport
+from worker.transport.router import TransportRouter
+from worker.transport.slots import ConnectionSlots
+from worker.transport.smtp import SmtpPool
 
 
 @dataclass
@@ -115,7 +118,13 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         celery=celery,
         refresh_tokens=refresh_tokens,
         credentials=credentials,
-        transport=SmtpPool.from_settings(settings, credentials, slots),
+        transport=TransportRouter(
+            credentials,
+            {
+                "smtp": SmtpPool.from_settings(settings, credentials, slots),
+                "graph": GraphTransport.from_settings(settings, credentials, slots),
+            },
+        ),
         limiter=RateLimiter(client),
         leases=Leases(
             store,

@@ -15,6 +15,25 @@ from typing import Literal
 ProviderName = Literal["microsoft365", "google_workspace", "generic"]
 GrantType = Literal["client_credentials", "refresh_token", "service_account"]
 Security = Literal["starttls", "tls", "none"]
+TransportName = Literal["smtp", "graph"]
+
+
+@dataclass(frozen=True)
+class GraphPreset:
+    """What ``transport = "graph"`` changes (Microsoft Graph ``sendMail``)."""
+
+    url: str = "https://graph.microsoft.com/v1.0"
+    # A token is for one resource: Graph's, not Exchange's SMTP.
+    scopes: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "client_credentials": "https://graph.microsoft.com/.default",
+            "refresh_token": "https://graph.microsoft.com/Mail.Send offline_access",
+        }
+    )
+    # Outlook's throttling: 4 concurrent requests per app per mailbox.
+    max_connections: int = 4
+    # One request may carry 4 MB; the MIME message goes base64-encoded (4/3 larger).
+    max_message_bytes: int = 3_000_000
 
 
 @dataclass(frozen=True)
@@ -31,6 +50,7 @@ class Preset:
     recipients_per_day: int | None = None
     max_connections: int | None = None
     max_recipients: int = 100
+    graph: GraphPreset | None = None
 
 
 PRESETS: Mapping[str, Preset] = {
@@ -49,6 +69,9 @@ PRESETS: Mapping[str, Preset] = {
         recipients_per_day=10_000,  # the next one gets "554 5.2.0 …SubmissionQuotaExceeded"
         max_connections=3,  # the 4th gets "432 4.3.2 Concurrent connections limit exceeded"
         max_recipients=500,
+        # Exchange Online's mailbox limits (30 a minute, 10,000 recipients a day) hold
+        # for Graph too, and are tighter than Graph's 10,000 requests per 10 minutes.
+        graph=GraphPreset(),
     ),
     "google_workspace": Preset(
         host="smtp.gmail.com",

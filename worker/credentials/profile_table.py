@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.credentials.presets import GrantType, ProviderName, Security
+from worker.credentials.presets import GrantType, ProviderName, Security, TransportName
 
 
 class ProfileSpec(BaseModel):
@@ -15,6 +15,7 @@ class ProfileSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     provider: ProviderName = "generic"
+    transport: TransportName = "smtp"
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Security | None = None
@@ -62,3 +63,6 @@ class ProfileSpec(BaseModel):
     sasl_initial_response: bool = True
     allow_insecure_token_url: bool = False
     allow_plaintext_auth: bool = False
+    # Microsoft Graph sendMail (transport = "graph").
+    graph_url: str | None = None
+    save_to_sent_items: bool = True

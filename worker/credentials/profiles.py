@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from worker.credentials.presets import GrantType, ProviderName, Security
+from worker.credentials.presets import GrantType, ProviderName, Security, TransportName
 from worker.errors import ConfigError, UnknownProfileError
 
 
@@ -50,6 +50,7 @@ class Profile(BaseModel):
 
     name: str
     provider: ProviderName
+    transport: TransportName = "smtp"
     host: str
     port: int
     security: Security
@@ -74,6 +75,9 @@ class Profile(BaseModel):
     # Some servers (Dovecot-based) refuse a long AUTH line: wait for the 334.
     sasl_initial_response: bool = True
     allow_plaintext_auth: bool = False
+    # transport = "graph": the Graph API root, and whether Sent Items keeps a copy.
+    graph_url: str | None = None
+    save_to_sent_items: bool = True
 
 
 class ProfilesFileError(ConfigError):

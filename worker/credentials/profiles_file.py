@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import SecretStr, ValidationError
 
@@ -24,6 +24,7 @@ from worker.credentials.presets import (
     DEFAULT_PORTS,
     MICROSOFT_TENANT_ALIASES,
     PRESETS,
+    GraphPreset,
     Preset,
 )
 from worker.credentials.profile_secrets import SecretReader, one_line
@@ -119,11 +120,18 @@ class _Resolver(SecretReader):
         else:
             oauth = self.oauth(spec, preset)
         self.check_connection(spec)
+        graph = self.graph(spec, preset)
         if self.problems or host is None:
             return None
+        max_connections = spec.max_connections or preset.max_connections
+        max_message_bytes = spec.max_message_bytes
+        if graph is not None:
+            max_connections = spec.max_connections or graph.max_connections
+            max_message_bytes = max_message_bytes or graph.max_message_bytes
         return Profile(
             name=self.name,
             provider=spec.provider,
+            transport=spec.transport,
             host=host,
             port=spec.port or preset.port or DEFAULT_PORTS[security],
             security=security,
@@ -138,14 +146,40 @@ class _Resolver(SecretReader):
             rate_per_minute=spec.rate_per_minute or preset.rate_per_minute,
             rate_per_day=spec.rate_per_day or preset.rate_per_day,
             recipients_per_day=spec.recipients_per_day or preset.recipients_per_day,
-            max_connections=spec.max_connections or preset.max_connections,
+            max_connections=max_connections,
             max_recipients=spec.max_recipients or preset.max_recipients,
-            max_message_bytes=spec.max_message_bytes,
+            max_message_bytes=max_message_bytes,
             ehlo_name=spec.ehlo_name,
             timeout_seconds=spec.timeout_seconds,
             sasl_initial_response=spec.sasl_initial_response,
             allow_plaintext_auth=spec.allow_plaintext_auth,
+            graph_url=(spec.graph_url or graph.url).rstrip("/") if graph else None,
+            save_to_sent_items=spec.save_to_sent_items,
         )
+
+    def graph(self, spec: ProfileSpec, preset: Preset) -> GraphPreset | None:
+        """The Graph preset of a ``transport = "graph"`` profile (None for SMTP)."""
+        if spec.transport != "graph":
+            if spec.graph_url is not None:
+                self.problem("graph_url", 'only for transport = "graph"')
+            return None
+        if preset.graph is None:
+            self.problem("transport", "'graph' is Microsoft Graph: only for provider microsoft365")
+            return None
+        if spec.auth != "oauth":
+            self.problem("auth", 'Microsoft Graph takes OAuth tokens only: use auth = "oauth"')
+        if spec.graph_url is not None:
+            parts = _url_parts(spec.graph_url)
+            if parts is None or parts.scheme != "https" or not parts.hostname:
+                self.problem("graph_url", "must be an https:// URL")
+        limit = 4 * preset.graph.max_message_bytes // 3  # base64 of the largest message
+        if spec.max_message_bytes is not None and spec.max_message_bytes > limit:
+            self.problem(
+                "max_message_bytes",
+                f"Graph takes at most {preset.graph.max_message_bytes} bytes per message "
+                "(4 MB per request, base64-encoded)",
+            )
+        return preset.graph
 
     def check_connection(self, spec: ProfileSpec) -> None:
         if spec.ca_file:
@@ -175,7 +209,10 @@ class _Resolver(SecretReader):
             self.problem("grant", f"'{spec.grant}' is not offered by {spec.provider} ({allowed})")
             return None
         token_url = self.token_url(spec, preset)
-        scope = spec.scope or preset.scopes.get(spec.grant)
+        scopes = (
+            preset.graph.scopes if spec.transport == "graph" and preset.graph else preset.scopes
+        )
+        scope = spec.scope or scopes.get(spec.grant)
         if spec.grant == "client_credentials":
             return self.client_credentials(spec, token_url, scope)
         if spec.grant == "refresh_token":
@@ -202,9 +239,8 @@ class _Resolver(SecretReader):
         return url
 
     def check_token_url(self, url: str, allow_insecure: bool) -> None:
-        try:
-            parts = urlsplit(url)
-        except ValueError:  # e.g. an unclosed [IPv6 address]
+        parts = _url_parts(url)
+        if parts is None:
             self.problem("token_url", "not a valid URL")
             return
         if parts.scheme == "https" and parts.hostname:
@@ -328,6 +364,13 @@ class _Resolver(SecretReader):
     def require(self, spec: ProfileSpec, field_name: str) -> None:
         if not getattr(spec, field_name):
             self.problem(field_name, f"missing (required for grant {spec.grant})")
+
+
+def _url_parts(url: str) -> SplitResult | None:
+    try:
+        return urlsplit(url)
+    except ValueError:  # e.g. an unclosed [IPv6 address]
+        return None
 
 
 def _given(spec: ProfileSpec, base: str) -> bool:

@@ -1,8 +1,9 @@
 """`mailpipe profiles check`: walk a profile through every step a real send takes.
 
 Token (claims decoded without verification, the token itself never shown),
-connect, TLS, EHLO, AUTH, optionally a test message, QUIT. Each step reports ok
-or the failure with its hint; the first failure stops the walk.
+connect, TLS, EHLO, AUTH, optionally a test message, QUIT; for a Graph profile,
+the token and optionally a test message through ``sendMail``. Each step reports
+ok or the failure with its hint; the first failure stops the walk.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import jwt
 from worker.credentials import Credentials, OAuthCredentials, Profile, SmtpCredentials
 from worker.errors import MailpipeError
 from worker.intake.message import Notification, build_message
-from worker.transport import SessionError
-from worker.transport.smtp import SmtpSession, ssl_context
+from worker.transport import OutgoingMessage, SessionError
+from worker.transport.graph import GraphTransport
+from worker.transport.smtp import SmtpSession
+from worker.transport.tls import ssl_context
 
 EXCHANGE_AUDIENCES = frozenset(
     {
@@ -54,6 +57,9 @@ def check_profile(
         yield step
         if not step.ok:
             return
+    if profile.transport == "graph":
+        yield from _graph_steps(credentials, profile, send_to)
+        return
     session = SmtpSession(profile, ssl_context(profile))
     try:
         yield from _smtp_steps(profile, session, smtp_credentials, send_to)
@@ -80,19 +86,36 @@ def _smtp_steps(
     session.authenticate(smtp_credentials)
     yield Step("auth", True, f"{session.mechanism} as {profile.username}")
     if send_to:
-        message = build_message(
-            Notification(
-                to=(send_to,),
-                subject=f"mailpipe test message from profile {profile.name}",
-                text=f"This message checks that profile {profile.name} can send.",
-            ),
-            job_id=f"check-{datetime.now(UTC):%Y%m%d%H%M%S}",
-            from_email=profile.from_email,
-            from_name=profile.from_name,
-        )
-        result = session.send(message)
+        result = session.send(_test_message(profile, send_to))
         ok = result.kind == "delivered"
         yield Step("send", ok, result.summary(with_hint=False), result.hint)
+
+
+def _graph_steps(credentials: Credentials, profile: Profile, send_to: str | None) -> Iterator[Step]:
+    if not send_to:
+        url = f"{profile.graph_url}/users/{profile.username}/sendMail"
+        yield Step("graph", True, f"sends with POST {url} (--send-to ADDRESS tries it)")
+        return
+    transport = GraphTransport(credentials)
+    try:
+        result = transport.send(profile.name, _test_message(profile, send_to)).outcome
+    finally:
+        transport.close()
+    ok = result.kind == "delivered"
+    yield Step("send", ok, result.summary(with_hint=False), result.hint)
+
+
+def _test_message(profile: Profile, send_to: str) -> OutgoingMessage:
+    return build_message(
+        Notification(
+            to=(send_to,),
+            subject=f"mailpipe test message from profile {profile.name}",
+            text=f"This message checks that profile {profile.name} can send.",
+        ),
+        job_id=f"check-{datetime.now(UTC):%Y%m%d%H%M%S}",
+        from_email=profile.from_email,
+        from_name=profile.from_name,
+    )
 
 
 def token_step(profile: Profile, access_token: str) -> Step:
@@ -112,6 +135,9 @@ def token_step(profile: Profile, access_token: str) -> Step:
 
 def _microsoft_problem(profile: Profile, claims: dict[str, Any]) -> str | None:
     audience = claims.get("aud")
+    grant = profile.oauth.grant if profile.oauth else None
+    if profile.transport == "graph":
+        return _graph_problem(grant, audience, claims)
     if audience in GRAPH_AUDIENCES:
         return (
             "the token is for Microsoft Graph, not Exchange: the scope must be "
@@ -120,7 +146,6 @@ def _microsoft_problem(profile: Profile, claims: dict[str, Any]) -> str | None:
         )
     if audience not in EXCHANGE_AUDIENCES:
         return f"the token's audience {audience!r} is not Exchange Online"
-    grant = profile.oauth.grant if profile.oauth else None
     if grant == "client_credentials" and "SMTP.SendAsApp" not in (claims.get("roles") or []):
         return (
             "the token has no SMTP.SendAsApp role: add the application permission "
@@ -128,6 +153,23 @@ def _microsoft_problem(profile: Profile, claims: dict[str, Any]) -> str | None:
         )
     if grant == "refresh_token" and "SMTP.Send" not in str(claims.get("scp", "")).split():
         return "the token has no SMTP.Send scope: the user must consent to SMTP.Send"
+    return None
+
+
+def _graph_problem(grant: str | None, audience: object, claims: dict[str, Any]) -> str | None:
+    if audience not in GRAPH_AUDIENCES:
+        return (
+            f"the token's audience {audience!r} is not Microsoft Graph: the scope must be "
+            "https://graph.microsoft.com/.default (app-only) or "
+            "https://graph.microsoft.com/Mail.Send (delegated)"
+        )
+    if grant == "client_credentials" and "Mail.Send" not in (claims.get("roles") or []):
+        return (
+            "the token has no Mail.Send role: add the application permission Mail.Send "
+            "(Microsoft Graph) and grant admin consent"
+        )
+    if grant == "refresh_token" and "Mail.Send" not in str(claims.get("scp", "")).split():
+        return "the token has no Mail.Send scope: the user must consent to Mail.Send"
     return None
 
 

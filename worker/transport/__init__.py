@@ -1,4 +1,4 @@
-"""Transport: how a built message reaches the provider (SMTP today; Microsoft Graph next)."""
+"""Transport: how a built message reaches the provider (SMTP, or Microsoft Graph sendMail)."""
 
 from worker.transport.base import OutgoingMessage, SendResult, Transport
 from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError

@@ -1,10 +1,10 @@
 """The transport seam: an envelope and bytes in, an outcome out.
 
 The delivery service sees only ``Transport``; SMTP (``transport.smtp``) is one
-implementation, Microsoft Graph ``sendMail`` will be another. A transport gets
-the profile's credentials itself, reuses its connections, and reports every
-server reply and every failure as an ``Outcome``; it never decides whether a
-job is retried.
+implementation, Microsoft Graph ``sendMail`` (``transport.graph``) another;
+``transport.router`` picks the profile's. A transport gets the profile's
+credentials itself, reuses its connections, and reports every server reply and
+every failure as an ``Outcome``; it never decides whether a job is retried.
 """
 
 from __future__ import annotations

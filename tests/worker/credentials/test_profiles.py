@@ -42,6 +42,7 @@ def test_the_documented_example_loads_with_presets(tmp_path: Path) -> None:
     assert [p.name for p in profiles] == [
         "m365-alerts",
         "m365-delegated",
+        "m365-graph",
         "google",
         "relay",
         "local",

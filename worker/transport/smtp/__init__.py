@@ -1,7 +1,6 @@
-"""SMTP: sessions (TLS, SASL), pipelined transactions, the connection pool and its slots."""
+"""SMTP: sessions (TLS, SASL), pipelined transactions and the connection pool."""
 
 from worker.transport.smtp.pool import SmtpPool
-from worker.transport.smtp.session import SmtpSession, ssl_context
-from worker.transport.smtp.slots import ConnectionSlots
+from worker.transport.smtp.session import SmtpSession
 
-__all__ = ["ConnectionSlots", "SmtpPool", "SmtpSession", "ssl_context"]
+__all__ = ["SmtpPool", "SmtpSession"]

@@ -25,8 +25,9 @@ from worker.errors import UnavailableError
 from worker.settings import DEFAULTS, Settings
 from worker.transport.base import OutgoingMessage, SendResult
 from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError
-from worker.transport.smtp.session import SmtpSession, ssl_context
-from worker.transport.smtp.slots import ConnectionSlots
+from worker.transport.slots import ConnectionSlots
+from worker.transport.smtp.session import SmtpSession
+from worker.transport.tls import ssl_context
 
 log = logging.getLogger(__name__)
 

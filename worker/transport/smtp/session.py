@@ -29,12 +29,6 @@ from worker.transport.smtp.sasl import BearerResponder, Mechanism, oauthbearer, 
 log = logging.getLogger(__name__)
 
 
-def ssl_context(profile: Profile) -> ssl.SSLContext:
-    """A verifying context (system CAs, or the profile's ``ca_file``)."""
-    cafile = str(profile.ca_file) if profile.ca_file else None
-    return ssl.create_default_context(cafile=cafile)
-
-
 class SmtpSession:
     """An SMTP connection owned by one thread at a time."""
 

@@ -13,7 +13,8 @@ from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import pool_for, send
 from worker import redis_keys
 from worker.transport import OutgoingMessage, SendResult
-from worker.transport.smtp import ConnectionSlots, SmtpPool
+from worker.transport.slots import ConnectionSlots
+from worker.transport.smtp import SmtpPool
 
 
 def slots_in_use(client: redis.Redis) -> int:

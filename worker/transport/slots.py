@@ -1,4 +1,4 @@
-"""A cap on SMTP connections per profile across every worker: a Redis semaphore with leases.
+"""A cap on connections (SMTP) or requests in flight (Graph) per profile across every worker.
 
 Microsoft 365 allows 3 concurrent SMTP connections per mailbox and answers the
 4th with "432 4.3.2 Concurrent connections limit exceeded"; Celery's own rate
@@ -19,7 +19,7 @@ from worker import redis_keys
 from worker.redis_adapter import redis_errors
 from worker.settings import DEFAULTS
 
-_SCRIPTS = files("worker.transport.smtp")
+_SCRIPTS = files("worker.transport")
 
 
 class ConnectionSlots:

@@ -1,0 +1,209 @@
+"""The Microsoft Graph transport: ``POST /users/{mailbox}/sendMail`` with the MIME message.
+
+The message goes exactly as built (headers, Message-ID, attachments), base64
+encoded with ``Content-Type: text/plain`` (Microsoft Learn, "Send Outlook
+messages in MIME format"). Graph takes its recipients from the MIME headers,
+so envelope recipients that no To or Cc header names go in a Bcc header, which
+Exchange keeps from the recipients. Requests in flight per mailbox are capped
+across every worker by the same Redis slots as SMTP connections (Outlook allows
+4). A 401 drops the token in every process and one fresh token is tried at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from urllib.parse import quote
+
+import httpx
+
+from providers.token_endpoint import certificate_error
+from worker.credentials import Credentials, OAuthCredentials, Profile
+from worker.errors import ConfigError, UnavailableError
+from worker.settings import DEFAULTS, Settings
+from worker.transport.base import OutgoingMessage, SendResult
+from worker.transport.errors import ConnectionsBusy, SessionError
+from worker.transport.graph.replies import graph_outcome
+from worker.transport.outcome import Outcome, Phase
+from worker.transport.slots import ConnectionSlots
+from worker.transport.tls import ssl_context
+
+log = logging.getLogger(__name__)
+
+
+class GraphTransport:
+    """The Graph ``Transport``: one HTTP client per CA, shared by every thread."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        slots: ConnectionSlots | None = None,
+        timeout_seconds: float = DEFAULTS.smtp_timeout_seconds,
+        slot_wait_seconds: float = DEFAULTS.smtp_slot_wait_seconds,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.credentials = credentials
+        self.slots = slots
+        self.timeout_seconds = timeout_seconds
+        self.slot_wait_seconds = slot_wait_seconds
+        self._sleep = sleep
+        self._clients: dict[str | None, httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, credentials: Credentials, slots: ConnectionSlots | None
+    ) -> GraphTransport:
+        return cls(
+            credentials,
+            slots=slots,
+            timeout_seconds=settings.smtp_timeout_seconds,
+            slot_wait_seconds=settings.smtp_slot_wait_seconds,
+        )
+
+    def send(self, profile_name: str, message: OutgoingMessage) -> SendResult:
+        """Send one message; Graph's answers are Outcomes, credential trouble is raised."""
+        profile = self.credentials.profiles.get(profile_name)
+        try:
+            lease = self._lease(profile)
+        except ConnectionsBusy as exc:
+            return SendResult(exc.outcome, busy=True)
+        except SessionError as exc:
+            return SendResult(exc.outcome)
+        try:
+            return self._send(profile, message)
+        finally:
+            self._release(profile, lease)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()
+
+    # -- internals -----------------------------------------------------------
+
+    def _send(self, profile: Profile, message: OutgoingMessage) -> SendResult:
+        body = base64.b64encode(with_bcc(message))
+        started = time.monotonic()
+        credentials = self._credentials(profile, force=False)
+        elapsed = time.monotonic() - started
+        result = self._post(profile, body, credentials, message.recipients)
+        if result.kind == "auth_rejected":
+            # Revoked, or expired early: drop it everywhere, one fresh token now.
+            log.warning("profile %s: %s; retrying with a fresh token", profile.name, result.text)
+            self.credentials.invalidate(profile.name, credentials)
+            started = time.monotonic()
+            credentials = self._credentials(profile, force=True)
+            elapsed = time.monotonic() - started
+            result = self._post(profile, body, credentials, message.recipients)
+        return SendResult(result, token_source=credentials.source, token_seconds=elapsed)
+
+    def _credentials(self, profile: Profile, *, force: bool) -> OAuthCredentials:
+        credentials = self.credentials.get(profile.name, force=force)
+        if not isinstance(credentials, OAuthCredentials):  # the loader refuses this
+            raise ConfigError(f'profile {profile.name}: Microsoft Graph needs auth = "oauth"')
+        return credentials
+
+    def _post(
+        self,
+        profile: Profile,
+        body: bytes,
+        credentials: OAuthCredentials,
+        recipients: tuple[str, ...],
+    ) -> Outcome:
+        mailbox = quote(profile.username, safe="@")
+        url = f"{profile.graph_url}/users/{mailbox}/sendMail"
+        if not profile.save_to_sent_items:
+            url += "?saveToSentItems=false"
+        request_id = str(uuid.uuid4())
+        headers = {
+            "Authorization": f"Bearer {credentials.access_token}",
+            "Content-Type": "text/plain",
+            "client-request-id": request_id,
+            "return-client-request-id": "true",
+        }
+        try:
+            response = self._client(profile).post(url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            return _network_outcome(profile, exc, request_id)
+        return graph_outcome(response, recipients)
+
+    def _client(self, profile: Profile) -> httpx.Client:
+        key = str(profile.ca_file) if profile.ca_file else None
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                timeout = profile.timeout_seconds or self.timeout_seconds
+                verify: ssl.SSLContext = ssl_context(profile)
+                client = self._clients[key] = httpx.Client(verify=verify, timeout=timeout)
+            return client
+
+    def _lease(self, profile: Profile) -> str | None:
+        """A slot among the mailbox's requests in flight; waits a little when all are taken."""
+        if self.slots is None or profile.max_connections is None:
+            return None
+        give_up_at = time.monotonic() + self.slot_wait_seconds
+        while True:
+            try:
+                lease = self.slots.try_acquire(profile.name, profile.max_connections)
+            except UnavailableError as exc:
+                raise SessionError("connect", exc.message, kind="transient") from exc
+            if lease is not None:
+                return lease
+            if time.monotonic() >= give_up_at:
+                raise ConnectionsBusy(
+                    "connect",
+                    f"all {profile.max_connections} Graph requests allowed at once for this "
+                    "mailbox are in flight",
+                )
+            self._sleep(random.uniform(0.02, 0.1))  # noqa: S311 (jitter)
+
+    def _release(self, profile: Profile, lease: str | None) -> None:
+        if lease is None or self.slots is None:
+            return
+        try:
+            self.slots.release(profile.name, lease)
+        except UnavailableError:
+            log.warning("profile %s: could not release a Graph request slot", profile.name)
+
+
+def _network_outcome(profile: Profile, exc: httpx.TransportError, request_id: str) -> Outcome:
+    ids = f"client-request-id={request_id}"
+    untrusted = certificate_error(exc)
+    if untrusted is not None:
+        return Outcome(
+            "permanent", "tls", text=f"certificate of {profile.graph_url} not trusted: {untrusted}",
+            hint="set ca_file to the CA that signed it, or fix graph_url", queue_id=ids,
+        )  # fmt: skip
+    # Before the request went out nothing was sent; after it, Graph may have
+    # taken the message: a retry can then send it twice (as after an SMTP timeout
+    # at the end of DATA), which beats never sending a page.
+    connecting = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    phase: Phase = "connect" if connecting else "data"
+    text = f"Graph unreachable: {type(exc).__name__}"
+    return Outcome("transient", phase, text=text, queue_id=ids)
+
+
+def with_bcc(message: OutgoingMessage) -> bytes:
+    """The message, with a Bcc header naming envelope recipients no To or Cc header names."""
+    headers = BytesHeaderParser().parsebytes(message.data)
+    named = {
+        address.lower()
+        for _, address in getaddresses(
+            [str(v) for field in ("to", "cc", "bcc") for v in headers.get_all(field) or []]
+        )
+    }
+    hidden = [r for r in message.recipients if r.lower() not in named]
+    if not hidden:
+        return message.data
+    return b"Bcc: " + ", ".join(hidden).encode() + b"\r\n" + message.data
