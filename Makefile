@@ -26,6 +26,7 @@ redis-server:
 # their own instances, so the services the packages start are stopped and disabled.
 # systemd-analyze (package systemd) verifies deploy/systemd/; it starts nothing here.
 # swaks needs Net::SSLeay (libnet-ssleay-perl, only recommended) for STARTTLS.
+# Headless chromium signs in to the fake Microsoft login (mailpipe oauth authorize).
 tools: redis-server
 	@missing=""; services=""; \
 	command -v prometheus-alertmanager >/dev/null || { \
@@ -34,6 +35,7 @@ tools: redis-server
 	command -v hey >/dev/null || missing="$$missing hey"; \
 	command -v swaks >/dev/null || missing="$$missing swaks"; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing="$$missing libnet-ssleay-perl"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get (the tests run their own instances)"; \

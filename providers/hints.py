@@ -50,6 +50,33 @@ _MICROSOFT_HINTS: dict[int, str] = {
     70011: "the scope is invalid: use https://outlook.office365.com/.default for app-only SMTP",
     65001: "the app has no consent for this scope: an administrator must grant consent",
     90002: "the tenant was not found: check the tenant ID or domain in the profile",
+    # Signing in (mailpipe oauth authorize).
+    50011: (
+        "the redirect URI is not registered: add the printed http://localhost:PORT/… "
+        "redirect under Authentication → Mobile and desktop applications (any port), "
+        "or pass --port to match the one registered"
+    ),
+    50020: (
+        "the account is not in this tenant: sign in with an account of the tenant in the "
+        "profile, or set tenant to the account's own tenant"
+    ),
+    500200: (
+        "a personal Microsoft account cannot sign in to this app: use a work or school "
+        "account, or allow personal accounts in the app registration"
+    ),
+    9002331: (
+        "the app accepts personal Microsoft accounts only: set its supported account types "
+        "to include work or school accounts"
+    ),
+    7000218: (
+        "the app is confidential but no client secret was sent: set client_secret, or turn "
+        "on 'Allow public client flows' (Authentication) for a public client"
+    ),
+    700025: (
+        "the app is a public client, so no client secret may be sent: remove client_secret "
+        "from the profile"
+    ),
+    54005: "the authorization code was already redeemed: run mailpipe oauth authorize again",
     900023: "the tenant is malformed: use the tenant ID (a GUID) or a verified domain",
 }
 

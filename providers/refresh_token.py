@@ -21,6 +21,7 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from providers.client_credentials import ClientAuth
+from providers.errors import CredentialsConfigError
 from providers.token import Token, fingerprint
 from providers.token_endpoint import TokenEndpoint
 
@@ -45,7 +46,8 @@ class RefreshTokenGrant:
     token_url: str
     client_id: str
     scope: str | None
-    seed_refresh_token: SecretStr
+    # None: the first refresh token came from signing in (mailpipe oauth authorize).
+    seed_refresh_token: SecretStr | None
     store: RefreshTokenStore = field(repr=False)
     client_secret: SecretStr | None = None
     client_auth: ClientAuth = "body"
@@ -55,7 +57,8 @@ class RefreshTokenGrant:
 
     @cached_property
     def seed_digest(self) -> str:
-        return fingerprint("refresh_token_seed", self.seed_refresh_token.get_secret_value())
+        seed = self.seed_refresh_token.get_secret_value() if self.seed_refresh_token else ""
+        return fingerprint("refresh_token_seed", seed)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -66,7 +69,15 @@ class RefreshTokenGrant:
 
     def current_refresh_token(self) -> str:
         stored = self.store.load(self.name, self.seed_digest)
-        return stored or self.seed_refresh_token.get_secret_value()
+        if stored:
+            return stored
+        if self.seed_refresh_token is None:
+            raise CredentialsConfigError(
+                "no refresh token yet",
+                profile=self.name,
+                hint=f"sign in once with: mailpipe oauth authorize {self.name}",
+            )
+        return self.seed_refresh_token.get_secret_value()
 
     def fetch(self, endpoint: TokenEndpoint) -> Token:
         current = self.current_refresh_token()

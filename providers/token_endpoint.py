@@ -111,7 +111,7 @@ class TokenEndpoint:
             profile=profile,
             grant=grant,
             basic_auth=basic_auth,
-            http=self._client(ca_file),
+            http=self.client(ca_file),
         )
         return result
 
@@ -121,7 +121,8 @@ class TokenEndpoint:
             client.close()
         self._private.clear()
 
-    def _client(self, ca_file: str | None) -> httpx.Client:
+    def client(self, ca_file: str | None) -> httpx.Client:
+        """The HTTP client for a token endpoint with this CA (None: the system's)."""
         if ca_file is None:
             return self.http
         client = self._private.get(ca_file)
@@ -246,7 +247,7 @@ def parse_token_response(response: httpx.Response, *, profile: str, grant: str) 
     body = _json_object(response)
     if response.status_code == 200 and body is not None and "access_token" in body:
         return _token_response(body)
-    details = _error_details(response.status_code, body)
+    details = error_details(response.status_code, body)
     hint = hint_for(details, grant=grant)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     _log_failure(profile, details)
@@ -295,7 +296,7 @@ def _token_response(body: Mapping[str, Any]) -> TokenResponse:
     return TokenResponse(token=token, refresh_token=str(refresh) if refresh else None)
 
 
-def _error_details(status: int, body: Mapping[str, Any] | None) -> OAuthErrorDetails:
+def error_details(status: int, body: Mapping[str, Any] | None) -> OAuthErrorDetails:
     if body is None:
         return OAuthErrorDetails(status=status)
     codes = body.get("error_codes") or ()

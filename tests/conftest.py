@@ -14,6 +14,7 @@ from pytest_httpserver import HTTPServer
 
 from tests.fake_graph import graph  # noqa: F401 (a fixture for every test folder)
 from tests.fake_idp import FakeIdP
+from tests.fake_login import login  # noqa: F401 (a fixture for every test folder)
 from tests.leaks import SecretRegistry
 from tests.pipeline import pipeline  # noqa: F401 (a fixture for every test folder)
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles, make_tls

@@ -24,6 +24,7 @@ from werkzeug import Request, Response
 from tests.leaks import SecretRegistry
 
 Step = Callable[["FakeIdP", dict[str, str]], Response]
+SIGN_IN_GRANTS = ("authorization_code", "urn:ietf:params:oauth:grant-type:device_code")
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -54,6 +55,8 @@ class FakeIdP:
         self.claims: dict[str, Any] | None = None
         self.release = threading.Event()
         self._script: deque[Step] = deque()
+        # Per grant_type, what answers when nothing is scripted (default: issue()).
+        self.handlers: dict[str, Step] = {}
         self._lock = threading.Lock()
         server.expect_request(path, method="POST").respond_with_handler(self._handle)
 
@@ -80,7 +83,8 @@ class FakeIdP:
             self.secrets.add(unquote(pair.split(":", 1)[1]))
         with self._lock:
             self.requests.append(Seen(form, headers))
-            step = self._script.popleft() if self._script else issue()
+            default = self.handlers.get(form.get("grant_type", ""), issue())
+            step = self._script.popleft() if self._script else default
         return step(self, form)
 
 
@@ -94,6 +98,13 @@ def issue(expires_in: int | None = None, *, rotate: bool = True) -> Step:
             "ext_expires_in": idp.expires_in,
             "access_token": _access_token(idp),
         }
+        if form.get("grant_type") in SIGN_IN_GRANTS:
+            # A user just signed in: the first refresh token of a new chain.
+            new = f"0.ARw{uuid.uuid4().hex}-fake-refresh-token"
+            idp.add_refresh_token(new)
+            idp.issued_refresh_tokens.append(new)
+            body["refresh_token"] = new
+            body["scope"] = form.get("scope", "")
         if form.get("grant_type") == "refresh_token":
             presented = form.get("refresh_token", "")
             if presented not in idp.valid_refresh_tokens:

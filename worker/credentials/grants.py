@@ -13,7 +13,9 @@ from providers import (
     ServiceAccountGrant,
     ServiceAccountKey,
 )
+from providers.authorization import AuthorizationClient
 from worker.credentials.profiles import OAuthConfig, Profile
+from worker.errors import ConfigError
 
 
 def build_grant(profile: Profile, refresh_tokens: RefreshTokenStore) -> Grant:
@@ -42,7 +44,7 @@ def build_grant(profile: Profile, refresh_tokens: RefreshTokenStore) -> Grant:
             token_url=oauth.token_url,
             client_id=oauth.client_id or "",
             scope=oauth.scope,
-            seed_refresh_token=oauth.refresh_token or SecretStr(""),
+            seed_refresh_token=oauth.refresh_token,
             store=refresh_tokens,
             client_secret=oauth.client_secret,
             client_auth=oauth.client_auth,
@@ -55,6 +57,31 @@ def build_grant(profile: Profile, refresh_tokens: RefreshTokenStore) -> Grant:
         subject=oauth.subject or profile.from_email,
         scope=oauth.scope or "https://mail.google.com/",
         token_url=oauth.token_url,
+        ca_file=_ca(oauth),
+    )
+
+
+def authorization_client(profile: Profile) -> AuthorizationClient:
+    """The app a user signs in to for this delegated profile's first refresh token."""
+    oauth = profile.oauth
+    if oauth is None or oauth.grant != "refresh_token":
+        uses = f"grant {oauth.grant}" if oauth else "a password"
+        raise ConfigError(
+            f"profile {profile.name} uses {uses}: only delegated profiles "
+            '(grant = "refresh_token") sign in for a refresh token'
+        )
+    scope = oauth.scope or ""
+    if profile.provider == "microsoft365" and "offline_access" not in scope.split():
+        scope = f"{scope} offline_access".strip()  # else Microsoft issues no refresh token
+    return AuthorizationClient(
+        name=profile.name,
+        client_id=oauth.client_id or "",
+        scope=scope,
+        token_url=oauth.token_url,
+        authorize_url=oauth.authorize_url,
+        device_authorization_url=oauth.device_authorization_url,
+        client_secret=oauth.client_secret,
+        authorize_params=oauth.authorize_params,
         ca_file=_ca(oauth),
     )
 

@@ -43,6 +43,10 @@ class Preset:
     security: Security | None = None
     # "{tenant}" is replaced by the profile's tenant.
     token_url: str | None = None
+    # Where a user signs in for a delegated refresh token (mailpipe oauth authorize).
+    authorize_url: str | None = None
+    device_authorization_url: str | None = None
+    authorize_params: Mapping[str, str] = field(default_factory=dict)
     scopes: Mapping[str, str] = field(default_factory=dict)
     grants: frozenset[str] = frozenset({"client_credentials", "refresh_token", "service_account"})
     rate_per_minute: int | None = None
@@ -59,6 +63,8 @@ PRESETS: Mapping[str, Preset] = {
         port=587,
         security="starttls",  # Exchange Online offers AUTH only after STARTTLS on 587
         token_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        authorize_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+        device_authorization_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
         scopes={
             "client_credentials": "https://outlook.office365.com/.default",
             # One resource per request: adding Graph scopes gives AADSTS28000.
@@ -78,6 +84,10 @@ PRESETS: Mapping[str, Preset] = {
         port=587,
         security="starttls",
         token_url="https://oauth2.googleapis.com/token",
+        authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+        # Google's device flow does not allow the Gmail scope: no device_authorization_url.
+        # Without these two Google issues no refresh token, or none on a second sign-in.
+        authorize_params={"access_type": "offline", "prompt": "consent"},
         # The only scope Gmail's SMTP accepts.
         scopes={
             "service_account": "https://mail.google.com/",

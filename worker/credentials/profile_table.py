@@ -44,6 +44,8 @@ class ProfileSpec(BaseModel):
     refresh_token_env: str | None = None
     refresh_token_file: str | None = None
     redirect_uri: str | None = None
+    authorize_url: str | None = None
+    device_authorization_url: str | None = None
     service_account_file: str | None = None
     service_account_env: str | None = None
     private_key: str | None = None

@@ -35,6 +35,10 @@ class OAuthConfig(BaseModel):
     assertion_algorithm: Literal["PS256", "RS256"] = "PS256"
     refresh_token: SecretStr | None = None
     redirect_uri: str | None = None
+    # Signing in for the first refresh token (mailpipe oauth authorize).
+    authorize_url: str | None = None
+    device_authorization_url: str | None = None
+    authorize_params: dict[str, str] = {}
     # Service account: the JSON key, or a PEM key with client_email.
     service_account_json: SecretStr | None = None
     private_key: SecretStr | None = None

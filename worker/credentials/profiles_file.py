@@ -216,7 +216,7 @@ class _Resolver(SecretReader):
         if spec.grant == "client_credentials":
             return self.client_credentials(spec, token_url, scope)
         if spec.grant == "refresh_token":
-            return self.refresh_token(spec, token_url, scope)
+            return self.refresh_token(spec, preset, token_url, scope)
         return self.service_account(spec, token_url, scope)
 
     def token_url(self, spec: ProfileSpec, preset: Preset) -> str:
@@ -235,24 +235,25 @@ class _Resolver(SecretReader):
         if url is None:
             self.problem("token_url", "missing (the provider's OAuth 2.0 token endpoint)")
             return ""
-        self.check_token_url(url, spec.allow_insecure_token_url)
+        self.check_endpoint_url("token_url", url, spec.allow_insecure_token_url)
         return url
 
-    def check_token_url(self, url: str, allow_insecure: bool) -> None:
+    def check_endpoint_url(self, field_name: str, url: str, allow_insecure: bool) -> None:
+        """An OAuth endpoint: https, or plain http on loopback when allowed."""
         parts = _url_parts(url)
         if parts is None:
-            self.problem("token_url", "not a valid URL")
+            self.problem(field_name, "not a valid URL")
             return
         if parts.scheme == "https" and parts.hostname:
             return
         if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
             if not allow_insecure:
                 self.problem(
-                    "token_url",
+                    field_name,
                     "plain http: set allow_insecure_token_url = true (loopback test servers only)",
                 )
             return
-        self.problem("token_url", "must be an https:// URL")
+        self.problem(field_name, "must be an https:// URL")
 
     def client_credentials(
         self, spec: ProfileSpec, token_url: str, scope: str | None
@@ -284,9 +285,18 @@ class _Resolver(SecretReader):
         )
 
     def refresh_token(
-        self, spec: ProfileSpec, token_url: str, scope: str | None
+        self, spec: ProfileSpec, preset: Preset, token_url: str, scope: str | None
     ) -> OAuthConfig | None:
         self.require(spec, "client_id")
+        tenant = spec.tenant or ""
+        authorize_url = spec.authorize_url or (preset.authorize_url or "").format(tenant=tenant)
+        device_url = spec.device_authorization_url or (
+            preset.device_authorization_url or ""
+        ).format(tenant=tenant)
+        for name, url in (("authorize_url", spec.authorize_url),
+                          ("device_authorization_url", spec.device_authorization_url)):  # fmt: skip
+            if url is not None:
+                self.check_endpoint_url(name, url, spec.allow_insecure_token_url)
         return OAuthConfig(
             grant="refresh_token",
             token_url=token_url,
@@ -295,8 +305,12 @@ class _Resolver(SecretReader):
             client_id=spec.client_id,
             client_secret=self.secret(spec, "client_secret"),
             client_auth=spec.client_auth,
-            refresh_token=self.secret(spec, "refresh_token", required=True),
+            # None: signed in with `mailpipe oauth authorize`, kept in the store.
+            refresh_token=self.secret(spec, "refresh_token"),
             redirect_uri=spec.redirect_uri,
+            authorize_url=authorize_url or None,
+            device_authorization_url=device_url or None,
+            authorize_params=dict(preset.authorize_params),
         )
 
     def service_account(

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from worker.errors import MailpipeError
-from worker.faces import cli_credentials, cli_services
+from worker.faces import cli_credentials, cli_oauth, cli_services
 from worker.faces.reports import attempt_dict, attempt_row, job_dict, job_lines, parse_since
 from worker.runtime import build_producer
 from worker.settings import get_settings
@@ -202,6 +202,7 @@ def db_upgrade() -> None:
 main.add_command(cli_credentials.secret_key)
 main.add_command(cli_credentials.profiles)
 main.add_command(cli_credentials.tokens)
+main.add_command(cli_oauth.oauth)
 main.add_command(cli_services.serve)
 main.add_command(cli_services.relay)
 main.add_command(cli_services.api_key)

@@ -76,6 +76,8 @@ def profiles_list() -> None:
 def _profile_row(profile: Profile) -> tuple[str, str, str, str, str]:
     auth = f"oauth/{profile.oauth.grant}" if profile.oauth else "password"
     server = f"{profile.host}:{profile.port} {profile.security}"
+    if profile.transport == "graph":
+        server = f"{profile.graph_url} (Graph)"
     return (profile.name, profile.provider, auth, server, profile.from_email)
 
 

@@ -52,6 +52,12 @@ class DatabaseRefreshTokenStore:
             else:
                 row.seed_digest, row.ciphertext, row.updated_at = seed_digest, ciphertext, utcnow()
 
+    def written(self, profile: str) -> tuple[str, datetime] | None:
+        """The seed digest the stored token descends from, and when it was stored."""
+        with self.store.session() as session:
+            row = session.get(RefreshToken, profile)
+            return (row.seed_digest, row.updated_at) if row else None
+
     def last_rotation(self, profile: str) -> datetime | None:
         with self.store.session() as session:
             row = session.get(RefreshToken, profile)
