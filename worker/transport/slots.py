@@ -9,6 +9,7 @@ workers with skewed clocks agree.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from importlib.resources import files
 from typing import Any
@@ -16,8 +17,13 @@ from typing import Any
 import redis
 
 from worker import redis_keys
+from worker.credentials import Profile
+from worker.errors import UnavailableError
 from worker.redis_adapter import redis_errors
 from worker.settings import DEFAULTS
+from worker.transport.errors import SessionError
+
+log = logging.getLogger(__name__)
 
 _SCRIPTS = files("worker.transport")
 
@@ -50,6 +56,27 @@ class ConnectionSlots:
     def release(self, profile: str, lease: str) -> None:
         with _unavailable(profile):
             self.redis.zrem(redis_keys.smtp_slots(profile), lease)
+
+
+def try_lease(slots: ConnectionSlots | None, profile: Profile) -> tuple[bool, str | None]:
+    """(may go ahead, its lease); no lease is needed without a cap. Redis down: transient."""
+    if slots is None or profile.max_connections is None:
+        return True, None
+    try:
+        lease = slots.try_acquire(profile.name, profile.max_connections)
+    except UnavailableError as exc:
+        raise SessionError("connect", exc.message, kind="transient") from exc
+    return lease is not None, lease
+
+
+def release(slots: ConnectionSlots | None, profile: Profile, lease: str | None) -> None:
+    """Give a lease back; if Redis cannot be told, the lease expires on its own."""
+    if lease is None or slots is None:
+        return
+    try:
+        slots.release(profile.name, lease)
+    except UnavailableError:
+        log.warning("profile %s: could not release a connection slot", profile.name)
 
 
 def _unavailable(profile: str) -> Any:

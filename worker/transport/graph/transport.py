@@ -27,13 +27,13 @@ import httpx
 
 from providers.token_endpoint import certificate_error
 from worker.credentials import Credentials, OAuthCredentials, Profile
-from worker.errors import ConfigError, UnavailableError
+from worker.errors import ConfigError
 from worker.settings import DEFAULTS, Settings
 from worker.transport.base import OutgoingMessage, SendResult
 from worker.transport.errors import ConnectionsBusy, SessionError
 from worker.transport.graph.replies import graph_outcome
 from worker.transport.outcome import Outcome, Phase
-from worker.transport.slots import ConnectionSlots
+from worker.transport.slots import ConnectionSlots, release, try_lease
 from worker.transport.tls import ssl_context
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class GraphTransport:
         try:
             return self._send(profile, message)
         finally:
-            self._release(profile, lease)
+            release(self.slots, profile, lease)
 
     def close(self) -> None:
         with self._lock:
@@ -150,15 +150,10 @@ class GraphTransport:
 
     def _lease(self, profile: Profile) -> str | None:
         """A slot among the mailbox's requests in flight; waits a little when all are taken."""
-        if self.slots is None or profile.max_connections is None:
-            return None
         give_up_at = time.monotonic() + self.slot_wait_seconds
         while True:
-            try:
-                lease = self.slots.try_acquire(profile.name, profile.max_connections)
-            except UnavailableError as exc:
-                raise SessionError("connect", exc.message, kind="transient") from exc
-            if lease is not None:
+            allowed, lease = try_lease(self.slots, profile)
+            if allowed:
                 return lease
             if time.monotonic() >= give_up_at:
                 raise ConnectionsBusy(
@@ -167,14 +162,6 @@ class GraphTransport:
                     "mailbox are in flight",
                 )
             self._sleep(random.uniform(0.02, 0.1))  # noqa: S311 (jitter)
-
-    def _release(self, profile: Profile, lease: str | None) -> None:
-        if lease is None or self.slots is None:
-            return
-        try:
-            self.slots.release(profile.name, lease)
-        except UnavailableError:
-            log.warning("profile %s: could not release a Graph request slot", profile.name)
 
 
 def _network_outcome(profile: Profile, exc: httpx.TransportError, request_id: str) -> Outcome:

@@ -25,7 +25,7 @@ from worker.errors import UnavailableError
 from worker.settings import DEFAULTS, Settings
 from worker.transport.base import OutgoingMessage, SendResult
 from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError
-from worker.transport.slots import ConnectionSlots
+from worker.transport.slots import ConnectionSlots, release, try_lease
 from worker.transport.smtp.session import SmtpSession
 from worker.transport.tls import ssl_context
 
@@ -139,7 +139,7 @@ class SmtpPool:
             pooled = self._take_idle(profile)
             if pooled is not None:
                 return pooled, True, (None, None)
-            allowed, lease = self._try_lease(profile)
+            allowed, lease = try_lease(self.slots, profile)
             if allowed:
                 opened, token = self._open(profile, lease)
                 return opened, False, token
@@ -198,7 +198,7 @@ class SmtpPool:
                 clock=self._clock,
             )
         except BaseException:
-            self._release(profile, lease)
+            release(self.slots, profile, lease)
             raise
         pooled = _Pooled(session, lease)
         try:
@@ -253,26 +253,8 @@ class SmtpPool:
 
     def _discard(self, profile: Profile, pooled: _Pooled) -> None:
         pooled.session.close()
-        self._release(profile, pooled.lease)
+        release(self.slots, profile, pooled.lease)
         pooled.lease = None
-
-    def _release(self, profile: Profile, lease: str | None) -> None:
-        if lease is None or self.slots is None:
-            return
-        try:
-            self.slots.release(profile.name, lease)
-        except UnavailableError:
-            log.warning("profile %s: could not release a connection slot", profile.name)
-
-    def _try_lease(self, profile: Profile) -> tuple[bool, str | None]:
-        """(may open a connection, its lease); no lease is needed without a cap."""
-        if self.slots is None or profile.max_connections is None:
-            return True, None
-        try:
-            lease = self.slots.try_acquire(profile.name, profile.max_connections)
-        except UnavailableError as exc:
-            raise SessionError("connect", exc.message, kind="transient") from exc
-        return lease is not None, lease
 
     def _renew(self, profile: Profile, lease: str) -> bool:
         assert self.slots is not None
