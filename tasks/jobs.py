@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 from celery import Task
 
 from worker import redis_keys
-from worker.celery import REQUEUE_TASK, SEND_TASK, app, queue_of, waiting_messages
+from worker.celery import BATCH_TASK, REQUEUE_TASK, SEND_TASK, app, queue_of, waiting_messages
 from worker.delivery import deliver
-from worker.intake import publish
+from worker.intake import publish, publish_batch
 from worker.redis_adapter import Lock
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
@@ -29,6 +30,29 @@ def send_notification(self: Task, job_id: str) -> None:
         eta = datetime.now(UTC) + timedelta(seconds=decision.countdown_seconds)
         rt.store.mark_published([job_id], at=eta)
         raise self.retry(countdown=decision.countdown_seconds)
+
+
+@app.task(name=BATCH_TASK, bind=True)
+def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
+    """Send several jobs of one profile, one after the other, over the pooled connection.
+
+    Each job is claimed, limited, sent and recorded on its own, as by
+    ``send_notification``; one that needs a retry goes back as a task of its
+    own with its own countdown. Past half the soft time limit the rest go on
+    in a new batch, so a slow server cannot make the batch hit the limit.
+    """
+    rt = get_runtime()
+    worker = f"{self.request.hostname}/{os.getpid()}"
+    hand_over_at = time.monotonic() + rt.settings.task_soft_time_limit_seconds / 2
+    for index, job_id in enumerate(job_ids):
+        if time.monotonic() > hand_over_at:
+            rest = job_ids[index:]
+            if publish_batch(rt, rest, priority):
+                rt.store.mark_published(rest, batched=True)
+            return
+        decision = deliver(job_id, rt, worker=worker)
+        if decision.action == "retry":
+            publish(rt, job_id, priority, decision.countdown_seconds)
 
 
 @app.task(name=REQUEUE_TASK)

@@ -22,6 +22,8 @@ from worker.errors import ConfigError
 from worker.settings import DEFAULTS, Settings, get_settings
 
 SEND_TASK = "mailpipe.send_notification"
+# Several jobs of one profile in one message (notify_many): Celery's cost paid once.
+BATCH_TASK = "mailpipe.send_batch"
 REFRESH_TASK = "mailpipe.refresh_expiring_tokens"
 REQUEUE_TASK = "mailpipe.requeue_stale_jobs"
 QUEUE = "mail"

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # A 10 MB message with its attachments in base64 is about 14 MB of JSON.
     api_max_body_bytes: int = Field(15_000_000, ge=1024, le=100_000_000)
 
+    # Job ids per task message of notify_many (bulk fan-out).
+    batch_size: int = Field(50, ge=1, le=1000)
+
     # -- the SMTP relay (mailpipe relay) -------------------------------------------
     relay_tls_cert_file: Path | None = None
     relay_tls_key_file: Path | None = None

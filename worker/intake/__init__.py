@@ -2,7 +2,7 @@
 
 from worker.intake.arguments import check_notification_arguments, check_sizes
 from worker.intake.message import Attachment, InvalidMessageError, Notification, build_message
-from worker.intake.notify import Priority, notify, publish
+from worker.intake.notify import Priority, notify, notify_many, publish, publish_batch
 
 __all__ = [
     "Attachment",
@@ -13,5 +13,7 @@ __all__ = [
     "check_notification_arguments",
     "check_sizes",
     "notify",
+    "notify_many",
     "publish",
+    "publish_batch",
 ]

@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from worker.celery import SEND_TASK, queue_of
+from worker.celery import BATCH_TASK, SEND_TASK, queue_of
 from worker.intake.arguments import check_notification_arguments, check_sizes
 from worker.intake.message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Attachment,
+    InvalidMessageError,
     Notification,
     build_message,
 )
@@ -58,6 +59,97 @@ def notify(
         idempotency_key, priority,
     )  # fmt: skip
     rt = runtime or get_producer()
+    job = _prepared_job(rt, profile, notification, idempotency_key, priority)
+    window = timedelta(seconds=rt.settings.idempotency_window_seconds)
+    job_id, created = rt.store.add_job(job, idempotency_window=window)
+    if created:
+        rt.metrics.record(Samples().count("jobs_enqueued", {"profile": profile}))
+        publish(rt, job_id, priority, record=False)  # add_job set published_at
+    else:
+        log.info(
+            "idempotency key %r: job %s already exists, nothing new sent", idempotency_key, job_id
+        )
+    return job_id
+
+
+def notify_many(
+    profile: str,
+    messages: Sequence[Mapping[str, Any]],
+    priority: Priority = "normal",
+    *,
+    runtime: Producer | None = None,
+) -> list[str]:
+    """Queue many personalised notifications of one profile; their job ids, in order.
+
+    Each message takes ``notify``'s fields (to, subject, text, html, cc, bcc,
+    reply_to, headers, attachments, idempotency_key). All are checked before
+    any is stored: a bad one raises InvalidMessageError naming its index, and
+    nothing is queued. They are stored in one transaction and published as
+    batch tasks of up to ``batch_size`` job ids each; every job keeps its own
+    claim, limits, attempts and retries.
+    """
+    rt = runtime or get_producer()
+    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes) or not messages:
+        raise InvalidMessageError("messages", "give a non-empty list of messages")
+    jobs = []
+    for index, fields in enumerate(messages):
+        try:
+            if not isinstance(fields, Mapping):
+                raise InvalidMessageError("", "must be a table of notify()'s fields")
+            values = dict(fields)
+            key = values.pop("idempotency_key", None)
+            notification = check_notification_arguments(
+                profile, values.pop("to", None), values.pop("subject", None),
+                values.pop("text", None), values.pop("html", None), values.pop("cc", ()),
+                values.pop("bcc", ()), values.pop("reply_to", None), values.pop("headers", None),
+                values.pop("attachments", ()), key, priority,
+            )  # fmt: skip
+            if values:
+                raise InvalidMessageError(sorted(values)[0], "unknown field")
+            jobs.append(_prepared_job(rt, profile, notification, key, priority))
+        except InvalidMessageError as exc:
+            problem = exc.message.removeprefix(f"{exc.field}: ")
+            where = f"messages[{index}]" + (f".{exc.field}" if exc.field else "")
+            raise InvalidMessageError(where, problem) from None
+    keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
+    if len(keys) != len(set(keys)):
+        raise InvalidMessageError("messages", "an idempotency_key appears twice")
+    window = timedelta(seconds=rt.settings.idempotency_window_seconds)
+    ids = rt.store.add_jobs(jobs, idempotency_window=window)
+    new = [job.id for job in jobs if job.batched]
+    if new:
+        rt.metrics.record(Samples().count("jobs_enqueued", {"profile": profile}, len(new)))
+    size = rt.settings.batch_size
+    for start in range(0, len(new), size):
+        publish_batch(rt, new[start : start + size], priority)
+    return ids
+
+
+def publish_batch(rt: Producer, job_ids: list[str], priority: str) -> bool:
+    """One task message for several jobs; False (jobs kept, the sweep sends them) if it fails."""
+    try:
+        rt.celery.send_task(
+            BATCH_TASK, args=[job_ids, priority], argsrepr=repr((job_ids, priority)),
+            queue=queue_of(priority),
+        )  # fmt: skip
+    except Exception as exc:  # kombu raises many types; the jobs are safe in the store
+        log.warning(
+            "%d jobs stored but not published (%s); they will be requeued", len(job_ids), exc
+        )
+        with contextlib.suppress(StoreUnavailableError):
+            rt.store.mark_unpublished(job_ids)
+        return False
+    return True
+
+
+def _prepared_job(
+    rt: Producer,
+    profile: str,
+    notification: Notification,
+    idempotency_key: str | None,
+    priority: Priority,
+) -> Job:
+    """The job for a checked notification, its message built once (the sizes first)."""
     sender = rt.profiles.get(profile)
     max_bytes = sender.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
     check_sizes(notification, max_bytes)  # before the message is built
@@ -80,16 +172,7 @@ def notify(
     )
     job.sender, job.recipients = message.sender, list(message.recipients)
     job.message, job.message_id, job.smtputf8 = message.data, message.message_id, message.smtputf8
-    window = timedelta(seconds=rt.settings.idempotency_window_seconds)
-    job_id, created = rt.store.add_job(job, idempotency_window=window)
-    if created:
-        rt.metrics.record(Samples().count("jobs_enqueued", {"profile": profile}))
-        publish(rt, job_id, priority, record=False)  # add_job set published_at
-    else:
-        log.info(
-            "idempotency key %r: job %s already exists, nothing new sent", idempotency_key, job_id
-        )
-    return job_id
+    return job
 
 
 def publish(

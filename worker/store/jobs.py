@@ -60,11 +60,53 @@ class Store(Claims, Sweeps):
             return first, False
         return job.id, True
 
-    def mark_published(self, job_ids: Sequence[str], *, at: datetime | None = None) -> None:
+    def add_jobs(self, jobs: Sequence[Job], *, idempotency_window: timedelta) -> list[str]:
+        """Insert many jobs in one transaction (notify_many); ids in order, as ``add_job``'s.
+
+        A job whose idempotency key names a job younger than the window gets
+        that job's id and is not inserted; only new jobs are marked batched.
+        """
+        now = utcnow()
+        keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
+        profile = jobs[0].profile if jobs else ""
+        if len(keys) != len(set(keys)) or any(job.profile != profile for job in jobs):
+            raise ValueError("one profile per batch, and no idempotency key twice")
+        try:
+            with self.session() as session:
+                existing = {
+                    row.idempotency_key: row
+                    for row in session.scalars(
+                        select(Job).where(Job.profile == profile, Job.idempotency_key.in_(keys))
+                    )
+                } if keys else {}  # fmt: skip
+                ids = []
+                for job in jobs:
+                    known = existing.get(job.idempotency_key)
+                    if known is not None and known.created_at > now - idempotency_window:
+                        ids.append(known.id)
+                        continue
+                    if known is not None:
+                        known.idempotency_key = None
+                        session.flush()  # release the key before the new job takes it
+                    job.id = job.id or uuid.uuid4().hex
+                    job.created_at = job.updated_at = job.published_at = now
+                    job.batched = True
+                    session.add(job)
+                    ids.append(job.id)
+        except IntegrityError:
+            # A producer inserted one of the keys meanwhile: one at a time, as add_job does.
+            return [self.add_job(job, idempotency_window=idempotency_window)[0] for job in jobs]
+        return ids
+
+    def mark_published(
+        self, job_ids: Sequence[str], *, at: datetime | None = None, batched: bool = False
+    ) -> None:
         """Note when the jobs' task messages become deliverable (now, or a countdown's end)."""
         with self.session() as session:
             session.execute(
-                update(Job).where(Job.id.in_(job_ids)).values(published_at=at or utcnow())
+                update(Job)
+                .where(Job.id.in_(job_ids))
+                .values(published_at=at or utcnow(), batched=batched)
             )
 
     def mark_unpublished(self, job_ids: Sequence[str]) -> None:

@@ -9,7 +9,8 @@ Three cases, each with its own evidence that no message is in flight:
 - lost by the broker: published, but fewer messages wait on the queue than
   jobs that should have one there (a broker restart without its data). Only
   that many are republished, oldest first, so a long backlog (messages slow,
-  not lost) gets no duplicates.
+  not lost) gets no duplicates. A batch message carries many jobs, so jobs
+  published in batches count as lost only once their queue is empty.
 """
 
 from __future__ import annotations
@@ -62,15 +63,25 @@ class Sweeps(Database):
         )
         lost: Stale = []
         with self.session() as session:
-            counts = dict(
-                session.execute(
-                    select(Job.priority, func.count()).where(should_wait).group_by(Job.priority)
+            counts = {
+                (row[0], bool(row[1])): int(row[2])
+                for row in session.execute(
+                    select(Job.priority, Job.batched, func.count())
+                    .where(should_wait)
+                    .group_by(Job.priority, Job.batched)
                 ).all()
-            )
-        for priority, expected in counts.items():
-            missing = expected - waiting_by_priority.get(priority, 0)
+            }
+        for (priority, batched), expected in counts.items():
+            waiting = waiting_by_priority.get(priority, 0)
+            # A batch's message may hold any number of its jobs: only an empty queue tells.
+            missing = (expected if waiting == 0 else 0) if batched else expected - waiting
             if missing > 0:
-                old = and_(should_wait, Job.priority == priority, Job.published_at <= now - grace)
+                old = and_(
+                    should_wait,
+                    Job.priority == priority,
+                    Job.batched == batched,
+                    Job.published_at <= now - grace,
+                )
                 lost += self._ids(old, min(missing, 500), oldest_published=True)
         return lost
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -84,6 +85,8 @@ class Job(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Last time a task message for this job was put on the broker.
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # That message was a batch's (several job ids): the sweep counts it apart.
+    batched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # While status is "sending": who sends it, and until when the claim holds
     # (renewed while the worker is alive); claim_id is new at every claim.
     worker: Mapped[str | None] = mapped_column(String(200))

@@ -16,16 +16,22 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from worker.faces.http import problems
-from worker.faces.http.deps import ERRORS, Intake, accepted, caller, intake
+from worker.faces.http.deps import ERRORS, Intake, accepted, caller, intake, status_of
 from worker.faces.http.health import readiness
 from worker.faces.http.keys import ApiKeys, Caller
 from worker.faces.http.limits import BodyLimit
 from worker.faces.http.metrics import exposition
 from worker.faces.http.routes import Route
-from worker.faces.http.schemas import Accepted, Health, NotificationIn
+from worker.faces.http.schemas import (
+    Accepted,
+    BatchAccepted,
+    BatchIn,
+    Health,
+    NotificationIn,
+)
 from worker.faces.http.webhooks import router as webhooks
 from worker.faces.reports import job_dict
-from worker.intake import notify
+from worker.intake import notify, notify_many
 from worker.runtime import Producer
 
 
@@ -68,20 +74,30 @@ def create_app(
         who.check_profile(body.profile)
         job_id = notify(
             body.profile,
-            to=body.to,
-            cc=body.cc,
-            bcc=body.bcc,
-            subject=body.subject,
-            text=body.text,
-            html=body.html,
-            reply_to=body.reply_to,
-            headers=body.headers,
-            attachments=[a.attachment() for a in body.attachments],
+            **body.fields(),  # type: ignore[arg-type]
             idempotency_key=idempotency_key,
             priority=body.priority,
             runtime=intake(request).runtime,
         )
         return accepted(job_id, response)
+
+    @app.post("/v1/notifications:batch", status_code=202, response_model=BatchAccepted)
+    def post_batch(
+        body: BatchIn, request: Request, who: Annotated[Caller, Depends(caller)]
+    ) -> BatchAccepted:
+        """Queue many personalised messages of one profile (a fan-out) in one request.
+
+        All are checked before any is stored; a bad one is a 422 naming it
+        (``messages[3].to``) and nothing is queued.
+        """
+        who.check_profile(body.profile)
+        ids = notify_many(
+            body.profile,
+            [m.fields() for m in body.messages],
+            body.priority,
+            runtime=intake(request).runtime,
+        )
+        return BatchAccepted(notifications=[status_of(job_id) for job_id in ids])
 
     @app.get("/v1/notifications/{job_id}")
     def get_notification(

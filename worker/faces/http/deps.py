@@ -67,7 +67,11 @@ def caller(
     return intake(request).keys.caller(authorization, api_key)
 
 
+def status_of(job_id: str) -> Accepted:
+    return Accepted(id=job_id, status_url=f"/v1/notifications/{job_id}")
+
+
 def accepted(job_id: str, response: Response) -> Accepted:
-    url = f"/v1/notifications/{job_id}"
-    response.headers["Location"] = url
-    return Accepted(id=job_id, status_url=url)
+    answer = status_of(job_id)
+    response.headers["Location"] = answer.status_url
+    return answer

@@ -37,12 +37,11 @@ class AttachmentIn(BaseModel):
         )
 
 
-class NotificationIn(BaseModel):
-    """What ``notify()`` takes, as JSON; the ``Idempotency-Key`` header makes a retry safe."""
+class MessageIn(BaseModel):
+    """One message's fields, as ``notify()`` takes them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    profile: str = Field(min_length=1, max_length=64)
     to: list[Address] = Field(default_factory=list, max_length=1000)
     cc: list[Address] = Field(default_factory=list, max_length=1000)
     bcc: list[Address] = Field(default_factory=list, max_length=1000)
@@ -51,8 +50,38 @@ class NotificationIn(BaseModel):
     html: str | None = None
     reply_to: Address | None = None
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)
-    priority: Literal["normal", "high"] = "normal"
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
+
+    def fields(self) -> dict[str, object]:
+        """The keyword arguments of ``notify()`` / one entry of ``notify_many()``."""
+        values = self.model_dump(exclude={"attachments"})
+        return values | {"attachments": [a.attachment() for a in self.attachments]}
+
+
+class NotificationIn(MessageIn):
+    """What ``notify()`` takes, as JSON; the ``Idempotency-Key`` header makes a retry safe."""
+
+    profile: str = Field(min_length=1, max_length=64)
+    priority: Literal["normal", "high"] = "normal"
+
+    def fields(self) -> dict[str, object]:
+        return {k: v for k, v in super().fields().items() if k not in ("profile", "priority")}
+
+
+class BatchMessageIn(MessageIn):
+    """One personalised message of a batch; its own key makes resending the batch safe."""
+
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+class BatchIn(BaseModel):
+    """Many messages of one profile (a fan-out): stored together, sent in batch tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = Field(min_length=1, max_length=64)
+    priority: Literal["normal", "high"] = "normal"
+    messages: list[BatchMessageIn] = Field(min_length=1, max_length=10_000)
 
 
 class Accepted(BaseModel):
@@ -60,6 +89,12 @@ class Accepted(BaseModel):
 
     id: str
     status_url: str
+
+
+class BatchAccepted(BaseModel):
+    """Every message's job, in the order given."""
+
+    notifications: list[Accepted]
 
 
 class Health(BaseModel):

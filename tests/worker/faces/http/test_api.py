@@ -317,3 +317,41 @@ def test_serve_takes_a_route_added_to_the_file(api: Api, pipeline: Pipeline) -> 
     after = api.client.post(hook, params={"route": "later"}, json=am_firing())
 
     assert after.status_code == 202, after.text
+
+
+def test_a_batch_is_accepted_in_one_request_and_each_message_sent(
+    api: Api, pipeline: Pipeline
+) -> None:
+    pipeline.start_worker()
+    body = {
+        "profile": "alerts",
+        "messages": [
+            {"to": [f"responder{n}@example.test"], "subject": f"[P1] page {n}",
+             "text": "db-01 down", "idempotency_key": f"page-{n}"}
+            for n in range(40)
+        ],
+    }  # fmt: skip
+    response = api.client.post("/v1/notifications:batch", json=body)
+    assert response.status_code == 202, response.text
+    accepted = response.json()["notifications"]
+    assert len(accepted) == 40
+    assert all(a["status_url"] == f"/v1/notifications/{a['id']}" for a in accepted)
+    again = api.client.post("/v1/notifications:batch", json=body).json()["notifications"]
+    assert again == accepted  # each message's key makes the resend harmless
+    pipeline.wait_final(*(a["id"] for a in accepted), seconds=60)
+    assert sorted(subjects(pipeline)) == sorted(f"[P1] page {n}" for n in range(40))
+
+
+def test_a_bad_message_in_a_batch_is_422_naming_it_and_stores_nothing(
+    api: Api, pipeline: Pipeline
+) -> None:
+    good = {"to": ["oncall@example.test"], "subject": "s", "text": "t"}
+    body = {"profile": "alerts", "messages": [good, {**good, "to": ["oncall@@example"]}]}
+    found = problem(api.client.post("/v1/notifications:batch", json=body), 422)
+    assert found["field"] == "messages[1].to"
+    assert pipeline.runtime.store.status_counts() == {}
+    limited = api.client.post(
+        "/v1/notifications:batch", json={**body, "profile": "alerts", "messages": [good]},
+        headers={"Authorization": f"Bearer {LIMITED_KEY}"},
+    )  # fmt: skip
+    problem(limited, 403)
