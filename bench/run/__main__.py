@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +18,7 @@ from bench.run.intake_runs import require_hey
 from bench.run.plan import QUICK, Plan, measure
 from bench.run.processes import REPO
 from bench.run.report import report
+from bench.run.results_json import results_json
 from tests.support import postgres_problem
 
 
@@ -43,8 +45,12 @@ def main() -> None:
         results = measure(plan, stores, Path(tmpdir))
     text = report(plan, results, " ".join(["python -m bench.run", *sys.argv[1:]]))
     print(text)
-    if not args.quick:
+    figures = results_json(results)
+    if args.quick:  # printed, so the test suite reads it; a quick run writes no file
+        print("results.json: " + json.dumps(figures))
+    else:
         args.output.write_text(text)
+        args.output.with_name("results.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

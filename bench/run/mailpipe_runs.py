@@ -46,10 +46,16 @@ class MailpipeSetup:
     task_events: bool = False  # as when Flower watches
     # 1 opens a connection, so needs a token, for every message.
     messages_per_connection: int = 100_000
+    # notify_many(): the messages go in batch tasks (not paced).
+    bulk: bool = False
+
+
+# notify_many() calls of the bulk variant: a fan-out of this many messages each.
+BULK_CALL = 500
 
 
 def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
-    from worker.intake import notify
+    from worker.intake import notify, notify_many
     from worker.runtime import build_runtime
     from worker.settings import Settings
 
@@ -81,14 +87,20 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
         worker = start_worker(worker_args, env, tmp / "mailpipe.log")
     interval = 1 / setup.paced_rate if setup.paced_rate else 0.0
     started = time.perf_counter()
-    for i in range(n):
+    for first_of_call in range(0, n if setup.bulk else 0, BULK_CALL):
+        calls_messages = [
+            {"to": ["oncall@bench.test"], "subject": f"[P1] bench {i}", "text": _text()}
+            for i in range(first_of_call, min(n, first_of_call + BULK_CALL))
+        ]
+        notify_many(names[0], calls_messages, runtime=rt)
+    for i in range(0 if setup.bulk else n):
         if interval:
             time.sleep(max(0.0, started + i * interval - time.perf_counter()))
         notify(
             names[i % len(names)],
             to=["oncall@bench.test"],
             subject=f"[P1] bench {i}",
-            text=("Disk usage on db-01 is above 95%. " * 50)[:1800],
+            text=_text(),
             runtime=rt,
         )
     enqueued = time.perf_counter() - started
@@ -115,7 +127,7 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     last = max(ended for _, _, ended in times)
     latencies = sorted((ended - created).total_seconds() * 1000 for created, _, ended in times)
     run = Run(
-        variant="mailpipe",
+        variant="mailpipe bulk" if setup.bulk else "mailpipe",
         messages=n,
         seconds=(last - first).total_seconds(),
         enqueue_per_second=n / enqueued,
@@ -148,6 +160,10 @@ allow_insecure_token_url = true
 client_id = "{name}"
 client_secret = "bench-secret"
 """ + (f"max_connections = {max_connections}\n" if max_connections else "")
+
+
+def _text() -> str:
+    return ("Disk usage on db-01 is above 95%. " * 50)[:1800]
 
 
 def _time(value: Any) -> dt.datetime:

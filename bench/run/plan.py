@@ -59,6 +59,7 @@ QUICK = Plan(
     relay_messages=25,
 )
 MAIN_POOL = Pool("prefork", 2)
+BULK = "mailpipe bulk (sqlite, notify_many)"
 
 
 @dataclass
@@ -85,6 +86,8 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
                 results.local.setdefault(f"mailpipe ({store})", []).append(run)
             run = run_mailpipe(s, tmp, n, MailpipeSetup(pool=MAIN_POOL, task_events=True))
             results.local.setdefault("mailpipe (sqlite, task events on)", []).append(run)
+            run = run_mailpipe(s, tmp, n, MailpipeSetup(pool=MAIN_POOL, bulk=True))
+            results.local.setdefault(BULK, []).append(run)
             for variant in ("ideal", "naive"):
                 run = run_baseline(variant, s, tmp, n, MAIN_POOL)
                 results.local.setdefault(variant, []).append(run)

@@ -12,7 +12,7 @@ import platform
 from bench import profiling
 from bench.run.figures import Run
 from bench.run.intake_runs import PACED_CONNECTIONS, PEAK_CONNECTIONS, requests_sent
-from bench.run.plan import MAIN_POOL, Plan, Results
+from bench.run.plan import BULK, MAIN_POOL, Plan, Results
 from bench.run.relay_runs import CLIENTS, WARM_UP
 from bench.run.tables import (
     intake_aims,
@@ -49,6 +49,8 @@ def report(plan: Plan, results: Results, command: str) -> str:
         "",
         f"- mailpipe/ideal: {ratio(mailpipe, results.local['ideal'])}",
         f"- mailpipe/naive: {ratio(mailpipe, results.local['naive'])}",
+        f"- bulk/ideal: {ratio(results.local[BULK], results.local['ideal'])} (notify_many: "
+        "batch tasks of 50 jobs; target 2x)",
         f"- database statements (sqlite), {statement_mix(mailpipe)}",
         "",
         "## Latency below the peak rate",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -49,3 +50,15 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     assert int(most or fewest) <= elapsed // 3.0 + 1, ("more tokens than time allows", token_row)
     assert "mailpipe/ideal" in out and "mailpipe/naive" in out
     assert not (tmp_path / "R.md").exists(), "a quick run writes no results file"
+    assert "mailpipe bulk (sqlite, notify_many)" in rows, "the bulk variant"
+    assert rows["mailpipe bulk (sqlite, notify_many)"][4].strip() == "1"
+    (figures_line,) = [line for line in out.splitlines() if line.startswith("results.json: ")]
+    figures = json.loads(figures_line.removeprefix("results.json: "))
+    ratios = figures["ratios"]
+    assert set(ratios) == {
+        "single_vs_ideal", "bulk_vs_ideal", "wan_vs_naive", "wan_vs_bound", "rss_vs_ideal"
+    }  # fmt: skip
+    assert all(ratios[k] > 0 for k in ("single_vs_ideal", "bulk_vs_ideal", "wan_vs_naive"))
+    assert set(figures["latency_ms"]) == {"p99_half_peak", "p99_high_behind_backlog"}
+    assert figures["latency_ms"]["p99_half_peak"] > 0
+    assert figures["variants"]["local"]["ideal"]["msg_per_s"]["median"] > 0

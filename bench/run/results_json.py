@@ -1,0 +1,60 @@
+"""bench/results.json: the run's figures for machines (medians; null where not measured)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import statistics
+from typing import Any
+
+from bench.run.figures import Run
+from bench.run.plan import BULK, Results
+from bench.run.tables import summarize
+
+
+def results_json(results: Results) -> dict[str, Any]:
+    single = results.local["mailpipe (sqlite)"]
+    ideal = results.local["ideal"]
+    half = results.latency.get("sqlite, half of the peak")
+    return {
+        "written": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%MZ}",
+        "machine": {"arch": platform.machine(), "python": platform.python_version()},
+        "ratios": {
+            "single_vs_ideal": _ratio(single, ideal),
+            "bulk_vs_ideal": _ratio(results.local[BULK], ideal),
+            "wan_vs_naive": _ratio(results.wan["mailpipe (sqlite)"], results.wan["naive"]),
+            # Not measured yet: the round-trip bound and the priority-behind-a-backlog run.
+            "wan_vs_bound": None,
+            "rss_vs_ideal": round(summarize(single)["rss"] / summarize(ideal)["rss"], 2),
+        },
+        "latency_ms": {
+            "p99_half_peak": summarize(half)["p99"] if half else None,
+            "p99_high_behind_backlog": None,
+        },
+        "variants": {
+            "local": {name: _variant(runs) for name, runs in results.local.items()},
+            "wan": {name: _variant(runs) for name, runs in results.wan.items()},
+            "latency": {name: _variant(runs) for name, runs in results.latency.items()},
+        },
+    }
+
+
+def _ratio(a: list[Run], b: list[Run]) -> float:
+    return round(statistics.median(x.rate / y.rate for x, y in zip(a, b, strict=False)), 2)
+
+
+def _variant(runs: list[Run]) -> dict[str, Any]:
+    s = summarize(runs)
+    out = {
+        "msg_per_s": {"median": round(s["rate"], 1), "min": round(s["min"], 1),
+                      "max": round(s["max"], 1)},
+        "enqueue_per_s": round(s["enqueue"], 1),
+        "peak_rss_mib": round(s["rss"], 1),
+        "redis_commands_per_message": round(s["redis"], 2),
+        "db_statements_per_message": round(s["db"], 2) if s["db"] is not None else None,
+        # SMTP round trips per message are not counted by the sink yet.
+        "round_trips_per_message": None,
+    }  # fmt: skip
+    if "p99" in s:
+        out["latency_ms"] = {p: round(s[p], 1) for p in ("p50", "p95", "p99")}
+    return out
