@@ -10,7 +10,15 @@ from datetime import UTC, datetime, timedelta
 from celery import Task
 
 from worker import redis_keys
-from worker.celery import BATCH_TASK, REQUEUE_TASK, SEND_TASK, app, queue_of, waiting_messages
+from worker.celery import (
+    BATCH_TASK,
+    CRITICAL_QUEUE,
+    REQUEUE_TASK,
+    SEND_TASK,
+    app,
+    queue_of,
+    waiting_messages,
+)
 from worker.delivery import deliver
 from worker.intake import publish, publish_batch
 from worker.redis_adapter import Lock
@@ -38,14 +46,16 @@ def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
 
     Each job is claimed, limited, sent and recorded on its own, as by
     ``send_notification``; one that needs a retry goes back as a task of its
-    own with its own countdown. Past half the soft time limit the rest go on
-    in a new batch, so a slow server cannot make the batch hit the limit.
+    own with its own countdown. The rest of a batch goes on in a new batch
+    message when a page waits (so the page is sent next, not after the whole
+    batch) or past half the soft time limit (so a slow server cannot make the
+    batch hit it).
     """
     rt = get_runtime()
     worker = f"{self.request.hostname}/{os.getpid()}"
     hand_over_at = time.monotonic() + rt.settings.task_soft_time_limit_seconds / 2
     for index, job_id in enumerate(job_ids):
-        if time.monotonic() > hand_over_at:
+        if index and (time.monotonic() > hand_over_at or _page_waits(rt, priority)):
             rest = job_ids[index:]
             if publish_batch(rt, rest, priority):
                 rt.store.mark_published(rest, batched=True)
@@ -53,6 +63,11 @@ def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
         decision = deliver(job_id, rt, worker=worker)
         if decision.action == "retry":
             publish(rt, job_id, priority, decision.countdown_seconds)
+
+
+def _page_waits(rt: Runtime, priority: str) -> bool:
+    """A high-priority message waits on the critical queue (a bulk batch makes way for it)."""
+    return priority != "high" and bool(waiting_messages(rt.celery, CRITICAL_QUEUE))
 
 
 @app.task(name=REQUEUE_TASK)

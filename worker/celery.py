@@ -32,7 +32,12 @@ EXCHANGE = Exchange("mailpipe", type="direct")
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    transport = {"visibility_timeout": settings.visibility_timeout_seconds}
+    transport = {
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        # Redis: BRPOP mail.critical before mail, always. kombu's default, round
+        # robin, would take a bulk message between two pages.
+        "queue_order_strategy": "priority",
+    }
     refresh = settings.beat_interval_seconds
     sweep = settings.sweep_interval_seconds
     return {

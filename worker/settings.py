@@ -113,6 +113,8 @@ class Settings(BaseSettings):
 
     # Job ids per task message of notify_many (bulk fan-out).
     batch_size: int = Field(50, ge=1, le=1000)
+    # The part of a profile's rate limits normal priority may fill; the rest is high's.
+    rate_share_normal: float = Field(0.8, gt=0, le=1)
 
     # -- the SMTP relay (mailpipe relay) -------------------------------------------
     relay_tls_cert_file: Path | None = None

@@ -192,9 +192,10 @@ def test_rate_limited_jobs_wait_without_counting_an_attempt(pipeline: Pipeline) 
     decisions = [deliver(job_id, rt, worker="test") for job_id in jobs]
     # This configuration lets the broker hold delays of 2 s at most: the rest
     # wait in the database for requeue_stale_jobs.
-    assert [d.action for d in decisions] == ["done"] * 30 + ["wait"] * 10
-    assert all(55 <= d.countdown_seconds <= 61 for d in decisions[30:])
-    assert len(pipeline.server.messages) == 30
+    # Normal priority fills 80% of the limit (rate_share_normal): 24 of 30 a minute.
+    assert [d.action for d in decisions] == ["done"] * 24 + ["wait"] * 16
+    assert all(55 <= d.countdown_seconds <= 61 for d in decisions[24:])
+    assert len(pipeline.server.messages) == 24
     waiting = rt.store.get_job(jobs[-1])
     assert waiting is not None
     assert (waiting.status, waiting.attempt_count) == ("queued", 0)

@@ -4,11 +4,14 @@ Each limit is a sliding window counted in time buckets in one Redis hash:
 Microsoft 365 allows 30 messages a minute and 10,000 recipients a day per
 mailbox, Google Workspace 2,000 messages in a rolling 24 hours. One Lua script
 checks every limit of a profile and takes the message only if all allow it,
-else says how long to wait.
+else says how long to wait. Normal-priority messages may fill only a share of
+each limit (``rate_share_normal``); the rest is kept for ``high``, so a page
+still goes out while a fan-out has used the mailbox's budget.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,10 +54,11 @@ class RateLimiter:
         self._take = client.register_script(_TAKE)
         self._clock = clock
 
-    def take(self, profile: Profile, recipients: int) -> float:
+    def take(self, profile: Profile, recipients: int, *, share: float = 1.0) -> float:
         """0 when the message may go now (and is counted); else seconds to wait.
 
-        ``inf`` when the message alone is more than a limit allows: it never fits.
+        ``share``: the part of each limit this message may fill (1.0 for high
+        priority). ``inf`` when the message alone is more than a limit allows.
         """
         limits = limits_of(profile)
         if not limits:
@@ -64,7 +68,8 @@ class RateLimiter:
         args: list[float | int] = [self._clock()]
         for limit in limits:
             cost = recipients if limit.per_recipient else 1
-            args += [limit.window_seconds, limit.bucket_seconds, limit.limit, cost]
+            allowed = max(cost, math.floor(limit.limit * share))
+            args += [limit.window_seconds, limit.bucket_seconds, allowed, cost]
         keys = [redis_keys.rate(profile.name, limit.name) for limit in limits]
         with redis_errors(f"profile '{profile.name}': rate limits", LimitsUnavailableError):
             return float(self._take(keys=keys, args=args))

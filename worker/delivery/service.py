@@ -104,7 +104,8 @@ def _deliver_claimed(
 
 def _take_limits(rt: DeliveryContext, job: Job, profile: Profile) -> float:
     try:
-        return rt.limiter.take(profile, len(envelope(job)))
+        share = 1.0 if job.priority == "high" else rt.settings.rate_share_normal
+        return rt.limiter.take(profile, len(envelope(job)), share=share)
     except MailpipeError as exc:  # Redis unreachable: not the job's fault, try again soon
         log.warning("job %s: %s", job.id, exc)
         return rt.settings.retry_base_seconds

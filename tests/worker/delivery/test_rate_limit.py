@@ -65,3 +65,16 @@ def test_profiles_without_limits_are_never_limited(redis_client: redis.Redis) ->
     limiter = RateLimiter(redis_client)
     assert all(limiter.take(profile(), 5) == 0.0 for _ in range(100))
     assert redis_client.keys("mailpipe:rate:*") == []
+
+
+def test_normal_priority_fills_only_its_share_and_high_gets_the_rest(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = RateLimiter(redis_client, clock=Clock())
+    p = profile(rate_per_minute=30)
+    normal = [limiter.take(p, 1, share=0.8) for _ in range(30)]
+    assert normal[:24] == [0.0] * 24, "80% of 30 a minute for a fan-out"
+    assert all(wait > 0 for wait in normal[24:])
+    high = [limiter.take(p, 1) for _ in range(7)]
+    assert high[:6] == [0.0] * 6, "the page gets the 6 kept for it"
+    assert high[6] > 0, "and then the whole limit holds for it too"
