@@ -42,6 +42,9 @@ class Plan:
     intake_paced_seconds: float = 10.0
     # The SMTP relay: messages over each of its 4 connections.
     relay_messages: int = 500
+    # Priority: a bulk backlog of this many, and high-priority pages sent meanwhile.
+    backlog_messages: int = 10_000
+    backlog_pages: int = 60
 
 
 QUICK = Plan(
@@ -57,6 +60,8 @@ QUICK = Plan(
     intake_requests=200,
     intake_paced_seconds=2.0,
     relay_messages=25,
+    backlog_messages=300,
+    backlog_pages=5,
 )
 MAIN_POOL = Pool("prefork", 2)
 BULK = "mailpipe bulk (sqlite, notify_many)"
@@ -72,6 +77,7 @@ class Results:
     wan: dict[str, list[Run]] = field(default_factory=dict)
     intake: dict[str, list[IntakeRun]] = field(default_factory=dict)
     relay: dict[str, list[RelayRun]] = field(default_factory=dict)
+    behind_backlog: Run | None = None
     profiled: Run | None = None
 
 
@@ -102,6 +108,8 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
                     run_mailpipe(s, tmp, n, MailpipeSetup(pool=pool))
                 )
                 runs.setdefault("ideal", []).append(run_baseline("ideal", s, tmp, n, pool))
+        setup = MailpipeSetup(pool=MAIN_POOL, bulk=True, pages=plan.backlog_pages)
+        results.behind_backlog = run_mailpipe(s, tmp, plan.backlog_messages, setup)
         results.intake = measure_intake(plan, s, tmp)
         results.relay = measure_relay(s, tmp, plan.repetitions, plan.relay_messages)
         if plan.profile:

@@ -61,4 +61,6 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     assert all(ratios[k] > 0 for k in ("single_vs_ideal", "bulk_vs_ideal", "wan_vs_naive"))
     assert set(figures["latency_ms"]) == {"p99_half_peak", "p99_high_behind_backlog"}
     assert figures["latency_ms"]["p99_half_peak"] > 0
+    assert figures["latency_ms"]["p99_high_behind_backlog"] > 0
+    assert "## A page behind a bulk backlog" in out
     assert figures["variants"]["local"]["ideal"]["msg_per_s"]["median"] > 0
