@@ -40,6 +40,10 @@ def send_notification(self: Task, job_id: str) -> None:
         raise self.retry(countdown=decision.countdown_seconds)
 
 
+# How often a batch looks for a waiting page: a page waits this long at most, plus one send.
+PAGE_CHECK_SECONDS = 0.1
+
+
 @app.task(name=BATCH_TASK, bind=True)
 def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
     """Send several jobs of one profile, one after the other, over the pooled connection.
@@ -54,8 +58,14 @@ def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
     rt = get_runtime()
     worker = f"{self.request.hostname}/{os.getpid()}"
     hand_over_at = time.monotonic() + rt.settings.task_soft_time_limit_seconds / 2
+    look_for_pages_at = time.monotonic() + PAGE_CHECK_SECONDS
     for index, job_id in enumerate(job_ids):
-        if index and (time.monotonic() > hand_over_at or _page_waits(rt, priority)):
+        now = time.monotonic()
+        page_waits = False
+        if index and now >= look_for_pages_at:  # asking the broker costs a connection
+            look_for_pages_at = now + PAGE_CHECK_SECONDS
+            page_waits = _page_waits(rt, priority)
+        if index and (now > hand_over_at or page_waits):
             rest = job_ids[index:]
             if publish_batch(rt, rest, priority):
                 rt.store.mark_published(rest, batched=True)

@@ -38,3 +38,41 @@ def test_idle_profiles_are_left_alone(pipeline: Pipeline) -> None:
     pipeline.runtime.celery.send_task(REQUEUE_TASK)
     pipeline.wait_for(lambda: pipeline.worker_logs().count("succeeded") >= 2)
     assert pipeline.idp.requests == [], "no cached token: nobody is sending with it"
+
+
+def test_a_delegated_seed_that_never_rotated_is_kept_alive_then_left_until_idle(
+    pipeline: Pipeline,
+) -> None:
+    """Unused, a refresh token expires after the provider's idle limit (Microsoft: 90 days)."""
+    idp = pipeline.idp
+    seed = "0.ARwA-seed-refresh-token-never-used"
+    idp.add_refresh_token(seed)
+    path = pipeline.runtime.profiles_file.path
+    path.write_text(
+        path.read_text()
+        + f"""
+[profiles.delegated]
+host = "127.0.0.1"
+from_email = "oncall@example.test"
+auth = "oauth"
+grant = "refresh_token"
+token_url = "{idp.url}"
+allow_insecure_token_url = true
+client_id = "mailpipe"
+refresh_token_env = "DELEGATED_SEED"
+"""
+    )
+    pipeline.env["DELEGATED_SEED"] = seed
+    pipeline.start_worker()
+    pipeline.runtime.celery.send_task(REFRESH_TASK)
+    pipeline.wait_for(lambda: len(idp.requests) >= 1)
+    pipeline.wait_for(
+        lambda: pipeline.runtime.refresh_tokens.last_rotation("delegated") is not None
+    )
+    assert [r.form["grant_type"] for r in idp.requests] == ["refresh_token"]
+    assert idp.requests[0].form["refresh_token"] == seed
+    pipeline.runtime.celery.send_task(REFRESH_TASK)  # rotated just now: not idle
+    pipeline.wait_for(
+        lambda: pipeline.worker_logs().count("mailpipe.refresh_expiring_tokens[") >= 4
+    )
+    assert len(idp.requests) == 1
