@@ -146,14 +146,9 @@ def _microsoft_problem(profile: Profile, claims: dict[str, Any]) -> str | None:
         )
     if audience not in EXCHANGE_AUDIENCES:
         return f"the token's audience {audience!r} is not Exchange Online"
-    if grant == "client_credentials" and "SMTP.SendAsApp" not in (claims.get("roles") or []):
-        return (
-            "the token has no SMTP.SendAsApp role: add the application permission "
-            "SMTP.SendAsApp (Office 365 Exchange Online) and grant admin consent"
-        )
-    if grant == "refresh_token" and "SMTP.Send" not in str(claims.get("scp", "")).split():
-        return "the token has no SMTP.Send scope: the user must consent to SMTP.Send"
-    return None
+    return _missing_permission(
+        grant, claims, role="SMTP.SendAsApp", scope="SMTP.Send", api="Office 365 Exchange Online"
+    )
 
 
 def _graph_problem(grant: str | None, audience: object, claims: dict[str, Any]) -> str | None:
@@ -163,13 +158,22 @@ def _graph_problem(grant: str | None, audience: object, claims: dict[str, Any]) 
             "https://graph.microsoft.com/.default (app-only) or "
             "https://graph.microsoft.com/Mail.Send (delegated)"
         )
-    if grant == "client_credentials" and "Mail.Send" not in (claims.get("roles") or []):
+    return _missing_permission(
+        grant, claims, role="Mail.Send", scope="Mail.Send", api="Microsoft Graph"
+    )
+
+
+def _missing_permission(
+    grant: str | None, claims: dict[str, Any], *, role: str, scope: str, api: str
+) -> str | None:
+    """App-only tokens carry the application permission in ``roles``, delegated in ``scp``."""
+    if grant == "client_credentials" and role not in (claims.get("roles") or []):
         return (
-            "the token has no Mail.Send role: add the application permission Mail.Send "
-            "(Microsoft Graph) and grant admin consent"
+            f"the token has no {role} role: add the application permission {role} ({api}) "
+            "and grant admin consent"
         )
-    if grant == "refresh_token" and "Mail.Send" not in str(claims.get("scp", "")).split():
-        return "the token has no Mail.Send scope: the user must consent to Mail.Send"
+    if grant == "refresh_token" and scope not in str(claims.get("scp", "")).split():
+        return f"the token has no {scope} scope: the user must consent to {scope}"
     return None
 
 
