@@ -57,9 +57,31 @@ def spawn(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Po
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the group and return once none of it runs: not the leader alone.
+
+    A pool child on the other core can finish a few more statements after the
+    leader is gone; what the harness reads next (the jobs the worker left
+    claimed) must come after the child's last one.
+    """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(10)
+    deadline = time.monotonic() + 10
+    while _running_in_group(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _running_in_group(pgid: int) -> bool:
+    """Whether a process of this group still runs (zombies waiting to be reaped do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 def stop_group(process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:

@@ -60,8 +60,8 @@ QUICK = Plan(
     intake_requests=200,
     intake_paced_seconds=2.0,
     relay_messages=25,
-    backlog_messages=300,
-    backlog_pages=5,
+    backlog_messages=120,
+    backlog_pages=3,
 )
 MAIN_POOL = Pool("prefork", 2)
 BULK = "mailpipe bulk (sqlite, notify_many)"
