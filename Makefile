@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench chaos lint install redis-server tools clean
+.PHONY: run test test-all bench chaos lint install redis-server tools clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,13 @@ lint: install
 
 test: install tools lint
 	$(BIN)/pytest
+
+# What CI runs: the suite on python3 (the oldest supported, 3.11), then on the newest.
+NEWEST_PYTHON = 3.13
+test-all:
+	$(MAKE) test
+	newest=$$(scripts/newest-python $(NEWEST_PYTHON)) && \
+	  $(MAKE) test PYTHON="$$newest" VENV=.venv-$(NEWEST_PYTHON)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
