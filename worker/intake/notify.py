@@ -115,14 +115,14 @@ def notify_many(
     if len(keys) != len(set(keys)):
         raise InvalidMessageError("messages", "an idempotency_key appears twice")
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
-    ids = rt.store.add_jobs(jobs, idempotency_window=window)
-    new = [job.id for job in jobs if job.batched]
+    added = rt.store.add_jobs(jobs, idempotency_window=window)
+    new = [job_id for job_id, created in added if created]
     if new:
         rt.metrics.record(Samples().count("jobs_enqueued", {"profile": profile}, len(new)))
     size = rt.settings.batch_size
     for start in range(0, len(new), size):
         publish_batch(rt, new[start : start + size], priority)
-    return ids
+    return [job_id for job_id, _ in added]
 
 
 def publish_batch(rt: Producer, job_ids: list[str], priority: str) -> bool:

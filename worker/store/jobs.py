@@ -60,8 +60,10 @@ class Store(Claims, Sweeps):
             return first, False
         return job.id, True
 
-    def add_jobs(self, jobs: Sequence[Job], *, idempotency_window: timedelta) -> list[str]:
-        """Insert many jobs in one transaction (notify_many); ids in order, as ``add_job``'s.
+    def add_jobs(
+        self, jobs: Sequence[Job], *, idempotency_window: timedelta
+    ) -> list[tuple[str, bool]]:
+        """Insert many jobs in one transaction (notify_many); (id, created) in order, as add_job.
 
         A job whose idempotency key names a job younger than the window gets
         that job's id and is not inserted; only new jobs are marked batched.
@@ -79,11 +81,11 @@ class Store(Claims, Sweeps):
                         select(Job).where(Job.profile == profile, Job.idempotency_key.in_(keys))
                     )
                 } if keys else {}  # fmt: skip
-                ids = []
+                ids: list[tuple[str, bool]] = []
                 for job in jobs:
                     known = existing.get(job.idempotency_key)
                     if known is not None and known.created_at > now - idempotency_window:
-                        ids.append(known.id)
+                        ids.append((known.id, False))
                         continue
                     if known is not None:
                         known.idempotency_key = None
@@ -92,10 +94,10 @@ class Store(Claims, Sweeps):
                     job.created_at = job.updated_at = job.published_at = now
                     job.batched = True
                     session.add(job)
-                    ids.append(job.id)
+                    ids.append((job.id, True))
         except IntegrityError:
             # A producer inserted one of the keys meanwhile: one at a time, as add_job does.
-            return [self.add_job(job, idempotency_window=idempotency_window)[0] for job in jobs]
+            return [self.add_job(job, idempotency_window=idempotency_window) for job in jobs]
         return ids
 
     def mark_published(

@@ -74,7 +74,7 @@ def create_app(
         who.check_profile(body.profile)
         job_id = notify(
             body.profile,
-            **body.fields(),  # type: ignore[arg-type]
+            **body.fields(),
             idempotency_key=idempotency_key,
             priority=body.priority,
             runtime=intake(request).runtime,
@@ -93,7 +93,7 @@ def create_app(
         who.check_profile(body.profile)
         ids = notify_many(
             body.profile,
-            [m.fields() for m in body.messages],
+            [m.fields() | {"idempotency_key": m.idempotency_key} for m in body.messages],
             body.priority,
             runtime=intake(request).runtime,
         )

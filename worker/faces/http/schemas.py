@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -52,9 +52,10 @@ class MessageIn(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
 
-    def fields(self) -> dict[str, object]:
-        """The keyword arguments of ``notify()`` / one entry of ``notify_many()``."""
-        values = self.model_dump(exclude={"attachments"})
+    def fields(self) -> dict[str, Any]:
+        """This message's keyword arguments of ``notify()`` (a batch entry's, for notify_many)."""
+        own = set(MessageIn.model_fields) - {"attachments"}
+        values = self.model_dump(include=own)
         return values | {"attachments": [a.attachment() for a in self.attachments]}
 
 
@@ -63,9 +64,6 @@ class NotificationIn(MessageIn):
 
     profile: str = Field(min_length=1, max_length=64)
     priority: Literal["normal", "high"] = "normal"
-
-    def fields(self) -> dict[str, object]:
-        return {k: v for k, v in super().fields().items() if k not in ("profile", "priority")}
 
 
 class BatchMessageIn(MessageIn):
