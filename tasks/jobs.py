@@ -19,7 +19,7 @@ from worker.celery import (
     queue_of,
     waiting_messages,
 )
-from worker.delivery import deliver
+from worker.delivery import deliver, deliver_batch
 from worker.intake import publish, publish_batch
 from worker.redis_adapter import Lock
 from worker.runtime import Runtime, get_runtime
@@ -40,17 +40,20 @@ def send_notification(self: Task, job_id: str) -> None:
         raise self.retry(countdown=decision.countdown_seconds)
 
 
-# How often a batch looks for a waiting page: a page waits this long at most, plus one send.
+# How often a batch looks for a waiting page: a page waits this long at most, plus one window.
 PAGE_CHECK_SECONDS = 0.1
+# Jobs claimed, sent and recorded together: a crash leaves at most this many
+# to the sweep, and a page waits for at most this many sends.
+CLAIM_WINDOW = 25
 
 
 @app.task(name=BATCH_TASK, bind=True)
 def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
-    """Send several jobs of one profile, one after the other, over the pooled connection.
+    """Send several jobs of one profile over the pooled connection, a window at a time.
 
-    Each job is claimed, limited, sent and recorded on its own, as by
-    ``send_notification``; one that needs a retry goes back as a task of its
-    own with its own countdown. The rest of a batch goes on in a new batch
+    Each job is claimed, limited, sent and recorded as by ``send_notification``
+    (``worker.delivery.batch``); one that needs a retry goes back as a task of
+    its own with its own countdown. The rest of a batch goes on in a new batch
     message when a page waits (so the page is sent next, not after the whole
     batch) or past half the soft time limit (so a slow server cannot make the
     batch hit it).
@@ -59,20 +62,21 @@ def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
     worker = f"{self.request.hostname}/{os.getpid()}"
     hand_over_at = time.monotonic() + rt.settings.task_soft_time_limit_seconds / 2
     look_for_pages_at = time.monotonic() + PAGE_CHECK_SECONDS
-    for index, job_id in enumerate(job_ids):
+    for start in range(0, len(job_ids), CLAIM_WINDOW):
         now = time.monotonic()
         page_waits = False
-        if index and now >= look_for_pages_at:  # asking the broker costs a connection
+        if start and now >= look_for_pages_at:  # asking the broker costs a connection
             look_for_pages_at = now + PAGE_CHECK_SECONDS
             page_waits = _page_waits(rt, priority)
-        if index and (now > hand_over_at or page_waits):
-            rest = job_ids[index:]
+        if start and (now > hand_over_at or page_waits):
+            rest = job_ids[start:]
             if publish_batch(rt, rest, priority):
                 rt.store.mark_published(rest, batched=True)
             return
-        decision = deliver(job_id, rt, worker=worker)
-        if decision.action == "retry":
-            publish(rt, job_id, priority, decision.countdown_seconds)
+        window = job_ids[start : start + CLAIM_WINDOW]
+        for job, decision in deliver_batch(window, rt, worker=worker):
+            if decision.action == "retry":
+                publish(rt, job.id, priority, decision.countdown_seconds)
 
 
 def _page_waits(rt: Runtime, priority: str) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -83,15 +84,22 @@ class Metrics:
         self.redis = client
 
     def record(self, samples: Samples) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        # Summed first: a batch's samples of one profile are a few commands, not many.
+        counts: Counter[tuple[str, str]] = Counter()
+        sums: defaultdict[tuple[str, str], float] = defaultdict(float)
         for name, labels, amount in samples.counts:
-            pipe.hincrby(redis_keys.metric(name), _field(labels), amount)
+            counts[redis_keys.metric(name), _field(labels)] += amount
         for name, labels, value in samples.observations:
             key, base = redis_keys.metric(name), _field(labels)
             bound = next((b for b in HISTOGRAMS[name][1] if value <= b), None)
-            pipe.hincrby(key, f"{base}|le={bound if bound is not None else '+Inf'}", 1)
-            pipe.hincrbyfloat(key, f"{base}|sum", value)
-            pipe.hincrby(key, f"{base}|count", 1)
+            counts[key, f"{base}|le={bound if bound is not None else '+Inf'}"] += 1
+            counts[key, f"{base}|count"] += 1
+            sums[key, f"{base}|sum"] += value
+        pipe = self.redis.pipeline(transaction=False)
+        for (key, name), amount in counts.items():
+            pipe.hincrby(key, name, amount)
+        for (key, name), value in sums.items():
+            pipe.hincrbyfloat(key, name, value)
         try:
             with redis_errors("metrics"):
                 pipe.execute()

@@ -1,5 +1,6 @@
 """Delivery: claim a job, respect the mailbox's limits, send it, record the attempt, decide."""
 
+from worker.delivery.batch import deliver_batch
 from worker.delivery.decide import Decision, next_step
 from worker.delivery.leases import Leases
 from worker.delivery.rate_limit import RateLimiter
@@ -11,6 +12,7 @@ __all__ = [
     "Leases",
     "RateLimiter",
     "deliver",
+    "deliver_batch",
     "envelope",
     "next_step",
 ]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from providers.backoff import full_jitter
 from worker.metrics import Samples
 from worker.settings import Settings
-from worker.store import AttemptRecord, Job, NextStep
+from worker.store import AttemptEntry, AttemptRecord, Job, NextStep
 from worker.transport import Outcome, SendResult
 
 if TYPE_CHECKING:
@@ -83,12 +83,50 @@ def record(
     now: Callable[[], datetime],
 ) -> Decision:
     """Decide, write the attempt and the job's next state, count it, log it."""
+    judged = judge(rt.settings, job, sent, worker, started, now())
+    entry = judged.entry
+    rt.store.record_attempt(
+        entry.job_id, entry.claim_id, entry.record, number=entry.number, step=entry.step
+    )
+    samples = Samples()
+    decision = judged.announce(rt.settings, samples)
+    rt.metrics.record(samples)
+    return decision
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An attempt decided but not yet written: ``record`` writes one, a batch many at once."""
+
+    job: Job
+    entry: AttemptEntry
+    delay: float
+
+    def announce(self, settings: Settings, samples: Samples) -> Decision:
+        """Once written: add its metrics to ``samples``, log it, say what the task does."""
+        job, entry = self.job, self.entry
+        result, step, attempt = entry.record.outcome, entry.step, entry.number
+        _samples(job, entry.record, step.status, samples)
+        if step.status == "queued":
+            # A planned retry is not an error.
+            waiting = f" ({len(step.pending)} recipient(s) still to send)" if step.pending else ""
+            log.info(
+                "job %s attempt %d: %s%s; retry in %.0fs",
+                job.id, attempt, result.summary(), waiting, self.delay,
+            )  # fmt: skip
+            return Decision.later(settings, self.delay, reason=result.summary())
+        level = logging.INFO if step.status == "delivered" else logging.WARNING
+        log.log(level, "job %s attempt %d: %s", job.id, attempt, result.summary())
+        return Decision("done", reason=result.summary())
+
+
+def judge(
+    settings: Settings, job: Job, sent: SendResult, worker: str, started: datetime, ended: datetime
+) -> Judged:
+    """What an attempt came to for the job: its record and the job's next step."""
     result = sent.outcome
     attempt = job.attempt_count + 1
-    ended = now()
-    step, delay = next_step(
-        rt.settings, result, attempt, ended, partly_sent=job.pending is not None
-    )
+    step, delay = next_step(settings, result, attempt, ended, partly_sent=job.pending is not None)
     entry = AttemptRecord(
         profile=job.profile,
         started_at=started,
@@ -100,24 +138,12 @@ def record(
         reused_connection=sent.reused_connection,
     )
     assert job.claim_id is not None
-    rt.store.record_attempt(job.id, job.claim_id, entry, number=attempt, step=step)
-    rt.metrics.record(_samples(job, entry, step.status))
-    if step.status == "queued":
-        # A planned retry is not an error.
-        waiting = f" ({len(step.pending)} recipient(s) still to send)" if step.pending else ""
-        log.info(
-            "job %s attempt %d: %s%s; retry in %.0fs",
-            job.id, attempt, result.summary(), waiting, delay,
-        )  # fmt: skip
-        return Decision.later(rt.settings, delay, reason=result.summary())
-    level = logging.INFO if step.status == "delivered" else logging.WARNING
-    log.log(level, "job %s attempt %d: %s", job.id, attempt, result.summary())
-    return Decision("done", reason=result.summary())
+    return Judged(job, AttemptEntry(job.id, job.claim_id, entry, attempt, step), delay)
 
 
-def _samples(job: Job, entry: AttemptRecord, status: str) -> Samples:
+def _samples(job: Job, entry: AttemptRecord, status: str, samples: Samples) -> Samples:
     profile = {"profile": job.profile}
-    samples = Samples().count("attempts", {**profile, "outcome": entry.outcome.kind})
+    samples.count("attempts", {**profile, "outcome": entry.outcome.kind})
     seconds = (entry.ended_at - entry.started_at).total_seconds()
     samples.observe("send_duration_seconds", profile, seconds)
     if status == "delivered":

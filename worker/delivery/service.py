@@ -72,6 +72,25 @@ def deliver(
 def _deliver_claimed(
     rt: DeliveryContext, job: Job, worker: str, now: Callable[[], datetime]
 ) -> Decision:
+    early = before_send(rt, job, worker, now)
+    if early is not None:
+        return early
+    started = now()
+    result, _ = attempt_send(job.id, lambda: rt.transport.send(job.profile, outgoing(job)))
+    if result.busy:
+        return busy(rt, job, result, now)
+    mark_if_accepted(rt, job, result)
+    return record(rt, job, result, worker, started, now)
+
+
+def before_send(
+    rt: DeliveryContext, job: Job, worker: str, now: Callable[[], datetime]
+) -> Decision | None:
+    """What ends a claimed job's turn before it is sent (already recorded), or None: send it.
+
+    An earlier send accepted but not recorded is recorded now; a job out of
+    sends fails; a rate limit puts it back in line (a limit is taken here).
+    """
     settings = rt.settings
     unrecorded = range(job.attempt_count + 1, job.sends)  # earlier sends with no attempt row
     accepted = sent_marks.find(rt.redis, job.id, unrecorded)
@@ -91,15 +110,20 @@ def _deliver_claimed(
         return record(rt, job, _failed("connect", MailpipeError(text)), worker, now(), now)
     if wait > 0:
         return _back_in_line(rt, job, wait, now, reason=f"rate limit of profile {profile.name}")
-    started = now()
-    result = _send(rt, job)
-    if result.busy:
-        # Like a rate limit: the mailbox is busy, the job did not get a try.
-        wait = settings.smtp_slot_wait_seconds
-        return _back_in_line(rt, job, wait, now, reason=result.outcome.text)
+    return None
+
+
+def busy(
+    rt: DeliveryContext, job: Job, result: SendResult, now: Callable[[], datetime]
+) -> Decision:
+    """Like a rate limit: the mailbox is busy, the job did not get a try."""
+    wait = rt.settings.smtp_slot_wait_seconds
+    return _back_in_line(rt, job, wait, now, reason=result.outcome.text)
+
+
+def mark_if_accepted(rt: DeliveryContext, job: Job, result: SendResult) -> None:
     if any(r.accepted for r in result.outcome.recipients):
-        sent_marks.mark(rt.redis, job.id, job.sends, result.outcome, settings.sent_mark_seconds)
-    return record(rt, job, result, worker, started, now)
+        sent_marks.mark(rt.redis, job.id, job.sends, result.outcome, rt.settings.sent_mark_seconds)
 
 
 def _take_limits(rt: DeliveryContext, job: Job, profile: Profile) -> float:
@@ -125,17 +149,21 @@ def envelope(job: Job) -> tuple[str, ...]:
     return tuple(job.pending if job.pending is not None else job.recipients)
 
 
-def _send(rt: DeliveryContext, job: Job) -> SendResult:
-    message = OutgoingMessage(
+def outgoing(job: Job) -> OutgoingMessage:
+    return OutgoingMessage(
         sender=job.sender,
         recipients=envelope(job),
         data=job.message,
         message_id=job.message_id,
         smtputf8=job.smtputf8,
     )
+
+
+def attempt_send(job_id: str, send: Callable[[], SendResult]) -> tuple[SendResult, bool]:
+    """``send()``'s result, or what it raised as an outcome (then True)."""
     started = time.monotonic()
     try:
-        return rt.transport.send(job.profile, message)
+        return send(), False
     except MailpipeError as exc:  # credentials, or the token cache unreachable
         error = exc
     except Exception as exc:
@@ -147,10 +175,10 @@ def _send(rt: DeliveryContext, job: Job) -> SendResult:
             f"{Path(f.filename).name}:{f.lineno} {f.name}"
             for f in reversed(traceback.extract_tb(exc.__traceback__))
         )
-        log.error("job %s: unexpected %s while sending at %s", job.id, type(exc).__name__, where)
+        log.error("job %s: unexpected %s while sending at %s", job_id, type(exc).__name__, where)
         unexpected = MailpipeError(f"unexpected {type(exc).__name__}", kind="transient")
-        return _failed("connect", unexpected, seconds=time.monotonic() - started)
-    return _failed("token", error, seconds=time.monotonic() - started)
+        return _failed("connect", unexpected, seconds=time.monotonic() - started), True
+    return _failed("token", error, seconds=time.monotonic() - started), True
 
 
 def _failed(phase: Phase, error: MailpipeError, *, seconds: float | None = None) -> SendResult:

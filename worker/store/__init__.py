@@ -1,6 +1,6 @@
 """The store: the database is the system of record (jobs, attempts, rotated refresh tokens)."""
 
-from worker.store.claims import AttemptRecord, NextStep
+from worker.store.claims import AttemptEntry, AttemptRecord, NextStep
 from worker.store.database import Database, StoreUnavailableError, alembic_config
 from worker.store.jobs import Store
 from worker.store.keys import check_key, rotate_stored
@@ -9,6 +9,7 @@ from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, ut
 
 __all__ = [
     "Attempt",
+    "AttemptEntry",
     "AttemptRecipient",
     "AttemptRecord",
     "Database",

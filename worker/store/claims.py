@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, update
+from sqlalchemy import Connection, Table, Update, bindparam, insert, or_, update
 
 from worker.store.database import Database
 from worker.store.tables import Attempt, AttemptRecipient, Job, utcnow
@@ -89,18 +89,23 @@ class NextStep:
 class Claims(Database):
     def claim(self, job_id: str, worker: str, lease: timedelta) -> Job | None:
         """Take the job for sending, or None if it is done, not due, or a live worker has it."""
-        now = utcnow()
-        params = {
-            "b_id": job_id,
-            "b_worker": _cut(worker, 200),
-            "b_claim": uuid.uuid4().hex,
-            "b_now": now,
-            "b_due": now + _EARLY,
-            "b_lease": now + lease,
-        }
         with self.transaction() as connection:
-            row = connection.execute(_CLAIM, params).one_or_none()
-        return Job(**row._mapping) if row is not None else None
+            row = connection.execute(_CLAIM, _claim_params(worker, lease, b_id=job_id))
+            found = row.one_or_none()
+        return Job(**found._mapping) if found is not None else None
+
+    def claim_many(self, job_ids: Sequence[str], worker: str, lease: timedelta) -> list[Job]:
+        """Take those of these jobs that ``claim`` would take, in one statement, in their order.
+
+        They share one claim id (one lease to renew); every later write is
+        still conditional on the job's id and that claim id.
+        """
+        if not job_ids:
+            return []
+        with self.transaction() as connection:
+            rows = connection.execute(_CLAIM_MANY, _claim_params(worker, lease, b_ids=job_ids))
+            claimed = {row.id: Job(**row._mapping) for row in rows}
+        return [claimed[job_id] for job_id in dict.fromkeys(job_ids) if job_id in claimed]
 
     def renew(self, claim_ids: Sequence[str], lease: timedelta) -> int:
         """Extend the leases of these claims (one statement); how many were still ours."""
@@ -142,43 +147,124 @@ class Claims(Database):
         False when the claim was lost: the attempt is kept as history, but the
         job's state belongs to its new owner.
         """
-        result = record.outcome
-        finished = step.status in ("delivered", "failed")
+        entry = AttemptEntry(job_id, claim_id, record, number, step)
         with self.transaction() as connection:
-            inserted = connection.execute(_INSERT_ATTEMPT, _attempt_row(job_id, number, record))
-            attempt_id = inserted.scalar_one()
-            recipients = [
-                {
-                    "attempt_id": attempt_id,
-                    "address": _cut(r.address, 320),
-                    "accepted": r.accepted,
-                    "smtp_code": r.code,
-                    "enhanced_code": _cut(r.enhanced_code, 16),
-                    "text": _cut(r.text, _TEXT_CHARS),
-                    "outcome": r.kind,
-                }
-                for r in result.recipients
-            ]
-            if recipients:
-                connection.execute(insert(_RECIPIENTS), recipients)
-            params = {
-                "b_id": job_id,
-                "b_claim": claim_id,
-                "b_status": step.status,
-                "b_next": step.next_attempt_at,
-                "b_pending": list(step.pending) if step.pending is not None else None,
-                "b_ended": record.ended_at,
-                "b_finished": record.ended_at if finished else None,
-                "b_outcome": result.kind if finished else None,
-                "b_outcome_text": _cut(result.summary(), _SUMMARY_CHARS) if finished else None,
-            }
-            owned = connection.execute(
-                _MOVE_ON if step.pending is None else _MOVE_ON_PENDING, params
-            )
+            _insert_attempts(connection, [entry])
+            owned = connection.execute(_move_on(step), _move_on_params(entry))
             if owned.rowcount != 1:
                 connection.execute(_COUNT_ATTEMPT, {"b_id": job_id})
                 return False
         return True
+
+    def record_attempts(self, entries: Sequence[AttemptEntry]) -> list[bool]:
+        """``record_attempt`` for several jobs (a batch), in one transaction when all are ours.
+
+        If any claim was lost, nothing of that transaction stays and each
+        entry is recorded on its own, so each one's answer is exact.
+        """
+        try:
+            with self.transaction() as connection:
+                _insert_attempts(connection, entries)
+                for statement, group in _by_statement(entries):
+                    moved = _execute_many(connection, statement, group)
+                    if moved != len(group):
+                        raise _ClaimLost
+        except _ClaimLost:
+            return [
+                self.record_attempt(e.job_id, e.claim_id, e.record, number=e.number, step=e.step)
+                for e in entries
+            ]
+        return [True] * len(entries)
+
+
+@dataclass(frozen=True)
+class AttemptEntry:
+    """One job's attempt, as ``record_attempts`` writes it."""
+
+    job_id: str
+    claim_id: str
+    record: AttemptRecord
+    number: int
+    step: NextStep
+
+
+class _ClaimLost(Exception):
+    """A batch's UPDATE found a job no longer ours: the batch is recorded one by one."""
+
+
+def _insert_attempts(connection: Connection, entries: Sequence[AttemptEntry]) -> list[int]:
+    """The attempts and their recipients' replies: two statements, whatever their number."""
+    rows = [_attempt_row(e.job_id, e.number, e.record) for e in entries]
+    if len(rows) == 1:
+        ids = [connection.execute(_INSERT_ATTEMPT, rows[0]).scalar_one()]
+    else:  # one multi-row INSERT; its rows come back in any order
+        inserted = connection.execute(_INSERT_ATTEMPTS, rows)
+        id_of = {(row.job_id, row.number): row.id for row in inserted}
+        ids = [id_of[e.job_id, e.number] for e in entries]
+    recipients = [
+        {
+            "attempt_id": attempt_id,
+            "address": _cut(r.address, 320),
+            "accepted": r.accepted,
+            "smtp_code": r.code,
+            "enhanced_code": _cut(r.enhanced_code, 16),
+            "text": _cut(r.text, _TEXT_CHARS),
+            "outcome": r.kind,
+        }
+        for attempt_id, entry in zip(ids, entries, strict=True)
+        for r in entry.record.outcome.recipients
+    ]
+    if recipients:
+        connection.execute(_INSERT_RECIPIENTS, recipients)
+    return ids
+
+
+def _move_on(step: NextStep) -> Update:
+    return _MOVE_ON if step.pending is None else _MOVE_ON_PENDING
+
+
+def _move_on_params(entry: AttemptEntry) -> dict[str, object]:
+    record, step, result = entry.record, entry.step, entry.record.outcome
+    finished = step.status in ("delivered", "failed")
+    return {
+        "b_id": entry.job_id,
+        "b_claim": entry.claim_id,
+        "b_status": step.status,
+        "b_next": step.next_attempt_at,
+        "b_pending": list(step.pending) if step.pending is not None else None,
+        "b_ended": record.ended_at,
+        "b_finished": record.ended_at if finished else None,
+        "b_outcome": result.kind if finished else None,
+        "b_outcome_text": _cut(result.summary(), _SUMMARY_CHARS) if finished else None,
+    }
+
+
+def _by_statement(
+    entries: Sequence[AttemptEntry],
+) -> list[tuple[Update, list[dict[str, object]]]]:
+    groups: dict[Update, list[dict[str, object]]] = {}
+    for entry in entries:
+        groups.setdefault(_move_on(entry.step), []).append(_move_on_params(entry))
+    return list(groups.items())
+
+
+def _execute_many(connection: Connection, statement: Update, rows: list[dict[str, object]]) -> int:
+    """Rows changed: one executemany where the driver counts them, else one by one."""
+    if len(rows) > 1 and connection.dialect.supports_sane_multi_rowcount:
+        return int(connection.execute(statement, rows).rowcount)
+    return sum(int(connection.execute(statement, row).rowcount) for row in rows)
+
+
+def _claim_params(worker: str, lease: timedelta, **ids: object) -> dict[str, object]:
+    now = utcnow()
+    return {
+        **ids,
+        "b_worker": _cut(worker, 200),
+        "b_claim": uuid.uuid4().hex,
+        "b_now": now,
+        "b_due": now + _EARLY,
+        "b_lease": now + lease,
+    }
 
 
 def _attempt_row(job_id: str, number: int, record: AttemptRecord) -> dict[str, object]:
@@ -218,32 +304,44 @@ _EARLY = timedelta(seconds=5)
 _JOBS = cast(Table, Job.__table__)
 _ATTEMPTS = cast(Table, Attempt.__table__)
 _RECIPIENTS = cast(Table, AttemptRecipient.__table__)
+_CLAIMABLE = (
+    or_(
+        _JOBS.c.status == "queued",
+        (_JOBS.c.status == "sending") & (_JOBS.c.lease_until < bindparam("b_now")),
+    ),
+    # A message that arrives early (clock skew, a stale copy) must not
+    # jump a backoff or a rate limit.
+    or_(
+        _JOBS.c.next_attempt_at.is_(None),
+        _JOBS.c.next_attempt_at <= bindparam("b_due"),
+    ),
+)
+_CLAIMED = {
+    "status": "sending",
+    "worker": bindparam("b_worker"),
+    "claim_id": bindparam("b_claim"),
+    "sends": _JOBS.c.sends + 1,
+    "lease_until": bindparam("b_lease"),
+    "updated_at": bindparam("b_now"),
+}
+# One statement each: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL).
 _CLAIM = (
     update(_JOBS)
-    .where(
-        _JOBS.c.id == bindparam("b_id"),
-        or_(
-            _JOBS.c.status == "queued",
-            (_JOBS.c.status == "sending") & (_JOBS.c.lease_until < bindparam("b_now")),
-        ),
-        # A message that arrives early (clock skew, a stale copy) must not
-        # jump a backoff or a rate limit.
-        or_(
-            _JOBS.c.next_attempt_at.is_(None),
-            _JOBS.c.next_attempt_at <= bindparam("b_due"),
-        ),
-    )
-    .values(
-        status="sending",
-        worker=bindparam("b_worker"),
-        claim_id=bindparam("b_claim"),
-        sends=_JOBS.c.sends + 1,
-        lease_until=bindparam("b_lease"),
-        updated_at=bindparam("b_now"),
-    )
-    .returning(*_JOBS.c)  # one statement: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL)
+    .where(_JOBS.c.id == bindparam("b_id"), *_CLAIMABLE)
+    .values(**_CLAIMED)
+    .returning(*_JOBS.c)
+)
+_CLAIM_MANY = (
+    update(_JOBS)
+    .where(_JOBS.c.id.in_(bindparam("b_ids", expanding=True)), *_CLAIMABLE)
+    .values(**_CLAIMED)
+    .returning(*_JOBS.c)
 )
 _INSERT_ATTEMPT = insert(_ATTEMPTS).returning(_ATTEMPTS.c.id)
+_INSERT_ATTEMPTS = insert(_ATTEMPTS).returning(
+    _ATTEMPTS.c.id, _ATTEMPTS.c.job_id, _ATTEMPTS.c.number
+)
+_INSERT_RECIPIENTS = insert(_RECIPIENTS)
 _MOVE_ON_VALUES = {
     "attempt_count": _JOBS.c.attempt_count + 1,
     "status": bindparam("b_status"),

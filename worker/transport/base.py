@@ -9,6 +9,7 @@ every failure as an ``Outcome``; it never decides whether a job is retried.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +45,16 @@ class Transport(Protocol):
 
     def send(self, profile_name: str, message: OutgoingMessage) -> SendResult:
         """Send and say what happened; only credential errors (ours) are raised."""
+        ...
+
+    def send_many(
+        self, profile_name: str, messages: Sequence[OutgoingMessage]
+    ) -> Iterator[SendResult]:
+        """``send`` for each message, in order, each result as soon as it is known.
+
+        A transport may send them faster together (SMTP pipelines them over
+        one connection); the caller reads each result before the next is sent.
+        """
         ...
 
     def close(self) -> None:

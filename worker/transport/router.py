@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from worker.credentials import Credentials
 from worker.transport.base import OutgoingMessage, SendResult, Transport
@@ -18,6 +18,12 @@ class TransportRouter:
     def send(self, profile_name: str, message: OutgoingMessage) -> SendResult:
         profile = self.credentials.profiles.get(profile_name)
         return self.transports[profile.transport].send(profile_name, message)
+
+    def send_many(
+        self, profile_name: str, messages: Sequence[OutgoingMessage]
+    ) -> Iterator[SendResult]:
+        profile = self.credentials.profiles.get(profile_name)
+        return self.transports[profile.transport].send_many(profile_name, messages)
 
     def close(self) -> None:
         for transport in self.transports.values():

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy
 
 from worker.errors import ConfigError
-from worker.store import AttemptRecord, Job, NextStep, Store, utcnow
+from worker.store import AttemptEntry, AttemptRecord, Job, NextStep, Store, utcnow
 from worker.transport import Outcome, RecipientResult
 
 WINDOW = timedelta(hours=24)
@@ -180,3 +180,48 @@ def test_a_worker_whose_claim_was_taken_over_does_not_overwrite_the_job(store: S
     assert job is not None
     assert (job.status, job.worker, job.attempt_count) == ("sending", "fast", 1)
     assert [a.worker for a in job.attempts] == ["slow"], "the attempt is still history"
+
+
+def test_a_batch_is_claimed_in_one_statement_and_only_what_is_claimable(store: Store) -> None:
+    ids = [store.add_job(new_job(), idempotency_window=WINDOW)[0] for _ in range(4)]
+    taken = claim(store, ids[1], "other")  # a live worker has it
+    statements: list[str] = []
+    sqlalchemy.event.listen(
+        store.engine, "before_cursor_execute", lambda *args: statements.append(args[2])
+    )
+    jobs = store.claim_many([ids[3], ids[1], ids[0], ids[2], "unknown"], "w", timedelta(minutes=5))
+    assert [job.id for job in jobs] == [ids[3], ids[0], ids[2]], "in the order asked"
+    assert len([s for s in statements if s.lstrip().upper().startswith("UPDATE")]) == 1
+    assert len({job.claim_id for job in jobs}) == 1 and jobs[0].claim_id != taken.claim_id
+    assert all((job.status, job.worker, job.sends) == ("sending", "w", 1) for job in jobs)
+    assert store.claim_many(ids, "w2", timedelta(minutes=5)) == [], "none free now"
+
+
+def test_a_batch_is_recorded_at_once_and_a_lost_claim_keeps_its_new_owner(store: Store) -> None:
+    ids = [store.add_job(new_job(), idempotency_window=WINDOW)[0] for _ in range(3)]
+    slow = store.claim_many(ids, "slow", timedelta(seconds=-1))  # their leases ran out
+    fast = claim(store, ids[1], "fast")  # one was taken over
+    now = datetime.now(UTC)
+    delivered = Outcome(
+        kind="delivered",
+        phase="data",
+        code=250,
+        text="2.0.0 queued",
+        recipients=(RecipientResult("a@example.test", True, 250, "2.1.5", "ok"),),
+    )
+    entries = [
+        AttemptEntry(job.id, str(job.claim_id), AttemptRecord("p", now, now, "slow", delivered),
+                     1, NextStep("delivered", pending=()))
+        for job in slow
+    ]  # fmt: skip
+    assert store.record_attempts(entries) == [True, False, True]
+    states = [store.get_job(job_id) for job_id in ids]
+    assert [(j.status, j.worker) for j in states if j] == [
+        ("delivered", None),
+        ("sending", "fast"),
+        ("delivered", None),
+    ]
+    assert [len(j.attempts) for j in states if j] == [1, 1, 1], "each attempt once, none lost"
+    assert all(j.attempts[0].recipients[0].accepted for j in states if j)
+    assert fast.claim_id != slow[0].claim_id
+    assert store.record_attempts(entries[:1]) == [False], "already recorded: no longer ours"

@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from urllib.parse import quote
@@ -83,6 +83,12 @@ class GraphTransport:
             return self._send(profile, message)
         finally:
             release(self.slots, profile, lease)
+
+    def send_many(
+        self, profile_name: str, messages: Sequence[OutgoingMessage]
+    ) -> Iterator[SendResult]:
+        """One request per message, in order (Graph's JSON $batch is not used)."""
+        return (self.send(profile_name, message) for message in messages)
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from providers import PasswordCredentials
@@ -25,6 +25,7 @@ from worker.errors import UnavailableError
 from worker.settings import DEFAULTS, Settings
 from worker.transport.base import OutgoingMessage, SendResult
 from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError
+from worker.transport.outcome import Outcome, outcome
 from worker.transport.slots import ConnectionSlots, release, try_lease
 from worker.transport.smtp.session import SmtpSession
 from worker.transport.tls import ssl_context
@@ -114,6 +115,51 @@ class SmtpPool:
                 raise
             self._give_back(profile, pooled)
             return SendResult(result, reused, *token)
+
+    def send_many(
+        self, profile_name: str, messages: Sequence[OutgoingMessage]
+    ) -> Iterator[SendResult]:
+        """Send several messages over one connection, pipelined; a result for each, in order.
+
+        As ``send`` for each message. A connection lost before a message went
+        out is replaced once for it; if the new one fails too, that message
+        gets the failure and the rest are returned untried (``busy``).
+        """
+        profile = self.credentials.profiles.get(profile_name)
+        index, replaced_at = 0, -1
+        while index < len(messages):
+            try:
+                pooled, reused, token = self._checkout(profile)
+            except (ConnectionsBusy, SessionError) as exc:
+                busy = isinstance(exc, ConnectionsBusy)
+                yield from (SendResult(exc.outcome, busy=busy) for _ in messages[index:])
+                return
+            session = pooled.session
+            room = max(1, self.max_messages_per_connection - session.messages_sent)
+            sent_here = 0
+            try:
+                for result in session.send_many(messages[index : index + room]):
+                    first = sent_here == 0
+                    yield SendResult(
+                        result, reused or not first, *(token if first else (None, None))
+                    )
+                    sent_here += 1
+                    index += 1
+            except ConnectionDropped as exc:
+                self._discard(profile, pooled)
+                if (reused or sent_here) and replaced_at != index:
+                    log.info("profile %s: connection was dead, replacing it", profile.name)
+                    replaced_at = index
+                    continue
+                yield SendResult(exc.outcome, reused, *token)
+                untried = _untried(profile, exc.outcome)
+                yield from (SendResult(untried, busy=True) for _ in messages[index + 1 :])
+                return
+            except BaseException:
+                # A time limit, a bug, or the caller stopped early: state unknown.
+                self._discard(profile, pooled)
+                raise
+            self._give_back(profile, pooled)
 
     def close(self) -> None:
         """Close every idle connection (worker shutdown)."""
@@ -269,3 +315,13 @@ class SmtpPool:
         if context is None:
             context = self._contexts[profile.name] = ssl_context(profile)
         return context
+
+
+def _untried(profile: Profile, cause: Outcome) -> Outcome:
+    """For the rest of a run of messages after the connection failed: not tried, not an attempt."""
+    return outcome(
+        "connect",
+        SessionError(
+            "connect", f"not tried: the connection to {profile.host} failed ({cause.text})"
+        ),
+    )

@@ -13,7 +13,7 @@ import logging
 import smtplib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 from providers import PasswordCredentials
@@ -247,6 +247,15 @@ class SmtpSession:
         if result.kind == "delivered":
             self.messages_sent += 1
         return result
+
+    def send_many(self, messages: Sequence[OutgoingMessage]) -> Iterator[Outcome]:
+        """Transactions one after another, pipelined across messages (``transaction.send_many``)."""
+        assert self.smtp is not None
+        for result in transaction.send_many(self, messages):
+            self.last_used = self._clock()
+            if result.kind == "delivered":
+                self.messages_sent += 1
+            yield result
 
     def alive(self) -> bool:
         """NOOP round trip: used before reusing a connection that sat idle."""
