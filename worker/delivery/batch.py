@@ -84,3 +84,4 @@ def _send_all(
             raised = sent if failed else None
         yield job, started, raised or sent
         started = now()
+    next(results, None)  # read to its end, the transport gives its connection back

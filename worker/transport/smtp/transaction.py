@@ -51,7 +51,7 @@ def send_many(session: SmtpSession, messages: Sequence[OutgoingMessage]) -> Iter
         yield from (send(session, message) for message in messages)
         return
     # A message whose DATA got 354: its content goes out with the next write.
-    held: tuple[OutgoingMessage, tuple[RecipientResult, ...]] | None = None
+    held: Held | None = None
     for message in messages:
         if message.smtputf8 and not smtp.has_extn("smtputf8"):
             if held:
@@ -59,29 +59,53 @@ def send_many(session: SmtpSession, messages: Sequence[OutgoingMessage]) -> Iter
                 held = None
             yield _no_smtputf8(session)
             continue
-        try:
-            smtp.send((_dot_stuffed(held[0].data) if held else b"") + _group(message))
-        except (OSError, smtplib.SMTPServerDisconnected) as exc:
-            if held:
-                yield _lost_after_data(session, exc)
-            raise _dropped(session, exc) from exc
-        if held:
-            yield _content_reply(session, held[1])
-            held = None
-            if session.broken:  # lost or closing (421): this message's content never went
-                raise _dropped(session, ConnectionError("closed after the previous message"))
+        yield from _write_group(session, message, held)
+        held = None
         try:
             mail, rcpts, data = _replies(smtp, message)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise _dropped(session, exc) from exc
-        if mail[0] == 250 and data and data[0] == 354 and not any(c == 421 for c, _ in rcpts):
-            results = _recipients(session, message, rcpts)
-            if any(r.accepted for r in results):
-                held = (message, results)
-                continue
-        yield _after_envelope(session, message, mail, rcpts, data)
+        results = _ready_for_content(session, message, mail, rcpts, data)
+        if results:
+            held = (message, results)
+        else:
+            yield _after_envelope(session, message, mail, rcpts, data)
     if held:
         yield _content(session, *held)
+
+
+Held = tuple[OutgoingMessage, tuple[RecipientResult, ...]]
+
+
+def _write_group(
+    session: SmtpSession, message: OutgoingMessage, held: Held | None
+) -> Iterator[Outcome]:
+    """Write the held message's content and this message's group; yield the held outcome."""
+    assert session.smtp is not None
+    try:
+        session.smtp.send((_dot_stuffed(held[0].data) if held else b"") + _group(message))
+    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+        if held:
+            yield _lost_after_data(session, exc)
+        raise _dropped(session, exc) from exc
+    if held:
+        yield _content_reply(session, held[1])
+        if session.broken:  # lost or closing (421): this message's content never went
+            raise _dropped(session, ConnectionError("closed after the previous message"))
+
+
+def _ready_for_content(
+    session: SmtpSession,
+    message: OutgoingMessage,
+    mail: ServerReply,
+    rcpts: list[ServerReply],
+    data: ServerReply | None,
+) -> tuple[RecipientResult, ...] | None:
+    """The recipients' results when the server waits for the content (354), else None."""
+    if mail[0] != 250 or data is None or data[0] != 354 or any(c == 421 for c, _ in rcpts):
+        return None
+    results = _recipients(session, message, rcpts)
+    return results if any(r.accepted for r in results) else None
 
 
 def _after_envelope(
