@@ -52,6 +52,8 @@ def test_a_fan_out_is_stored_at_once_and_sent_in_batches_one_email_each(
     received = sorted(m.rcpt_tos[0] for m in pipeline.server.messages)
     assert received == sorted(f"subscriber{n}@example.test" for n in range(120))
     assert len(pipeline.idp.issued_access_tokens) == 1
+    # 5 windows of at most 25 jobs over pooled connections: one per batch at most.
+    assert len(pipeline.server.sessions) <= 3
 
 
 def test_one_bad_message_refuses_the_whole_batch_naming_it(pipeline: Pipeline) -> None:

@@ -53,7 +53,8 @@ class Transport(Protocol):
         """``send`` for each message, in order, each result as soon as it is known.
 
         A transport may send them faster together (SMTP pipelines them over
-        one connection); the caller reads each result before the next is sent.
+        one connection); the caller reads each result before the next is sent,
+        and reads to the end: a run left unfinished closes its connection.
         """
         ...
 
