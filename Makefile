@@ -49,11 +49,18 @@ tools: redis-server
 run: install redis-server
 	deploy/quickstart.sh
 
-# Uses Postfix's smtp-sink when installed (apt-get install postfix), else aiosmtpd.
+# The sink is Postfix's smtp-sink (package postfix; the Postfix service it would
+# start is stopped and disabled: the bench needs only the smtp-sink program).
 bench: install redis-server
 	@command -v hey >/dev/null || { \
 	  echo "hey not found: installing it with apt-get (the HTTP intake's load generator)"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q hey; }
+	@command -v smtp-sink >/dev/null || { \
+	  echo "smtp-sink not found: installing postfix with apt-get (the benchmark's SMTP sink)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends postfix; \
+	  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then \
+	    $(SUDO) systemctl disable --now postfix 2>/dev/null || true; fi; }
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run --profile
 

@@ -8,9 +8,12 @@ connection (recv/sendall release the GIL). In WAN mode every server reply
 reaches the client ``delay`` seconds after the server sent it, like the round
 trip to a cloud provider: replies to pipelined commands travel together, as
 on a real link, instead of queueing behind each other.
-It counts Message-IDs so duplicate deliveries can be found.
+It counts Message-IDs so duplicate deliveries can be found, and round trips:
+a flight is what the client sends between two waits for a reply (the first
+chunk after a reply reached it starts one), so round trips per message are
+flights over messages. ``--stats FILE`` keeps both counts in FILE (JSON).
 
-    python -m bench.smtp_front --listen 2525 --sink 2526 [--delay 0.02]
+    python -m bench.smtp_front --listen 2525 --sink 2526 [--delay 0.02] [--stats FILE]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import base64
 import binascii
 import collections
 import contextlib
+import json
 import queue
 import re
 import signal
@@ -27,6 +31,8 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from worker.transport.smtp.sasl import parse_xoauth2
 
@@ -39,6 +45,15 @@ class Stats:
         self.logins = 0
         self.bad_logins = 0
         self.message_ids: collections.Counter[bytes] = collections.Counter()
+        self.flights = 0
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "messages": sum(self.message_ids.values()),
+                "flights": self.flights,
+                "logins": self.logins,
+            }
 
     def summary(self) -> str:
         with self.lock:
@@ -70,7 +85,8 @@ class _Connection(socketserver.BaseRequestHandler):
         sink = socket.create_connection(("127.0.0.1", self.server.sink_port))
         for sock in (client, sink):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._to_client = _Link(client, self.server.delay_seconds)
+        self._to_client = _Link(client, self.server.delay_seconds, self._answered)
+        self._waiting = False  # a reply reached the client: its next chunk starts a flight
         replies = threading.Thread(target=self._replies, args=(sink,), daemon=True)
         replies.start()
         try:
@@ -85,6 +101,10 @@ class _Connection(socketserver.BaseRequestHandler):
         # it), so an AUTH command is always a chunk of its own.
         stats = self.server.stats
         while chunk := _recv(client):
+            if self._waiting:
+                self._waiting = False
+                with stats.lock:
+                    stats.flights += 1
             if chunk[:5].upper() == b"AUTH ":
                 while not chunk.endswith(b"\r\n") and (more := _recv(client)):
                     chunk += more
@@ -95,6 +115,9 @@ class _Connection(socketserver.BaseRequestHandler):
                 with stats.lock:
                     stats.message_ids.update(found)
             sink.sendall(chunk)
+
+    def _answered(self) -> None:
+        self._waiting = True
 
     def _auth(self, line: bytes) -> bytes:
         parts = line.split()
@@ -137,9 +160,12 @@ def _recv(sock: socket.socket) -> bytes:
 class _Link:
     """One direction of a connection with a fixed one-way latency (none: send at once)."""
 
-    def __init__(self, sock: socket.socket, delay_seconds: float) -> None:
+    def __init__(
+        self, sock: socket.socket, delay_seconds: float, delivered: Callable[[], None]
+    ) -> None:
         self.sock = sock
         self.delay_seconds = delay_seconds
+        self.delivered = delivered  # called once data reached the client
         self.queue: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
         if delay_seconds:
             threading.Thread(target=self._deliver, daemon=True).start()
@@ -147,6 +173,7 @@ class _Link:
     def send(self, data: bytes) -> None:
         if not self.delay_seconds:
             self.sock.sendall(data)
+            self.delivered()
             return
         self.queue.put((time.monotonic() + self.delay_seconds, data))
 
@@ -162,10 +189,22 @@ class _Link:
                 due, data = item
                 time.sleep(max(0.0, due - time.monotonic()))
                 self.sock.sendall(data)
+                self.delivered()
         except OSError:
             pass
         finally:
             self.sock.close()
+
+
+def _keep_stats(stats: Stats, path: Path) -> None:
+    written = None
+    while True:
+        counts = stats.counts()
+        if counts != written:
+            path.with_suffix(".tmp").write_text(json.dumps(counts))
+            path.with_suffix(".tmp").replace(path)  # readers never see half a file
+            written = counts
+        time.sleep(0.05)
 
 
 def main() -> None:
@@ -173,8 +212,11 @@ def main() -> None:
     parser.add_argument("--listen", type=int, required=True)
     parser.add_argument("--sink", type=int, required=True)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to each reply")
+    parser.add_argument("--stats", type=Path, help="keep the message and flight counts here")
     args = parser.parse_args()
     front = Front(args.listen, args.sink, args.delay)
+    if args.stats:
+        threading.Thread(target=_keep_stats, args=(front.stats, args.stats), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=front.shutdown).start())
     with contextlib.suppress(KeyboardInterrupt):
         front.serve_forever()

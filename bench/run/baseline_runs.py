@@ -45,6 +45,7 @@ def run_baseline(variant: str, s: Servers, tmp: Path, n: int, pool: Pool) -> Run
     producer = Celery("bench-producer", broker=env["BENCH_BROKER_URL"])
     before_tokens = s.tokens.requests["naive"]
     calls = redis_calls(client)
+    front = s.counts()
     started = time.perf_counter()
     for i in range(n):
         producer.send_task(f"bench.{variant}", args=[i], queue="bench")
@@ -64,6 +65,7 @@ def run_baseline(variant: str, s: Servers, tmp: Path, n: int, pool: Pool) -> Run
         enqueue_per_second=n / enqueued,
         token_requests=s.tokens.requests["naive"] - before_tokens,
         redis_commands_per_message=(redis_calls(client) - calls) / n,
+        round_trips_per_message=s.round_trips(front, n),
         peak_rss_mb=peak_rss_mb(worker.pid),
     )
     stop_worker(worker)

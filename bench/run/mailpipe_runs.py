@@ -88,6 +88,7 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     rt = build_runtime(Settings(_env_file=None, **values))  # type: ignore[arg-type]
     before_tokens = sum(s.tokens.requests[name] for name in names)
     calls = redis_calls(client)
+    front = s.counts()
     worker = None
     if setup.paced_rate is not None:
         worker = start_worker(worker_args, env, tmp / "mailpipe.log")
@@ -146,6 +147,7 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
         enqueue_per_second=n / enqueued,
         token_requests=sum(s.tokens.requests[name] for name in names) - before_tokens,
         redis_commands_per_message=(redis_calls(client) - calls) / n,
+        round_trips_per_message=s.round_trips(front, n + setup.pages),
         peak_rss_mb=rss,
         db_statements=totals(counts),
         latency_ms=(_pct(latencies, 50), _pct(latencies, 95), _pct(latencies, 99))

@@ -8,8 +8,8 @@ import statistics
 from typing import Any
 
 from bench.run.figures import Run
-from bench.run.plan import BULK, Results
-from bench.run.tables import summarize
+from bench.run.plan import BULK, WAN_CONNECTIONS, WAN_REPLY_DELAY, WAN_SINGLE, Results
+from bench.run.tables import bound_ratio, summarize
 
 
 def results_json(results: Results) -> dict[str, Any]:
@@ -22,9 +22,14 @@ def results_json(results: Results) -> dict[str, Any]:
         "ratios": {
             "single_vs_ideal": _ratio(single, ideal),
             "bulk_vs_ideal": _ratio(results.local[BULK], ideal),
-            "wan_vs_naive": _ratio(results.wan["mailpipe (sqlite)"], results.wan["naive"]),
-            # Not measured yet: SMTP round trips per message, so no bound to compare with.
-            "wan_vs_bound": None,
+            "wan_vs_naive": _ratio(results.wan[WAN_SINGLE], results.wan["naive"]),
+            # Bulk in WAN mode against connections / (its round trips x the reply delay).
+            "wan_vs_bound": round(
+                bound_ratio(results.wan[BULK], WAN_CONNECTIONS, WAN_REPLY_DELAY), 2
+            ),
+            "wan_single_vs_bound": round(
+                bound_ratio(results.wan[WAN_SINGLE], WAN_CONNECTIONS, WAN_REPLY_DELAY), 2
+            ),
             "rss_vs_ideal": round(summarize(single)["rss"] / summarize(ideal)["rss"], 2),
         },
         "latency_ms": {
@@ -56,8 +61,7 @@ def _variant(runs: list[Run]) -> dict[str, Any]:
         "peak_rss_mib": round(s["rss"], 1),
         "redis_commands_per_message": round(s["redis"], 2),
         "db_statements_per_message": round(s["db"], 2) if s["db"] is not None else None,
-        # SMTP round trips per message are not counted by the sink yet.
-        "round_trips_per_message": None,
+        "round_trips_per_message": round(s["trips"], 2) if s["trips"] is not None else None,
     }  # fmt: skip
     if "p99" in s:
         out["latency_ms"] = {p: round(s[p], 1) for p in ("p50", "p95", "p99")}

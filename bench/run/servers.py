@@ -73,6 +73,23 @@ class Servers:
     front: str  # host:port of the sink's front: every variant sends through it
     sink_name: str
     tokens: TokenServer
+    front_stats: Path  # the front's counts (bench/smtp_front.py --stats)
+
+    def counts(self) -> dict[str, int]:
+        """Messages the front passed to the sink, and the client's flights (round trips)."""
+        try:
+            return dict(json.loads(self.front_stats.read_text()))
+        except FileNotFoundError:
+            return {"messages": 0, "flights": 0}
+
+    def round_trips(self, before: dict[str, int], messages: int) -> float:
+        """SMTP round trips per message since ``before``, once the front has seen them all."""
+        deadline = time.monotonic() + 10
+        while (now := self.counts())["messages"] - before["messages"] < messages:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the SMTP front did not count every message")
+            time.sleep(0.05)
+        return (now["flights"] - before["flights"]) / messages
 
 
 @contextmanager
@@ -114,6 +131,8 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
                     str(sink_port),
                     "--delay",
                     str(reply_delay),
+                    "--stats",
+                    str(tmp / f"front-{front_port}.json"),
                 ],
                 cwd=REPO,
                 stdout=subprocess.DEVNULL,
@@ -125,6 +144,7 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
             front=f"127.0.0.1:{front_port}",
             sink_name=sink_name,
             tokens=TokenServer(delay_seconds=token_delay),
+            front_stats=tmp / f"front-{front_port}.json",
         )
     finally:
         for stop in cleanup:

@@ -28,6 +28,8 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
         "redis": statistics.median(r.redis_commands_per_message for r in runs),
         "rss": max(r.peak_rss_mb for r in runs),
     }
+    trips = [r.round_trips_per_message for r in runs]
+    out["trips"] = statistics.median(trips) if None not in trips else None  # type: ignore[type-var]
     statements = [r.db_statements_per_message for r in runs]
     out["db"] = statistics.median(statements) if None not in statements else None  # type: ignore[type-var]
     latencies = [r.latency_ms for r in runs if r.latency_ms]
@@ -44,17 +46,28 @@ def _rate(s: dict[str, Any]) -> str:
 def table(rows: dict[str, list[Run]]) -> list[str]:
     lines = [
         "| variant | msg/s (median, min-max) | enqueue/s | token requests | Redis cmds/msg "
-        "| DB statements/msg | worker peak RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| DB statements/msg | SMTP round trips/msg | worker peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, runs in rows.items():
         s = summarize(runs)
         db = f"{s['db']:.1f}" if s["db"] is not None else "-"
+        trips = f"{s['trips']:.2f}" if s["trips"] is not None else "-"
         lines.append(
             f"| {name} | {_rate(s)} | {s['enqueue']:.0f} | {s['tokens']:.0f} | {s['redis']:.1f} "
-            f"| {db} | {s['rss']:.0f} |"
+            f"| {db} | {trips} | {s['rss']:.0f} |"
         )
     return lines
+
+
+def round_trip_bound(runs: list[Run], connections: int, delay: float) -> float:
+    """The most messages a second that round trips allow: connections / (trips x reply delay)."""
+    trips = summarize(runs)["trips"]
+    return float(connections / (trips * delay))
+
+
+def bound_ratio(runs: list[Run], connections: int, delay: float) -> float:
+    return float(summarize(runs)["rate"] / round_trip_bound(runs, connections, delay))
 
 
 def statement_mix(runs: list[Run]) -> str:
