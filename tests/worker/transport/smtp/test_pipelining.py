@@ -10,6 +10,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from worker.credentials import Profile
 from worker.transport import OutgoingMessage
@@ -52,8 +53,17 @@ class Scripted:
                 conn.sendall(b"221 Bye\r\n" if line.startswith(b"QUIT") else b"250 Ok\r\n")
 
 
-def start(replies: list[bytes]) -> Scripted:
-    server = Scripted(replies)
+class OneConnection(Protocol):
+    port: int
+
+    def serve(self, listener: socket.socket) -> None: ...
+
+
+S = TypeVar("S", bound=OneConnection)
+
+
+def serve_one_connection(server: S) -> S:
+    """Listen on a free port and let ``server`` answer its one connection, in a thread."""
     listener = socket.create_server(("127.0.0.1", 0))
     server.port = listener.getsockname()[1]
 
@@ -65,7 +75,11 @@ def start(replies: list[bytes]) -> Scripted:
     return server
 
 
-def session(server: Scripted) -> SmtpSession:
+def start(replies: list[bytes]) -> Scripted:
+    return serve_one_connection(Scripted(replies))
+
+
+def session(server: OneConnection) -> SmtpSession:
     profile = Profile(
         name="p",
         provider="generic",

@@ -10,13 +10,17 @@ a run, a connection lost in the middle, and what each message's result says.
 from __future__ import annotations
 
 import socket
-import threading
 from dataclasses import dataclass, field
 
 from tests.smtp_server import ServerFactory
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import message, pool_for
-from tests.worker.transport.smtp.test_pipelining import BANNER, EHLO, session
+from tests.worker.transport.smtp.test_pipelining import (
+    BANNER,
+    EHLO,
+    serve_one_connection,
+    session,
+)
 from worker.transport.smtp import SmtpPool
 
 GROUP_REPLIES = b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
@@ -63,22 +67,9 @@ def _read_until(reader: object, end: bytes) -> bytes:
     return received
 
 
-def start(count: int) -> OneRoundTripEach:
-    server = OneRoundTripEach(count)
-    listener = socket.create_server(("127.0.0.1", 0))
-    server.port = listener.getsockname()[1]
-
-    def run() -> None:
-        with listener:
-            server.serve(listener)
-
-    threading.Thread(target=run, daemon=True).start()
-    return server
-
-
 def test_each_message_after_the_first_costs_one_round_trip() -> None:
-    server = start(4)
-    smtp = session(server)  # type: ignore[arg-type]
+    server = serve_one_connection(OneRoundTripEach(4))
+    smtp = session(server)
     try:
         results = list(smtp.send_many([message(n) for n in range(4)]))
     finally:
