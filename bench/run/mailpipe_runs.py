@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -140,6 +141,16 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     last = max(ended for _, _, ended in times)
     timed = paged if setup.pages else times
     latencies = sorted((ended - created).total_seconds() * 1000 for created, _, ended in timed)
+    # Where the slowest 1% spent their time: before the send began (queue, claim) or in it.
+    slowest = sorted(timed, key=lambda t: t[2] - t[0])[-max(1, len(timed) // 100) :]
+    slow_split = (
+        statistics.median(
+            (started - created).total_seconds() * 1000 for created, started, _ in slowest
+        ),
+        statistics.median(
+            (ended - started).total_seconds() * 1000 for _, started, ended in slowest
+        ),
+    )
     run = Run(
         variant="mailpipe bulk" if setup.bulk else "mailpipe",
         messages=n,
@@ -153,6 +164,7 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
         latency_ms=(_pct(latencies, 50), _pct(latencies, 95), _pct(latencies, 99))
         if setup.paced_rate or setup.pages
         else None,
+        slowest_wait_send_ms=slow_split if setup.paced_rate or setup.pages else None,
         profile=profile,
     )
     rt.close()

@@ -12,7 +12,7 @@ def test_child_samples_go_to_the_innermost_step_and_parent_samples_to_celery() -
     raw = "\n".join(
         [
             f"{CHILD};trace_task (celery/app/trace.py:1);send_notification (tasks/jobs.py:2);"
-            "deliver (worker/delivery/service.py:3);claim (worker/store/jobs.py:4) 30",
+            "deliver (worker/delivery/service.py:3);claim (worker/store/claims.py:4) 30",
             f"{CHILD};trace_task (celery/app/trace.py:1);send_notification (tasks/jobs.py:2);"
             "deliver (worker/delivery/service.py:3);send (worker/transport/smtp/pool.py:5) 20",
             f"{CHILD};workloop (billiard/pool.py:6) 10",
