@@ -21,14 +21,14 @@ from pathlib import Path
 PARENT = "Celery parent: fetch from the broker, hand to a child, ack"
 # (step, a frame that marks it), most specific first.
 STEPS = [
-    ("claim the job (store.claim)", "claim (worker/store/claims.py"),
-    ("record the attempt (store.record_attempt)", "record_attempt (worker/store/claims.py"),
+    ("record the attempt (store.record_attempt)", "record_attempt"),  # and record_attempts
+    ("claim the job (store.claim)", "(worker/store/claims.py"),  # the rest of claims.py
     ("rate limit (Redis)", "take (worker/delivery/rate_limit.py"),
     ("send mark (Redis)", "mark (worker/delivery/sent_marks.py"),
     ("metrics (Redis)", "record (worker/metrics.py"),
-    ("SMTP transaction (pool, session, smtplib)", "send (worker/transport/smtp/pool.py"),
+    ("SMTP transaction (pool, session, smtplib)", "(worker/transport/smtp/pool.py"),
     ("logging", "(logging/__init__.py"),
-    ("rest of deliver() and the task", "send_notification (tasks/jobs.py"),
+    ("rest of the delivery and the task", "(tasks/jobs.py"),
     ("Celery in the child: trace, signals, result", "trace_task (celery/app/trace.py"),
     ("Celery in the child: pipe to and from the parent", "billiard/"),
 ]

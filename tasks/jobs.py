@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from celery import Task
 
@@ -19,7 +19,7 @@ from worker.celery import (
     queue_of,
     waiting_messages,
 )
-from worker.delivery import deliver, deliver_batch
+from worker.delivery import deliver_batch, deliver_with_queued
 from worker.intake import publish, publish_batch
 from worker.redis_adapter import Lock
 from worker.runtime import Runtime, get_runtime
@@ -28,23 +28,29 @@ from worker.store import utcnow
 
 log = logging.getLogger(__name__)
 
+# Jobs claimed, sent and recorded together: a crash leaves at most this many
+# to the sweep, and a page waits for at most this many sends.
+CLAIM_WINDOW = 25
+
 
 @app.task(name=SEND_TASK, bind=True, max_retries=None)
 def send_notification(self: Task, job_id: str) -> None:
-    """Send job ``job_id``; its arguments are the id only, never content or secrets."""
+    """Send job ``job_id``; its arguments are the id only, never content or secrets.
+
+    Other due jobs of its profile and priority that wait in the queue go
+    with it (up to ``CLAIM_WINDOW``), over the same connection: under a
+    backlog their own messages then find nothing to do. A job that needs a
+    retry goes back as a task message of its own, with its countdown.
+    """
     rt = get_runtime()
-    decision = deliver(job_id, rt, worker=f"{self.request.hostname}/{os.getpid()}")
-    if decision.action == "retry":
-        eta = datetime.now(UTC) + timedelta(seconds=decision.countdown_seconds)
-        rt.store.mark_published([job_id], at=eta)
-        raise self.retry(countdown=decision.countdown_seconds)
+    worker = f"{self.request.hostname}/{os.getpid()}"
+    for job, decision in deliver_with_queued(job_id, rt, worker=worker, limit=CLAIM_WINDOW):
+        if decision.action == "retry":
+            publish(rt, job.id, job.priority, decision.countdown_seconds)
 
 
 # How often a batch looks for a waiting page: a page waits this long at most, plus one window.
 PAGE_CHECK_SECONDS = 0.1
-# Jobs claimed, sent and recorded together: a crash leaves at most this many
-# to the sweep, and a page waits for at most this many sends.
-CLAIM_WINDOW = 25
 
 
 @app.task(name=BATCH_TASK, bind=True)

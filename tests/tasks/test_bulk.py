@@ -12,7 +12,8 @@ from kombu import Connection
 
 from tests.pipeline import Pipeline
 from worker.celery import BATCH_TASK, QUEUE
-from worker.intake import InvalidMessageError, notify_many
+from worker.delivery import deliver, deliver_with_queued
+from worker.intake import InvalidMessageError, notify, notify_many
 from worker.store.tables import Job, utcnow
 
 
@@ -121,3 +122,34 @@ def test_batches_lost_with_the_broker_are_republished_once_their_queue_is_empty(
     assert len(pipeline.server.messages) == 60
     with store.session() as session:
         assert session.query(Job).filter(Job.status != "delivered").count() == 0
+
+
+def test_a_single_job_takes_the_queued_jobs_of_its_profile_and_priority_along(
+    pipeline: Pipeline,
+) -> None:
+    rt = pipeline.runtime
+    waiting = [notify("alerts", to=[f"r{n}@example.test"], subject=f"[P2] {n}", text="x",
+                      runtime=rt) for n in range(5)]  # fmt: skip
+    page = notify("alerts", to=["oncall@example.test"], subject="[P1]", text="x",
+                  priority="high", runtime=rt)  # fmt: skip
+    decisions = deliver_with_queued(waiting[2], rt, worker="w", limit=3)
+    assert [(job.id, d.action) for job, d in decisions] == [
+        (waiting[2], "done"),
+        (waiting[0], "done"),
+        (waiting[1], "done"),
+    ], "its own first, then the oldest"
+    assert len(pipeline.server.messages) == 3
+    assert len(pipeline.server.sessions) == 1
+    # Their own task messages arrive later and find nothing to do.
+    assert deliver(waiting[0], rt, worker="w").action == "skip"
+    statuses = {j: rt.store.get_job(j).status for j in [*waiting, page]}  # type: ignore[union-attr]
+    assert statuses == {
+        waiting[0]: "delivered",
+        waiting[1]: "delivered",
+        waiting[2]: "delivered",
+        waiting[3]: "queued",
+        waiting[4]: "queued",
+        page: "queued",
+    }
+    attempts = [rt.store.get_job(j).attempts for j in waiting[:3]]  # type: ignore[union-attr]
+    assert [len(a) for a in attempts] == [1, 1, 1], "each job its own attempt"

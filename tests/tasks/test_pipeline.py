@@ -304,7 +304,7 @@ def test_an_unexpected_error_is_an_attempt_so_the_job_cannot_loop_forever(
     def broken(*args: object) -> None:
         raise RuntimeError("secret-looking detail that must not be stored")
 
-    monkeypatch.setattr(rt.transport, "send", broken)
+    monkeypatch.setattr(rt.transport, "send_many", broken)
     for _ in range(rt.settings.retry_max_attempts):
         with rt.store.session() as session:  # skip the backoff wait
             session.execute(sqlalchemy.update(Job).values(next_attempt_at=None))

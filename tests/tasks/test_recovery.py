@@ -53,7 +53,7 @@ def test_a_send_whose_record_failed_after_the_250_is_recorded_not_resent(
         raise StoreUnavailableError("database error: connection refused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(rt.store, "record_attempt", database_down)
+        patch.setattr(rt.store, "record_attempts", database_down)
         with pytest.raises(StoreUnavailableError):
             deliver(job_id, rt, worker="first")
     assert len(pipeline.server.messages) == 1, "the server accepted it"

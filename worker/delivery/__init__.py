@@ -1,10 +1,10 @@
 """Delivery: claim a job, respect the mailbox's limits, send it, record the attempt, decide."""
 
-from worker.delivery.batch import deliver_batch
+from worker.delivery.batch import deliver, deliver_batch, deliver_with_queued
 from worker.delivery.decide import Decision, next_step
 from worker.delivery.leases import Leases
 from worker.delivery.rate_limit import RateLimiter
-from worker.delivery.service import DeliveryContext, deliver, envelope
+from worker.delivery.service import DeliveryContext, envelope
 
 __all__ = [
     "Decision",
@@ -13,6 +13,7 @@ __all__ = [
     "RateLimiter",
     "deliver",
     "deliver_batch",
+    "deliver_with_queued",
     "envelope",
     "next_step",
 ]

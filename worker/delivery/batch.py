@@ -1,18 +1,22 @@
-"""Deliver several jobs together (the ``mailpipe.send_batch`` task): ``deliver``'s steps, shared.
+"""Deliver jobs: claim → limit → send → mark → record, for one job or many at once.
 
-Each job goes through the same steps as in ``deliver`` (claim, limit, send,
-mark, record) and gets its own attempt and decision; what a batch shares is
-their fixed cost: one statement claims the jobs, their messages go out over
-one connection with each message's content pipelined with the next message's
-envelope (one round trip per message), and one transaction records them, one
-Redis round trip counts them. A job that needs more than a plain send (an
-earlier send not recorded, out of sends, rate limited) ends its turn on its
-own, exactly as in ``deliver``.
+Every delivery goes through ``deliver_jobs``: the ``mailpipe.send_notification``
+task claims its job with the other due jobs of its profile and priority that
+wait in the queue (``deliver_with_queued``), ``mailpipe.send_batch`` a window of
+its batch (``deliver_batch``). Each job goes through the same steps
+(``delivery.service``) and gets its own attempt and decision; what jobs claimed
+together share is their fixed cost: one statement claims them, their messages
+go out over one connection with each message's content pipelined with the
+next message's envelope (one round trip per message), one transaction
+records them and one Redis round trip counts them. A job that needs more than
+a plain send (an earlier send not recorded, out of sends, rate limited) ends
+its turn on its own. Testable without Celery: the task only publishes the
+retries the decisions ask for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from worker.delivery.decide import Decision, Judged, judge
@@ -29,6 +33,30 @@ from worker.store import Job, utcnow
 from worker.transport import SendResult
 
 
+def deliver(
+    job_id: str, rt: DeliveryContext, *, worker: str, now: Callable[[], datetime] = utcnow
+) -> Decision:
+    """Deliver this job alone; "skip" if it is done, not due, or being sent elsewhere."""
+    decisions = deliver_batch([job_id], rt, worker=worker, now=now)
+    if not decisions:
+        return Decision("skip", reason="delivered, failed, not due, or being sent elsewhere")
+    return decisions[0][1]
+
+
+def deliver_with_queued(
+    job_id: str,
+    rt: DeliveryContext,
+    *,
+    worker: str,
+    limit: int,
+    now: Callable[[], datetime] = utcnow,
+) -> list[tuple[Job, Decision]]:
+    """This job and up to ``limit - 1`` due jobs of its profile and priority, oldest first."""
+    lease = timedelta(seconds=rt.settings.send_lease_seconds)
+    jobs = rt.store.claim_with_queued(job_id, worker, lease, limit=limit)
+    return deliver_jobs(jobs, rt, worker=worker, now=now)
+
+
 def deliver_batch(
     job_ids: Sequence[str],
     rt: DeliveryContext,
@@ -39,6 +67,17 @@ def deliver_batch(
     """Each claimed job's decision; jobs not claimed (done, not due, elsewhere) are left out."""
     lease = timedelta(seconds=rt.settings.send_lease_seconds)
     jobs = rt.store.claim_many(job_ids, worker, lease)
+    return deliver_jobs(jobs, rt, worker=worker, now=now)
+
+
+def deliver_jobs(
+    jobs: Sequence[Job],
+    rt: DeliveryContext,
+    *,
+    worker: str,
+    now: Callable[[], datetime] = utcnow,
+) -> list[tuple[Job, Decision]]:
+    """Deliver jobs claimed together (one claim id) and say what each needs next."""
     if not jobs:
         return []
     claim_id = jobs[0].claim_id  # shared by the batch
@@ -75,7 +114,8 @@ def _send_all(
     If the transport raises (credentials, a bug), that job and every one after
     it get what it raised as their outcome, as each would on its own.
     """
-    results = rt.transport.send_many(profile, [outgoing(job) for job in jobs])
+    messages = [outgoing(job) for job in jobs]
+    results = _started_on_first_read(lambda: rt.transport.send_many(profile, messages))
     raised: SendResult | None = None
     started = now()
     for job in jobs:
@@ -85,3 +125,11 @@ def _send_all(
         yield job, started, raised or sent
         started = now()
     next(results, None)  # read to its end, the transport gives its connection back
+
+
+def _started_on_first_read(
+    send_many: Callable[[], Iterable[SendResult]],
+) -> Iterator[SendResult]:
+    """``send_many()``'s results, called at the first read: what the call raises is caught
+    there like any later error."""
+    yield from send_many()

@@ -1,9 +1,10 @@
-"""Deliver one job: claim → limit → send → record (the ``mailpipe.send_notification`` task).
+"""The steps of delivering a claimed job: limit → send → mark → record (``delivery.batch``
+runs them for one job or many).
 
-Testable without Celery: it returns a Decision that the task turns into
-"done", a retry with a countdown, or nothing (the job waits in the database
-and the sweep publishes it when due). ``decide`` is the one place that
-decides what an outcome means for the job (see its docstring).
+Each ends in a Decision that the task turns into "done", a retry with a
+countdown, or nothing (the job waits in the database and the sweep publishes
+it when due). ``decide`` is the one place that decides what an outcome means
+for the job (see its docstring).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from worker.delivery.rate_limit import RateLimiter
 from worker.errors import MailpipeError
 from worker.metrics import Metrics
 from worker.settings import Settings
-from worker.store import Job, Store, utcnow
+from worker.store import Job, Store
 from worker.transport import OutgoingMessage, Phase, SendResult, Transport, outcome
 
 log = logging.getLogger(__name__)
@@ -51,36 +52,6 @@ class DeliveryContext(Protocol):
     def leases(self) -> Leases: ...
     @property
     def redis(self) -> redis.Redis: ...
-
-
-def deliver(
-    job_id: str,
-    rt: DeliveryContext,
-    *,
-    worker: str,
-    now: Callable[[], datetime] = utcnow,
-) -> Decision:
-    settings = rt.settings
-    job = rt.store.claim(job_id, worker, timedelta(seconds=settings.send_lease_seconds))
-    if job is None:
-        return Decision("skip", reason="delivered, failed, not due, or being sent elsewhere")
-    assert job.claim_id is not None
-    with rt.leases.hold(job.claim_id):
-        return _deliver_claimed(rt, job, worker, now)
-
-
-def _deliver_claimed(
-    rt: DeliveryContext, job: Job, worker: str, now: Callable[[], datetime]
-) -> Decision:
-    early = before_send(rt, job, worker, now)
-    if early is not None:
-        return early
-    started = now()
-    result, _ = attempt_send(job.id, lambda: rt.transport.send(job.profile, outgoing(job)))
-    if result.busy:
-        return busy(rt, job, result, now)
-    mark_if_accepted(rt, job, result)
-    return record(rt, job, result, worker, started, now)
 
 
 def before_send(

@@ -15,12 +15,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, cast
+from typing import Protocol
 
-from sqlalchemy import Connection, Table, Update, bindparam, insert, or_, update
+from sqlalchemy import (
+    Connection,
+    Update,
+    update,
+)
 
+from worker.store import claim_statements as sql
 from worker.store.database import Database
-from worker.store.tables import Attempt, AttemptRecipient, Job, utcnow
+from worker.store.tables import Job, utcnow
 
 # Server replies can be long; the columns are not. What is kept is cut here.
 _TEXT_CHARS = 1000
@@ -90,7 +95,7 @@ class Claims(Database):
     def claim(self, job_id: str, worker: str, lease: timedelta) -> Job | None:
         """Take the job for sending, or None if it is done, not due, or a live worker has it."""
         with self.transaction() as connection:
-            row = connection.execute(_CLAIM, _claim_params(worker, lease, b_id=job_id))
+            row = connection.execute(sql.CLAIM, _claim_params(worker, lease, b_id=job_id))
             found = row.one_or_none()
         return Job(**found._mapping) if found is not None else None
 
@@ -103,9 +108,29 @@ class Claims(Database):
         if not job_ids:
             return []
         with self.transaction() as connection:
-            rows = connection.execute(_CLAIM_MANY, _claim_params(worker, lease, b_ids=job_ids))
+            rows = connection.execute(sql.CLAIM_MANY, _claim_params(worker, lease, b_ids=job_ids))
             claimed = {row.id: Job(**row._mapping) for row in rows}
         return [claimed[job_id] for job_id in dict.fromkeys(job_ids) if job_id in claimed]
+
+    def claim_with_queued(
+        self, job_id: str, worker: str, lease: timedelta, *, limit: int
+    ) -> list[Job]:
+        """``claim``, and with the job up to ``limit - 1`` others of its profile and priority
+        that are queued and due, oldest first (``claim_many``).
+
+        The job itself comes first when it was taken. The others' own task
+        messages then find them taken and do nothing: under a backlog, one
+        task sends several jobs over one connection and records them at once.
+        The others are looked up before the claim, outside its transaction (a
+        SQLite read that turns into a write can fail where a write waits); the
+        claim checks each again.
+        """
+        others: list[str] = []
+        if limit > 1:
+            params = {"b_id": job_id, "b_now": utcnow(), "b_limit": limit - 1}
+            with self.transaction() as connection:
+                others = list(connection.execute(sql.QUEUED_WITH, params).scalars())
+        return self.claim_many([job_id, *others], worker, lease)
 
     def renew(self, claim_ids: Sequence[str], lease: timedelta) -> int:
         """Extend the leases of these claims (one statement); how many were still ours."""
@@ -114,8 +139,8 @@ class Claims(Database):
         now = utcnow()
         with self.transaction() as connection:
             result = connection.execute(
-                update(_JOBS)
-                .where(_JOBS.c.claim_id.in_(claim_ids), _JOBS.c.status == "sending")
+                update(sql.JOBS)
+                .where(sql.JOBS.c.claim_id.in_(claim_ids), sql.JOBS.c.status == "sending")
                 .values(lease_until=now + lease)
             )
         return int(result.rowcount)
@@ -124,12 +149,12 @@ class Claims(Database):
         """Give a claimed job back without an attempt or a send (rate limited, mailbox busy)."""
         with self.transaction() as connection:
             connection.execute(
-                update(_JOBS)
-                .where(_JOBS.c.id == job_id, _JOBS.c.claim_id == claim_id)
-                .where(_JOBS.c.status == "sending")
+                update(sql.JOBS)
+                .where(sql.JOBS.c.id == job_id, sql.JOBS.c.claim_id == claim_id)
+                .where(sql.JOBS.c.status == "sending")
                 .values(
                     status="queued",
-                    sends=_JOBS.c.sends - 1,
+                    sends=sql.JOBS.c.sends - 1,
                     next_attempt_at=not_before,
                     worker=None,
                     lease_until=None,
@@ -152,7 +177,7 @@ class Claims(Database):
             _insert_attempts(connection, [entry])
             owned = connection.execute(_move_on(step), _move_on_params(entry))
             if owned.rowcount != 1:
-                connection.execute(_COUNT_ATTEMPT, {"b_id": job_id})
+                connection.execute(sql.COUNT_ATTEMPT, {"b_id": job_id})
                 return False
         return True
 
@@ -162,6 +187,8 @@ class Claims(Database):
         If any claim was lost, nothing of that transaction stays and each
         entry is recorded on its own, so each one's answer is exact.
         """
+        if not entries:
+            return []
         try:
             with self.transaction() as connection:
                 _insert_attempts(connection, entries)
@@ -196,9 +223,9 @@ def _insert_attempts(connection: Connection, entries: Sequence[AttemptEntry]) ->
     """The attempts and their recipients' replies: two statements, whatever their number."""
     rows = [_attempt_row(e.job_id, e.number, e.record) for e in entries]
     if len(rows) == 1:
-        ids = [connection.execute(_INSERT_ATTEMPT, rows[0]).scalar_one()]
+        ids = [connection.execute(sql.INSERT_ATTEMPT, rows[0]).scalar_one()]
     else:  # one multi-row INSERT; its rows come back in any order
-        inserted = connection.execute(_INSERT_ATTEMPTS, rows)
+        inserted = connection.execute(sql.INSERT_ATTEMPTS, rows)
         id_of = {(row.job_id, row.number): row.id for row in inserted}
         ids = [id_of[e.job_id, e.number] for e in entries]
     recipients = [
@@ -215,12 +242,12 @@ def _insert_attempts(connection: Connection, entries: Sequence[AttemptEntry]) ->
         for r in entry.record.outcome.recipients
     ]
     if recipients:
-        connection.execute(_INSERT_RECIPIENTS, recipients)
+        connection.execute(sql.INSERT_RECIPIENTS, recipients)
     return ids
 
 
 def _move_on(step: NextStep) -> Update:
-    return _MOVE_ON if step.pending is None else _MOVE_ON_PENDING
+    return sql.MOVE_ON if step.pending is None else sql.MOVE_ON_PENDING
 
 
 def _move_on_params(entry: AttemptEntry) -> dict[str, object]:
@@ -262,7 +289,7 @@ def _claim_params(worker: str, lease: timedelta, **ids: object) -> dict[str, obj
         "b_worker": _cut(worker, 200),
         "b_claim": uuid.uuid4().hex,
         "b_now": now,
-        "b_due": now + _EARLY,
+        "b_due": now + sql.EARLY,
         "b_lease": now + lease,
     }
 
@@ -294,73 +321,3 @@ def _cut(value: str | None, chars: int) -> str | None:
     if value is None or len(value) <= chars:
         return value
     return value[: chars - 1] + "…"
-
-
-# A task message may arrive this much before its job is due (clock skew).
-_EARLY = timedelta(seconds=5)
-
-# The statements every message runs, built once: building a statement costs
-# more than SQLAlchemy's compiled cache saves (bench/RESULTS.md, profile).
-_JOBS = cast(Table, Job.__table__)
-_ATTEMPTS = cast(Table, Attempt.__table__)
-_RECIPIENTS = cast(Table, AttemptRecipient.__table__)
-_CLAIMABLE = (
-    or_(
-        _JOBS.c.status == "queued",
-        (_JOBS.c.status == "sending") & (_JOBS.c.lease_until < bindparam("b_now")),
-    ),
-    # A message that arrives early (clock skew, a stale copy) must not
-    # jump a backoff or a rate limit.
-    or_(
-        _JOBS.c.next_attempt_at.is_(None),
-        _JOBS.c.next_attempt_at <= bindparam("b_due"),
-    ),
-)
-_CLAIMED = {
-    "status": "sending",
-    "worker": bindparam("b_worker"),
-    "claim_id": bindparam("b_claim"),
-    "sends": _JOBS.c.sends + 1,
-    "lease_until": bindparam("b_lease"),
-    "updated_at": bindparam("b_now"),
-}
-# One statement each: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL).
-_CLAIM = (
-    update(_JOBS)
-    .where(_JOBS.c.id == bindparam("b_id"), *_CLAIMABLE)
-    .values(**_CLAIMED)
-    .returning(*_JOBS.c)
-)
-_CLAIM_MANY = (
-    update(_JOBS)
-    .where(_JOBS.c.id.in_(bindparam("b_ids", expanding=True)), *_CLAIMABLE)
-    .values(**_CLAIMED)
-    .returning(*_JOBS.c)
-)
-_INSERT_ATTEMPT = insert(_ATTEMPTS).returning(_ATTEMPTS.c.id)
-_INSERT_ATTEMPTS = insert(_ATTEMPTS).returning(
-    _ATTEMPTS.c.id, _ATTEMPTS.c.job_id, _ATTEMPTS.c.number
-)
-_INSERT_RECIPIENTS = insert(_RECIPIENTS)
-_MOVE_ON_VALUES = {
-    "attempt_count": _JOBS.c.attempt_count + 1,
-    "status": bindparam("b_status"),
-    "next_attempt_at": bindparam("b_next"),
-    "worker": None,
-    "lease_until": None,
-    "claim_id": None,
-    "updated_at": bindparam("b_ended"),
-    "finished_at": bindparam("b_finished"),
-    "outcome": bindparam("b_outcome"),
-    "outcome_text": bindparam("b_outcome_text"),
-}
-_OWNED = (_JOBS.c.id == bindparam("b_id"), _JOBS.c.claim_id == bindparam("b_claim"))
-_MOVE_ON = update(_JOBS).where(*_OWNED).values(**_MOVE_ON_VALUES)
-_MOVE_ON_PENDING = (
-    update(_JOBS).where(*_OWNED).values(**_MOVE_ON_VALUES, pending=bindparam("b_pending"))
-)
-_COUNT_ATTEMPT = (
-    update(_JOBS)
-    .where(_JOBS.c.id == bindparam("b_id"))
-    .values(attempt_count=_JOBS.c.attempt_count + 1)
-)

@@ -64,6 +64,8 @@ class Job(Base):
         # An incident system re-firing the same alert gets the first job back.
         UniqueConstraint("profile", "idempotency_key", name="uq_jobs_profile_idempotency_key"),
         Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
+        # The due jobs a worker takes along with its own (Claims.claim_with_queued).
+        Index("ix_jobs_queued_by_profile", "profile", "priority", "status", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -225,3 +225,29 @@ def test_a_batch_is_recorded_at_once_and_a_lost_claim_keeps_its_new_owner(store:
     assert all(j.attempts[0].recipients[0].accepted for j in states if j)
     assert fast.claim_id != slow[0].claim_id
     assert store.record_attempts(entries[:1]) == [False], "already recorded: no longer ours"
+
+
+def test_a_job_is_claimed_with_the_queued_due_jobs_of_its_profile_and_priority(
+    store: Store,
+) -> None:
+    def add(profile: str = "p", priority: str = "normal") -> str:
+        job = new_job(profile=profile)
+        job.priority = priority
+        return store.add_job(job, idempotency_window=WINDOW)[0]
+
+    older, own, newer = add(), add(), add()
+    other_profile, page = add(profile="q"), add(priority="high")
+    not_due = add()
+    store.reschedule(not_due, str(claim(store, not_due).claim_id), utcnow() + timedelta(hours=1))
+    sending = add()
+    claim(store, sending, "elsewhere")
+    jobs = store.claim_with_queued(own, "w", timedelta(minutes=5), limit=3)
+    assert [job.id for job in jobs] == [own, older, newer], "its own first, then the oldest"
+    assert len({job.claim_id for job in jobs}) == 1
+    jobs = store.claim_with_queued(own, "w", timedelta(minutes=5), limit=5)
+    assert jobs == [], "nothing left: not another profile, priority, a job not due or taken"
+    taken = store.claim_with_queued(page, "w", timedelta(minutes=5), limit=5)
+    assert [job.id for job in taken] == [page]
+    assert [j.id for j in store.claim_with_queued(other_profile, "w", timedelta(1), limit=1)] == [
+        other_profile
+    ]
