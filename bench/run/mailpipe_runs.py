@@ -62,6 +62,7 @@ BULK_CALL = 500
 
 
 def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
+    from worker.celery import CRITICAL_QUEUE, QUEUE, waiting_messages
     from worker.intake import notify, notify_many
     from worker.runtime import build_runtime
     from worker.settings import Settings
@@ -125,6 +126,15 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
         return rt.store.status_counts().get("delivered", 0)
 
     wait_for(lambda: delivered() >= n + setup.pages, 900, "mailpipe done")
+
+    def consumed() -> bool:
+        """Every task message taken and acked (acks_late): a job taken along with another
+        leaves its own message behind, which costs the worker too."""
+        waiting = [waiting_messages(rt.celery, queue) for queue in (QUEUE, CRITICAL_QUEUE)]
+        return waiting == [0, 0] and not client.hlen("unacked")
+
+    wait_for(consumed, 300, "mailpipe's task messages consumed")
+    consumed_at = dt.datetime.now(dt.UTC)
     profile = recorder.stop() if recorder else None
     rss = peak_rss_mb(worker.pid)
     stop_worker(worker)
@@ -138,7 +148,10 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     times = [tuple(_time(v) for v in row[:3]) for row in rows]
     paged = [tuple(_time(v) for v in row[:3]) for row in rows if row[3] == "high"]
     first = min(started for _, started, _ in times)
+    # A drain ends when the last message is accepted and the last task message is done.
     last = max(ended for _, _, ended in times)
+    if setup.paced_rate is None and not setup.pages:
+        last = max(last, consumed_at.replace(tzinfo=last.tzinfo))
     timed = paged if setup.pages else times
     latencies = sorted((ended - created).total_seconds() * 1000 for created, _, ended in timed)
     # Where the slowest 1% spent their time: before the send began (queue, claim) or in it.

@@ -121,16 +121,18 @@ class Claims(Database):
         The job itself comes first when it was taken. The others' own task
         messages then find them taken and do nothing: under a backlog, one
         task sends several jobs over one connection and records them at once.
-        The others are looked up before the claim, outside its transaction (a
-        SQLite read that turns into a write can fail where a write waits); the
-        claim checks each again.
+        They are looked up before the claim, outside its transaction (a SQLite
+        read that turns into a write can fail where a write waits), and the
+        claim checks each again; when there is nothing to take, nothing is
+        written.
         """
-        others: list[str] = []
-        if limit > 1:
-            params = {"b_id": job_id, "b_now": utcnow(), "b_limit": limit - 1}
-            with self.transaction() as connection:
-                others = list(connection.execute(sql.QUEUED_WITH, params).scalars())
-        return self.claim_many([job_id, *others], worker, lease)
+        if limit <= 1:
+            return self.claim_many([job_id], worker, lease)
+        now = utcnow()
+        params = {"b_id": job_id, "b_now": now, "b_due": now + sql.EARLY, "b_limit": limit - 1}
+        with self.transaction() as connection:
+            found = list(connection.execute(sql.CLAIMABLE_WITH_QUEUED, params).scalars())
+        return self.claim_many(found, worker, lease)
 
     def renew(self, claim_ids: Sequence[str], lease: timedelta) -> int:
         """Extend the leases of these claims (one statement); how many were still ours."""
