@@ -52,7 +52,9 @@ def report(plan: Plan, results: Results, command: str) -> str:
         f"- sink: {results.sink}",
         f"- {plan.messages} messages of ~2 KB, one recipient each, {plan.repetitions} "
         "repetitions interleaved. msg/s is a drain: the messages are enqueued first, then "
-        "the worker starts, timed from the first task's start to the last message accepted. "
+        "the worker starts, timed from the first task's start to the last message accepted "
+        "and, for mailpipe, every task message consumed (a job taken along by another job's "
+        "task leaves its own message behind, which the worker still reads). "
         "enqueue/s is the producer alone (notify(): validate, store, publish).",
         "",
         f"## Local sink ({MAIN_POOL})",
