@@ -39,13 +39,7 @@ CLAIMED = {
     "lease_until": bindparam("b_lease"),
     "updated_at": bindparam("b_now"),
 }
-# One statement each: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL).
-CLAIM = (
-    update(JOBS)
-    .where(JOBS.c.id == bindparam("b_id"), *CLAIMABLE)
-    .values(**CLAIMED)
-    .returning(*JOBS.c)
-)
+# One statement: UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL).
 CLAIM_MANY = (
     update(JOBS)
     .where(JOBS.c.id.in_(bindparam("b_ids", expanding=True)), *CLAIMABLE)

@@ -17,11 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import (
-    Connection,
-    Update,
-    update,
-)
+from sqlalchemy import Connection, Update, update
 
 from worker.store import claim_statements as sql
 from worker.store.database import Database
@@ -94,10 +90,8 @@ class NextStep:
 class Claims(Database):
     def claim(self, job_id: str, worker: str, lease: timedelta) -> Job | None:
         """Take the job for sending, or None if it is done, not due, or a live worker has it."""
-        with self.transaction() as connection:
-            row = connection.execute(sql.CLAIM, _claim_params(worker, lease, b_id=job_id))
-            found = row.one_or_none()
-        return Job(**found._mapping) if found is not None else None
+        jobs = self.claim_many([job_id], worker, lease)
+        return jobs[0] if jobs else None
 
     def claim_many(self, job_ids: Sequence[str], worker: str, lease: timedelta) -> list[Job]:
         """Take those of these jobs that ``claim`` would take, in one statement, in their order.
