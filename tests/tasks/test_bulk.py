@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from kombu import Connection
 
 from tests.pipeline import Pipeline
 from worker.celery import BATCH_TASK, QUEUE
-from worker.delivery import deliver, deliver_with_queued
+from worker.delivery import deliver, deliver_batch, deliver_with_queued
 from worker.intake import InvalidMessageError, notify, notify_many
 from worker.store.tables import Job, utcnow
 
@@ -153,3 +154,30 @@ def test_a_single_job_takes_the_queued_jobs_of_its_profile_and_priority_along(
     }
     attempts = [rt.store.get_job(j).attempts for j in waiting[:3]]  # type: ignore[union-attr]
     assert [len(a) for a in attempts] == [1, 1, 1], "each job its own attempt"
+
+
+def test_an_unexpected_error_mid_batch_is_one_attempt_and_the_rest_go_back_untried(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = pipeline.runtime
+    ids = notify_many("alerts", messages(4), runtime=rt)
+    real = rt.transport.send_many
+
+    def breaks_after_one(profile: str, outgoing: list[object]) -> Iterator[object]:
+        results = real(profile, outgoing)  # type: ignore[arg-type]
+        yield next(results)
+        results.close()  # type: ignore[attr-defined]
+        raise RuntimeError("a bug in the middle of a run")
+
+    monkeypatch.setattr(rt.transport, "send_many", breaks_after_one)
+    deliver_batch(ids, rt, worker="w")
+    jobs = [rt.store.get_job(job_id) for job_id in ids]
+    summary = [(j.status, j.attempt_count, j.sends) for j in jobs if j]
+    assert summary == [
+        ("delivered", 1, 1),
+        ("queued", 1, 1),  # the one in flight: an attempt, so a bug cannot loop forever
+        ("queued", 0, 0),  # never tried: back in line, nothing counted
+        ("queued", 0, 0),
+    ]
+    assert jobs[1] is not None and jobs[1].attempts[0].text == "unexpected RuntimeError"
+    assert len(pipeline.server.messages) == 1

@@ -16,10 +16,11 @@ retries the decisions ask for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
-from worker.delivery.decide import Decision, Judged, judge
+from worker.delivery.decide import Decision, Judged, judge, record
 from worker.delivery.service import (
     DeliveryContext,
     attempt_send,
@@ -28,9 +29,10 @@ from worker.delivery.service import (
     mark_if_accepted,
     outgoing,
 )
+from worker.errors import MailpipeError
 from worker.metrics import Samples
 from worker.store import Job, utcnow
-from worker.transport import SendResult
+from worker.transport import SendResult, outcome
 
 
 def deliver(
@@ -83,6 +85,11 @@ def deliver_jobs(
     claim_id = jobs[0].claim_id  # shared by the batch
     assert claim_id is not None
     decisions: list[tuple[Job, Decision]] = []
+    judged: list[Judged] = []
+    # The shared lease is renewed for send_max_seconds only (a hung send must
+    # not hold its jobs forever): a slow run stops well before, the rest goes
+    # back in line untried rather than be sent after another worker took it.
+    stop_at = time.monotonic() + rt.settings.send_max_seconds / 2
     with rt.leases.hold(claim_id):
         ready: dict[str, list[Job]] = {}
         for job in jobs:
@@ -91,15 +98,18 @@ def deliver_jobs(
                 ready.setdefault(job.profile, []).append(job)
             else:
                 decisions.append((job, early))
-        judged: list[Judged] = []
-        for profile, group in ready.items():
-            for job, started, sent in _send_all(rt, profile, group, now):
-                if sent.busy:
-                    decisions.append((job, busy(rt, job, sent, now)))
-                    continue
-                mark_if_accepted(rt, job, sent)
-                judged.append(judge(rt.settings, job, sent, worker, started, now()))
-        rt.store.record_attempts([j.entry for j in judged])
+        try:
+            for profile, group in ready.items():
+                for job, started, sent in _send_all(rt, profile, group, now, stop_at):
+                    if sent.busy:
+                        decisions.append((job, busy(rt, job, sent, now)))
+                    elif not mark_if_accepted(rt, job, sent):
+                        # Nothing in Redis would stop a resend: record it now, not later.
+                        decisions.append((job, record(rt, job, sent, worker, started, now)))
+                    else:
+                        judged.append(judge(rt.settings, job, sent, worker, started, now()))
+        finally:  # what was sent is recorded even if the run broke off
+            rt.store.record_attempts([j.entry for j in judged])
     samples = Samples()
     decisions += [(j.job, j.announce(rt.settings, samples)) for j in judged]
     rt.metrics.record(samples)
@@ -107,29 +117,47 @@ def deliver_jobs(
 
 
 def _send_all(
-    rt: DeliveryContext, profile: str, jobs: list[Job], now: Callable[[], datetime]
+    rt: DeliveryContext,
+    profile: str,
+    jobs: list[Job],
+    now: Callable[[], datetime],
+    stop_at: float,
 ) -> Iterator[tuple[Job, datetime, SendResult]]:
     """Each job with when its send began and its result, as soon as the server answered.
 
-    If the transport raises (credentials, a bug), that job and every one after
-    it get what it raised as their outcome, as each would on its own.
+    If the transport raises a credentials error, that job and every one after
+    it get it as their outcome, as each would on its own; anything else (a
+    time limit, a bug) is that job's attempt, and the rest are not tried.
+    Past ``stop_at`` the rest are not tried either.
     """
     messages = [outgoing(job) for job in jobs]
     results = _started_on_first_read(lambda: rt.transport.send_many(profile, messages))
-    raised: SendResult | None = None
+    rest: SendResult | None = None
     started = now()
-    for job in jobs:
-        if raised is None:
-            sent, failed = attempt_send(job.id, lambda: next(results))
-            raised = sent if failed else None
-        yield job, started, raised or sent
+    for index, job in enumerate(jobs):
+        if rest is None and index and time.monotonic() > stop_at:
+            results.close()  # the connection is dropped, the next content never went out
+            rest = _untried("the batch ran past its time; back in line")
+        if rest is not None:
+            yield job, started, rest
+            continue
+        sent, raised = attempt_send(job.id, lambda: next(results))
+        if raised:
+            credentials = sent.outcome.phase == "token"
+            rest = sent if credentials else _untried("an earlier message of the batch failed")
+        yield job, started, sent
         started = now()
     next(results, None)  # read to its end, the transport gives its connection back
 
 
+def _untried(reason: str) -> SendResult:
+    """For a job that was not sent: back in line, no attempt counted."""
+    return SendResult(outcome("connect", MailpipeError(f"not tried: {reason}")), busy=True)
+
+
 def _started_on_first_read(
     send_many: Callable[[], Iterable[SendResult]],
-) -> Iterator[SendResult]:
+) -> Generator[SendResult]:
     """``send_many()``'s results, called at the first read: what the call raises is caught
     there like any later error."""
     yield from send_many()

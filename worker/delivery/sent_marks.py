@@ -26,8 +26,8 @@ from worker.transport import Outcome, RecipientResult
 log = logging.getLogger(__name__)
 
 
-def mark(client: redis.Redis, job_id: str, send: int, outcome: Outcome, ttl_seconds: float) -> None:
-    """Keep an accepted send's outcome; a Redis failure only loses the protection."""
+def mark(client: redis.Redis, job_id: str, send: int, outcome: Outcome, ttl_seconds: float) -> bool:
+    """Keep an accepted send's outcome; False (logged) when Redis failed: no protection."""
     try:
         with redis_errors("send marks"):
             client.set(
@@ -37,6 +37,8 @@ def mark(client: redis.Redis, job_id: str, send: int, outcome: Outcome, ttl_seco
             )
     except UnavailableError as exc:
         log.warning("job %s: could not mark send %d as accepted (%s)", job_id, send, exc)
+        return False
+    return True
 
 
 def find(client: redis.Redis, job_id: str, sends: Sequence[int]) -> Outcome | None:

@@ -92,9 +92,13 @@ def busy(
     return _back_in_line(rt, job, wait, now, reason=result.outcome.text)
 
 
-def mark_if_accepted(rt: DeliveryContext, job: Job, result: SendResult) -> None:
-    if any(r.accepted for r in result.outcome.recipients):
-        sent_marks.mark(rt.redis, job.id, job.sends, result.outcome, rt.settings.sent_mark_seconds)
+def mark_if_accepted(rt: DeliveryContext, job: Job, result: SendResult) -> bool:
+    """False when the server accepted it but the mark could not be written."""
+    if not any(r.accepted for r in result.outcome.recipients):
+        return True
+    return sent_marks.mark(
+        rt.redis, job.id, job.sends, result.outcome, rt.settings.sent_mark_seconds
+    )
 
 
 def _take_limits(rt: DeliveryContext, job: Job, profile: Profile) -> float:

@@ -65,9 +65,10 @@ QUEUED_WITH = (
 )
 # The job if it can be claimed now, then the others: a task message whose job is
 # done and that finds nothing else waiting costs one read, no write.
+_QUEUED = QUEUED_WITH.add_columns(JOBS.c.created_at).subquery()
 CLAIMABLE_WITH_QUEUED = union_all(
-    select(JOBS.c.id).where(JOBS.c.id == bindparam("b_id"), *CLAIMABLE),
-    select(QUEUED_WITH.subquery().c.id),
+    select(JOBS.c.id, JOBS.c.created_at).where(JOBS.c.id == bindparam("b_id"), *CLAIMABLE),
+    select(_QUEUED.c.id, _QUEUED.c.created_at),
 )
 INSERT_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
 INSERT_ATTEMPTS = insert(ATTEMPTS).returning(ATTEMPTS.c.id, ATTEMPTS.c.job_id, ATTEMPTS.c.number)

@@ -125,8 +125,10 @@ class Claims(Database):
         now = utcnow()
         params = {"b_id": job_id, "b_now": now, "b_due": now + sql.EARLY, "b_limit": limit - 1}
         with self.transaction() as connection:
-            found = list(connection.execute(sql.CLAIMABLE_WITH_QUEUED, params).scalars())
-        return self.claim_many(found, worker, lease)
+            rows = connection.execute(sql.CLAIMABLE_WITH_QUEUED, params).all()
+        # A union keeps no order: the job itself first, then the oldest.
+        found = sorted(rows, key=lambda row: (row.id != job_id, row.created_at))
+        return self.claim_many([row.id for row in found], worker, lease)
 
     def renew(self, claim_ids: Sequence[str], lease: timedelta) -> int:
         """Extend the leases of these claims (one statement); how many were still ours."""

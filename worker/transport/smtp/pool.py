@@ -110,7 +110,9 @@ class SmtpPool:
                     continue
                 return SendResult(exc.outcome, reused, *token)
             except BaseException:
-                # A time limit or a bug: the connection's state is unknown.
+                # A time limit or a bug: the connection's state is unknown, maybe
+                # mid-DATA, where a QUIT would be read as content: close it, no QUIT.
+                pooled.session.broken = True
                 self._discard(profile, pooled)
                 raise
             self._give_back(profile, pooled)
@@ -156,7 +158,9 @@ class SmtpPool:
                 yield from (SendResult(untried, busy=True) for _ in messages[index + 1 :])
                 return
             except BaseException:
-                # A time limit, a bug, or the caller stopped early: state unknown.
+                # A time limit, a bug, or the caller stopped early: state unknown,
+                # maybe after a 354 (a QUIT would be read as content): no QUIT.
+                session.broken = True
                 self._discard(profile, pooled)
                 raise
             self._give_back(profile, pooled)

@@ -53,6 +53,8 @@ def send_many(session: SmtpSession, messages: Sequence[OutgoingMessage]) -> Iter
     # A message whose DATA got 354: its content goes out with the next write.
     held: Held | None = None
     for message in messages:
+        if session.broken:  # a 421 or a failed RSET ended the last transaction
+            raise _dropped(session, ConnectionError("the connection is closing"))
         if message.smtputf8 and not smtp.has_extn("smtputf8"):
             if held:
                 yield _content(session, *held)

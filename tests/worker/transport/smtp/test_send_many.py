@@ -159,3 +159,18 @@ def test_a_run_stops_cleanly_when_the_caller_stops_reading(
     server.wait_closed()
     assert pool.send("p", message(9)).outcome.kind == "delivered"
     assert len(server.sessions) == 2
+
+
+def test_a_server_closing_after_a_message_gets_the_rest_on_a_new_connection(
+    make_server: ServerFactory, make_credentials: CredentialsFactory, pools: list[SmtpPool]
+) -> None:
+    server = make_server()
+    pool = pool_for(make_credentials(server), pools)
+    results = []
+    for n, result in enumerate(pool.send_many("p", [message(n) for n in range(4)])):
+        if n == 0:  # message 1's content is answered 421, and the server closes
+            server.fail_next("data", "421 4.3.2 Service shutting down")
+        results.append(result)
+    assert [r.outcome.kind for r in results] == ["delivered", "transient", "delivered", "delivered"]
+    assert len(server.sessions) == 2
+    assert len(server.messages) == 3
