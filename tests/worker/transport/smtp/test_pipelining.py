@@ -10,7 +10,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from worker.credentials import Profile
 from worker.transport import OutgoingMessage
@@ -33,16 +33,10 @@ class Scripted:
     def serve(self, listener: socket.socket) -> None:
         conn, _ = listener.accept()
         with conn, conn.makefile("rb") as reader:
-            conn.settimeout(5)
-            conn.sendall(BANNER)
-            reader.readline()  # EHLO
-            conn.sendall(EHLO)
-            batch = b""
-            while not batch.endswith(b"DATA\r\n"):
-                line = reader.readline()
-                if not line:
-                    return
-                batch += line
+            greet(conn, reader)
+            batch = read_until(reader, b"DATA\r\n")
+            if not batch.endswith(b"DATA\r\n"):
+                return
             self.batches.append(batch)
             conn.sendall(b"".join(self.replies))
             if self.replies[-1].startswith(b"354"):
@@ -73,6 +67,25 @@ def serve_one_connection(server: S) -> S:
 
     threading.Thread(target=run, daemon=True).start()
     return server
+
+
+def greet(conn: socket.socket, reader: BinaryIO) -> None:
+    """The banner, then the answer to EHLO (offering PIPELINING)."""
+    conn.settimeout(5)
+    conn.sendall(BANNER)
+    reader.readline()  # EHLO
+    conn.sendall(EHLO)
+
+
+def read_until(reader: BinaryIO, end: bytes) -> bytes:
+    """Lines up to and including the one that ends with ``end``, or all there was."""
+    received = b""
+    while not received.endswith(end):
+        line = reader.readline()
+        if not line:
+            break
+        received += line
+    return received
 
 
 def start(replies: list[bytes]) -> Scripted:

@@ -16,8 +16,8 @@ from tests.smtp_server import ServerFactory
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import message, pool_for
 from tests.worker.transport.smtp.test_pipelining import (
-    BANNER,
-    EHLO,
+    greet,
+    read_until,
     serve_one_connection,
     session,
 )
@@ -38,33 +38,20 @@ class OneRoundTripEach:
     def serve(self, listener: socket.socket) -> None:
         conn, _ = listener.accept()
         with conn, conn.makefile("rb") as reader:
-            conn.settimeout(5)
-            conn.sendall(BANNER)
-            reader.readline()  # EHLO
-            conn.sendall(EHLO)
+            greet(conn, reader)
             flight = b""
             for n in range(self.count):
-                flight += _read_until(reader, b"DATA\r\n")
+                flight += read_until(reader, b"DATA\r\n")
                 self.flights.append(flight)
                 # The previous message's "queued" only now, with this envelope's replies.
                 queued = f"250 2.0.0 Ok: queued as Q{n - 1}\r\n".encode() if n else b""
                 conn.sendall(queued + GROUP_REPLIES)
-                flight = body = _read_until(reader, b".\r\n")
+                flight = body = read_until(reader, b".\r\n")
                 self.bodies.append(body)
             self.flights.append(flight)
             conn.sendall(f"250 2.0.0 Ok: queued as Q{self.count - 1}\r\n".encode())
             while line := reader.readline():  # QUIT
                 conn.sendall(b"221 Bye\r\n" if line.startswith(b"QUIT") else b"250 Ok\r\n")
-
-
-def _read_until(reader: object, end: bytes) -> bytes:
-    received = b""
-    while not received.endswith(end):
-        line = reader.readline()  # type: ignore[attr-defined]
-        if not line:
-            break
-        received += line
-    return received
 
 
 def test_each_message_after_the_first_costs_one_round_trip() -> None:
