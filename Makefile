@@ -5,15 +5,38 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-all bench chaos lint install redis-server tools clean
+.PHONY: run test test-all test-latest bench chaos lint install lock lock-upgrade redis-server tools clean
 
-$(BIN)/.installed: pyproject.toml
+# Every install takes the lock (requirements/dev.txt: exact versions and hashes, written by
+# `make lock`), so a fresh machine gets what CI passed with on any day. mailpipe itself is
+# installed editable without build isolation: its build backend is in the lock too.
+$(BIN)/.installed: pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e '.[test,postgres,sandbox]'
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 install: $(BIN)/.installed
+
+# Rewrites the lock after a change to pyproject.toml, keeping today's versions where allowed.
+lock: install
+	UV=$(BIN)/uv scripts/lock
+
+# Takes the newest release of every dependency into the lock: run make test-latest first.
+lock-upgrade: install
+	UV=$(BIN)/uv UPGRADE=--upgrade scripts/lock
+
+# The suite against the newest releases that pyproject.toml allows, in a venv of its own,
+# so that an upgrade of the lock is a decision made on evidence, not a surprise.
+test-latest: install
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	$(BIN)/uv pip install -q --python .venv-latest/bin/python --index-url https://pypi.org/simple \
+	  --upgrade -e '.[test,postgres,sandbox,flower,bench]'
+	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
+	touch .venv-latest/bin/.installed
+	$(MAKE) test VENV=.venv-latest
 
 # Tests start their own private redis-server on a free port; they only need
 # the binary. Install it from the distribution where it is missing.
@@ -61,7 +84,6 @@ bench: install redis-server
 	    apt-get install -y -q --no-install-recommends postfix; \
 	  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then \
 	    $(SUDO) systemctl disable --now postfix 2>/dev/null || true; fi; }
-	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run --profile
 
 # 2,000 jobs while workers are SIGKILLed, Redis restarts and the token endpoint and
@@ -86,4 +108,4 @@ test-all:
 	  $(MAKE) test PYTHON="$$newest" VENV=.venv-$(NEWEST_PYTHON)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache

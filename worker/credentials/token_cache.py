@@ -345,7 +345,7 @@ class TokenCache:
             if self._listener_pid == os.getpid():
                 return
             self._memory.clear()
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(**{redis_keys.TOKEN_INVALIDATED_CHANNEL: self._on_invalidated})
             self._listener = pubsub.run_in_thread(
                 sleep_time=1.0, daemon=True, exception_handler=self._on_listener_error
