@@ -8,13 +8,22 @@ a process at start with one line, not a job at 3 a.m.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Any, Self
 
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from providers import RetryPolicy
 from worker.errors import ConfigError
@@ -36,8 +45,9 @@ class ApiKeySpec(BaseModel):
 class Settings(BaseSettings):
     """Process-wide settings. URLs are secrets because they may carry passwords."""
 
+    # An empty variable (MAILPIPE_API_KEYS= in a compose or env file) counts as unset.
     model_config = SettingsConfigDict(
-        env_prefix="MAILPIPE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="MAILPIPE_", env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
     )
 
     broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
@@ -107,7 +117,9 @@ class Settings(BaseSettings):
     # -- the HTTP intake (mailpipe serve) ------------------------------------------
     # JSON list of {"name", "sha256", "profiles", "routes"}; `mailpipe api-key new`
     # prints an entry. Empty: no key is asked for, and serve binds loopback only.
-    api_keys: tuple[ApiKeySpec, ...] = ()
+    # NoDecode: the JSON is read by _json_list, so a bad value is a ValidationError naming
+    # the variable, not pydantic-settings' SettingsError (a traceback).
+    api_keys: Annotated[tuple[ApiKeySpec, ...], NoDecode] = ()
     # A 10 MB message with its attachments in base64 is about 14 MB of JSON.
     api_max_body_bytes: int = Field(15_000_000, ge=1024, le=100_000_000)
 
@@ -126,6 +138,18 @@ class Settings(BaseSettings):
     relay_max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100_000_000)
     relay_lockout_failures: int = Field(5, ge=1, le=1000)
     relay_lockout_seconds: float = Field(300.0, ge=1, le=86400)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        if not isinstance(value, str | bytes):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(
+                "not JSON: expected a list of keys, each as `mailpipe api-key new NAME` prints it"
+            ) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -225,7 +249,8 @@ def _problem(error: object) -> str:
     message = str(details.get("msg", "invalid")).removeprefix("Value error, ")
     if not loc:
         return f"settings: {message}"
-    return f"setting MAILPIPE_{str(loc[0]).upper()}: {message}"
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:])
+    return f"setting MAILPIPE_{str(loc[0]).upper()}{where}: {message}"
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_origin
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.fake_idp import FakeIdP, reply
 from tests.idp_bodies import CORRELATION_ID, MS_EXPIRED_SECRET, TRACE_ID
 from tests.leaks import SecretRegistry
 from tests.support import free_port, fresh_database
+from worker.settings import Settings
 from worker.store import Store
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
@@ -141,6 +143,10 @@ def test_missing_secret_key_says_how_to_make_one(env: dict[str, str]) -> None:
         ("MAILPIPE_RETRY_MAX_ATTEMPTS", "abc", "setting MAILPIPE_RETRY_MAX_ATTEMPTS: Input should"),
         ("MAILPIPE_RETRY_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
         ("MAILPIPE_TASK_TIME_LIMIT_SECONDS", "400", "send_max_seconds must be longer than"),
+        # The list and dict settings are JSON: a value that is not says so, not a traceback.
+        ("MAILPIPE_API_KEYS", "not-json", "setting MAILPIPE_API_KEYS: not JSON"),
+        ("MAILPIPE_API_KEYS", '{"name": "a"}', "setting MAILPIPE_API_KEYS: Input should be"),
+        ("MAILPIPE_API_KEYS", '[{"name": "a"}]', "setting MAILPIPE_API_KEYS[0].sha256: Field"),
     ],
 )
 def test_a_bad_setting_is_one_line_for_the_cli_and_the_worker(
@@ -156,6 +162,35 @@ def test_a_bad_setting_is_one_line_for_the_cli_and_the_worker(
         assert result.returncode == 1
         assert result.stderr.count("\n") == 1, result.stderr
         assert result.stderr.startswith("mailpipe: error: ") and said in result.stderr
+
+
+def test_json_settings_are_the_ones_tested_above() -> None:
+    # A new list or dict setting must join the bad-value cases above.
+    complex_fields = {
+        name
+        for name, field in Settings.model_fields.items()
+        if get_origin(field.annotation) in (tuple, list, dict, set, frozenset)
+    }
+    assert complex_fields == {"api_keys"}
+
+
+def test_an_empty_variable_counts_as_unset_for_every_setting(env: dict[str, str]) -> None:
+    # As compose files and env files write them: MAILPIPE_API_KEYS= and the like.
+    empty = {f"MAILPIPE_{name.upper()}": "" for name in Settings.model_fields}
+    # The test's own database, Redis and profiles stay set; the broker too, so that nothing
+    # can reach the machine's shared Redis on the default port.
+    blank = {**empty, **env, "MAILPIPE_BROKER_URL": env["MAILPIPE_REDIS_URL"]}
+    for name in ("MAILPIPE_API_KEYS", "MAILPIPE_RELAY_TLS_PORT", "MAILPIPE_SMTP_TIMEOUT_SECONDS"):
+        assert blank[name] == ""
+    listed = run(blank, "profiles", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr == ""
+    report = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker", "report"],
+        env=blank, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert "error" not in report.stderr.lower()
 
 
 def test_send_with_the_broker_down_keeps_the_job_and_exits_3(env: dict[str, str]) -> None:
