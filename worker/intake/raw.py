@@ -15,7 +15,7 @@ import email.utils
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # Providers that refuse a From other than the mailbox (or one it may send as).
 _STRICT_FROM = frozenset({"microsoft365", "google_workspace"})
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 def submit_raw(
@@ -43,12 +44,20 @@ def submit_raw(
     *,
     priority: Priority = "normal",
     submitted_by: str = "relay",
+    may_show_as: Callable[[str], bool] | None = None,
 ) -> str:
     """Store the message as a job and queue it; returns the job id. Nothing stored on error.
 
     SMTPUTF8 is asked of the upstream only when the message needs it (a non-ASCII
     address or raw UTF-8 in a header), never because the client asked for it:
     Go's net/smtp, Alertmanager's, asks whenever a server offers it.
+
+    Lines end in CRLF only: a bare CR or LF becomes CRLF (as Postfix's
+    ``smtpd_forbid_bare_newline = normalize`` does), so that no upstream can
+    read a line end the client hid inside a line (SMTP smuggling), and the
+    lines that then start with a dot are dot-stuffed on the way out.
+    ``may_show_as`` says which addresses the visible From and Sender may name
+    besides the profile's own; any other is replaced (``sendable``).
     """
     profile = rt.profiles.get(profile_name)
     limit = profile.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
@@ -62,8 +71,9 @@ def submit_raw(
             "to", f"{len(envelope)} recipients, the profile allows {profile.max_recipients}"
         )
     job_id = uuid.uuid4().hex
+    data = _BARE_LINE_END.sub(b"\r\n", data)
     headers = BytesHeaderParser(policy=SMTP).parsebytes(data)
-    message, message_id = sendable(data, headers, profile, job_id)
+    message, message_id = sendable(data, headers, profile, job_id, may_show_as)
     job = Job(
         id=job_id,
         profile=profile.name,
@@ -99,18 +109,29 @@ def _needs_smtputf8(addresses: Sequence[str], message: bytes) -> bool:
     return not (all(a.isascii() for a in addresses) and head.isascii())
 
 
-def sendable(data: bytes, headers: Message, profile: Profile, job_id: str) -> tuple[bytes, str]:
-    """The message with the headers it needs to be sent as this profile; and its Message-ID."""
+def sendable(
+    data: bytes,
+    headers: Message,
+    profile: Profile,
+    job_id: str,
+    may_show_as: Callable[[str], bool] | None = None,
+) -> tuple[bytes, str]:
+    """The message with the headers it needs to be sent as this profile; and its Message-ID.
+
+    The From is replaced by the profile's (the original kept as Reply-To) where the
+    provider refuses another, or where it or the Sender names an address that
+    ``may_show_as`` refuses; a replaced Sender is dropped.
+    """
     split = _HEADER_END.search(data)
     head, body = (data[: split.start()], data[split.start() :]) if split else (data, b"\r\n\r\n")
     lines = _header_lines(head)
     get = headers.get
     original = email.utils.parseaddr(str(get("From", "")))[1]
     added: list[bytes] = []
-    if profile.provider in _STRICT_FROM and original.lower() != profile.from_email.lower():
+    if _replace_from(headers, profile, original, may_show_as):
         written = [line for line in lines if _named(line, (b"from",))]
         replies_set = any(_named(line, (b"reply-to",)) for line in lines)
-        lines = [line for line in lines if not _named(line, (b"from",))]
+        lines = [line for line in lines if not _named(line, (b"from", b"sender"))]
         added.append(b"From: " + _from(profile).encode())
         if written and not replies_set:  # replies still reach whoever wrote it
             added.append(b"Reply-To:" + written[0].split(b":", 1)[1])
@@ -121,6 +142,21 @@ def sendable(data: bytes, headers: Message, profile: Profile, job_id: str) -> tu
     if get("Date") is None:
         added.append(b"Date: " + email.utils.format_datetime(datetime.now(UTC)).encode())
     return b"\r\n".join(added + lines) + body, message_id
+
+
+def _replace_from(
+    headers: Message,
+    profile: Profile,
+    original: str,
+    may_show_as: Callable[[str], bool] | None,
+) -> bool:
+    own = profile.from_email.lower()
+    if profile.provider in _STRICT_FROM and original.lower() != own:
+        return True
+    if may_show_as is None:
+        return False
+    shown = _addresses(headers, "From") + _addresses(headers, "Sender")
+    return not all(a.lower() == own or may_show_as(a) for a in shown)
 
 
 def _header_lines(head: bytes) -> list[bytes]:
