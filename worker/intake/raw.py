@@ -27,12 +27,12 @@ from worker.intake.notify import Priority, publish
 from worker.metrics import Samples
 from worker.runtime import Producer
 from worker.store import Job
+from worker.transport.sender import header_lines, split_head, with_profile_from
 
 log = logging.getLogger(__name__)
 
 # Providers that refuse a From other than the mailbox (or one it may send as).
 _STRICT_FROM = frozenset({"microsoft365", "google_workspace"})
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
@@ -104,8 +104,7 @@ def enqueue(rt: Producer, job: Job) -> str:
 
 
 def _needs_smtputf8(addresses: Sequence[str], message: bytes) -> bool:
-    split = _HEADER_END.search(message)
-    head = message[: split.start()] if split else message
+    head, _ = split_head(message)
     return not (all(a.isascii() for a in addresses) and head.isascii())
 
 
@@ -122,26 +121,20 @@ def sendable(
     provider refuses another, or where it or the Sender names an address that
     ``may_show_as`` refuses; a replaced Sender is dropped.
     """
-    split = _HEADER_END.search(data)
-    head, body = (data[: split.start()], data[split.start() :]) if split else (data, b"\r\n\r\n")
-    lines = _header_lines(head)
+    head, body = split_head(data)
+    lines = header_lines(head)
     get = headers.get
     original = email.utils.parseaddr(str(get("From", "")))[1]
-    added: list[bytes] = []
     if _replace_from(headers, profile, original, may_show_as):
-        written = [line for line in lines if _named(line, (b"from",))]
-        replies_set = any(_named(line, (b"reply-to",)) for line in lines)
-        lines = [line for line in lines if not _named(line, (b"from", b"sender"))]
-        added.append(b"From: " + _from(profile).encode())
-        if written and not replies_set:  # replies still reach whoever wrote it
-            added.append(b"Reply-To:" + written[0].split(b":", 1)[1])
+        lines = with_profile_from(lines, profile)
+    added: list[bytes] = []
     message_id = str(get("Message-ID") or "").strip()
     if not message_id:
         message_id = f"<{job_id}@{profile.from_email.rsplit('@', 1)[1]}>"
         added.append(b"Message-ID: " + message_id.encode())
     if get("Date") is None:
         added.append(b"Date: " + email.utils.format_datetime(datetime.now(UTC)).encode())
-    return b"\r\n".join(added + lines) + body, message_id
+    return b"\r\n".join(lines + added) + body, message_id
 
 
 def _replace_from(
@@ -157,26 +150,6 @@ def _replace_from(
         return False
     shown = _addresses(headers, "From") + _addresses(headers, "Sender")
     return not all(a.lower() == own or may_show_as(a) for a in shown)
-
-
-def _header_lines(head: bytes) -> list[bytes]:
-    """Header fields with their folded continuations kept attached."""
-    fields: list[bytes] = []
-    for line in re.split(rb"\r?\n", head):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
-        elif line:
-            fields.append(line)
-    return fields
-
-
-def _named(field: bytes, names: tuple[bytes, ...]) -> bool:
-    return field.split(b":", 1)[0].strip().lower() in names
-
-
-def _from(profile: Profile) -> str:
-    """The profile's sender as a header value; a non-ASCII name as an RFC 2047 encoded word."""
-    return email.utils.formataddr((profile.from_name or "", profile.from_email), charset="utf-8")
 
 
 def _record(headers: Message, submitted_by: str) -> dict[str, object]:
