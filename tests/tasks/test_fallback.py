@@ -145,3 +145,35 @@ def test_a_page_the_server_accepted_then_dropped_is_not_sent_through_the_fallbac
         ("pager-drops", "delivered", "data"),
     ]
     assert pipeline.server.messages == []  # the fallback's server never saw it
+
+
+def test_pages_keep_going_out_once_each_when_the_secret_dies_half_way(
+    pipeline: Pipeline, http_server: HTTPServer, secrets: SecretRegistry, tls: TlsFiles
+) -> None:
+    # The primary's own token endpoint: it works, then answers invalid_client (the
+    # secret expired), while the server stops taking the token it had issued.
+    primary = FakeIdP(http_server, secrets, path="/dying-secret-token")
+    revoked: set[str] = set()
+    issued = (pipeline.idp.issued_access_tokens, primary.issued_access_tokens)
+    pipeline.server.token_ok = lambda user, t: any(t in i for i in issued) and t not in revoked
+    server, path = pipeline.server, pipeline.runtime.profiles_file.path
+    path.write_text(
+        path.read_text() + _profile("pager", server.host, server.port, primary.url, str(tls.ca_pem))
+    )
+    pipeline.wait_for(lambda: "pager" in pipeline.runtime.profiles.by_name)
+    pipeline.start_worker()
+    first = [page(pipeline, "pager") for _ in range(10)]
+    pipeline.wait_final(*first, seconds=60)
+    primary.handlers["client_credentials"] = reply(*MS_EXPIRED_SECRET)
+    revoked.update(primary.issued_access_tokens)
+    pipeline.server.drop_connections()  # pooled sessions, authenticated before, end too
+    second = [page(pipeline, "pager") for _ in range(10)]
+    pipeline.wait_final(*second, seconds=90)
+
+    jobs = [finished(pipeline, job_id) for job_id in first + second]
+    assert [j["status"] for j in jobs] == ["delivered"] * 20
+    assert {j["delivered_by"] for j in jobs[:10]} == {"pager"}
+    assert {j["delivered_by"] for j in jobs[10:]} == {"alerts"}
+    # Exactly once each, counted at the server by Message-ID.
+    received = [m.message["Message-ID"] for m in pipeline.server.messages]
+    assert sorted(received) == sorted(f"<{j}@pager.example.test>" for j in first + second)
