@@ -20,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 
 from providers import ServiceAccountKey
 from providers.keys import ClientCertificate
+from worker.addresses import address_problem
 from worker.credentials.presets import (
     DEFAULT_PORTS,
     MICROSOFT_TENANT_ALIASES,
@@ -40,8 +41,6 @@ from worker.errors import ConfigError
 
 # Whole strings (fullmatch): "$" alone would let a trailing newline through.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_ADDRESS_PART = r"[^@\s<>\"\x00-\x1f\x7f-\x9f]+"  # no blank, control character or separator
-_ADDRESS = re.compile(rf"{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}")
 
 
 def load_profiles(path: Path, env: Mapping[str, str], *, secrets: bool = True) -> Profiles:
@@ -131,7 +130,7 @@ class _Resolver(SecretReader):
                 self._validation_problem(error)
             return None
         preset = PRESETS[spec.provider]
-        if not _ADDRESS.fullmatch(spec.from_email):
+        if address_problem(spec.from_email):
             self.problem("from_email", "not an email address")
         host = spec.host or preset.host
         security = spec.security or preset.security or "starttls"
@@ -382,7 +381,7 @@ class _Resolver(SecretReader):
             or _given(spec, "client_secret")
         ):
             self.problem("service_account_file", "missing (or private_key with client_email)")
-        if spec.subject is not None and not _ADDRESS.fullmatch(spec.subject):
+        if spec.subject is not None and address_problem(spec.subject):
             self.problem("subject", "not an email address")
         if spec.username and spec.username != (spec.subject or spec.from_email):
             # Gmail answers 535 when the XOAUTH2 user= is not the JWT's sub.

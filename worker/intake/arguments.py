@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from worker.intake.message import Attachment, InvalidMessageError, Notification, shown
+from worker.addresses import shown
+from worker.intake.message import Attachment, InvalidMessageError, Notification
 
 _PRIORITIES = ("normal", "high")
 _MAX_IDEMPOTENCY_KEY = 200

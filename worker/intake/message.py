@@ -19,6 +19,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from worker.addresses import MAX_ADDRESS_CHARS, address_problem, shown
 from worker.errors import MailpipeError
 from worker.transport import OutgoingMessage
 
@@ -27,8 +28,6 @@ DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 # One header value (subject, sender name, custom header, filename), in
 # characters: the email package folds a long value in quadratic time.
 MAX_HEADER_CHARS = 2000
-# Far longer than any address SMTP carries (256 octets): refused before parsing.
-_MAX_ADDRESS_CHARS = 1000
 
 # Headers mailpipe writes itself; a custom header may not replace them.
 _RESERVED_HEADERS = frozenset(
@@ -41,8 +40,6 @@ _RESERVED_HEADERS = frozenset(
 # Content-* describe the MIME structure mailpipe builds; Resent-* belong to a resending agent.
 _RESERVED_PREFIXES = ("content-", "resent-")
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext: printable ASCII but ':'
-_ATOM = r"[^\s@<>()\[\],;:\\\".]+"  # anything but space, specials and dots
-_UTF8_ADDRESS = re.compile(rf"[^\s@<>()\[\],;:\\\"]+@{_ATOM}(\.{_ATOM})+")
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 # Never in a header: the C0 and C1 controls but TAB (DEL too), the Unicode
 # line and paragraph separators, and lone surrogates (not Unicode text).
@@ -163,11 +160,6 @@ def make_message_id(job_id: str, sender: str) -> str:
     return f"<{job_id}@{domain}>"
 
 
-def shown(value: str) -> str:
-    """A value as an error shows it: quoted, escaped to one line, and cut if it is long."""
-    return repr(value if len(value) <= 60 else value[:57] + "...")
-
-
 def _header_text(field_name: str, value: str, *, decoded: bool = False) -> None:
     """Refuse a control character (but TAB), a line separator or a lone surrogate.
 
@@ -229,51 +221,13 @@ def _set_header(message: EmailMessage, field_name: str, name: str, value: str) -
 
 def check_address(field_name: str, value: str) -> str:
     """``value`` as an address SMTP can carry (stripped); InvalidMessageError naming the field."""
-    if len(value) > _MAX_ADDRESS_CHARS:
-        raise InvalidMessageError(
-            field_name,
-            f"{shown(value)} is {len(value)} characters long, "
-            "SMTP allows 256 octets (RFC 5321 4.5.3.1.3)",
-        )
-    _header_text(field_name, value)
-    candidate = value.strip()
-    if not candidate.isascii():
-        # Internationalised (RFC 6531): the email package's parser rejects
-        # non-ASCII local parts, so check the shape only; SMTPUTF8 does the rest.
-        if not _UTF8_ADDRESS.fullmatch(candidate):
-            raise InvalidMessageError(field_name, f"{shown(candidate)} is not an email address")
-        return _within_smtp_limits(field_name, candidate)
-    try:
-        parsed = Address(addr_spec=candidate)
-    except _EMAIL_ERRORS:
-        raise InvalidMessageError(
-            field_name, f"{shown(candidate)} is not an email address"
-        ) from None
-    if not parsed.username or "." not in parsed.domain:
-        raise InvalidMessageError(field_name, f"{shown(candidate)} is not an email address")
-    return _within_smtp_limits(field_name, candidate)
-
-
-def _within_smtp_limits(field_name: str, address: str) -> str:
-    """RFC 5321 §4.5.3.1, counted in octets as they go on the wire (UTF-8 for SMTPUTF8).
-
-    A server refuses a longer path, and a longer address would not fit the
-    attempt records either: refused here, before anything is stored.
-    """
-    local, domain = address.rsplit("@", 1)
-    limits = (
-        (len(local.encode()), 64, "local part", "SMTP", "RFC 5321 4.5.3.1.1"),
-        (len(domain.encode()), 255, "domain", "SMTP", "RFC 5321 4.5.3.1.2"),
-        (max(len(x.encode()) for x in domain.split(".")), 63, "domain label", "DNS", "RFC 1035"),
-        (len(address.encode()) + 2, 256, "path (the address in <>)", "SMTP", "RFC 5321 4.5.3.1.3"),
-    )
-    for octets, limit, what, who, rfc in limits:
-        if octets > limit:
-            raise InvalidMessageError(
-                field_name,
-                f"{shown(address)}: the {what} is {octets} octets, {who} allows {limit} ({rfc})",
-            )
-    return address
+    if len(value) <= MAX_ADDRESS_CHARS:  # a longer one is refused for its length alone
+        _header_text(field_name, value)
+        value = value.strip()
+    problem = address_problem(value)
+    if problem:
+        raise InvalidMessageError(field_name, problem)
+    return value
 
 
 def _header_address(address: str, display_name: str | None = None) -> str:

@@ -24,13 +24,13 @@ from typing import Any, Literal
 from jinja2 import ChainableUndefined, FileSystemLoader, Template, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from worker.addresses import address_problem
 from worker.errors import ConfigError
 
 Priority = Literal["normal", "high"]
 
 _TEMPLATES_DIR = Path(__file__).parent / "templates"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ADDRESS = re.compile(r"^[^@\s<>\",;]+@[^@\s<>\",;]+\.[^@\s<>\",;]+$")
 _RECIPIENT_FIELDS = ("to", "cc", "bcc")
 _TEMPLATE_FIELDS = ("subject_template", "text_template", "html_template")
 _FIELDS = ("profile", *_RECIPIENT_FIELDS, "priority", *_TEMPLATE_FIELDS)
@@ -193,7 +193,7 @@ class _RouteChecker:
             self.problem(field, 'must be a list of addresses, like ["oncall@example.com"]')
             return ()
         for address in value:
-            if not _ADDRESS.match(address):
+            if address_problem(address):
                 self.problem(field, f"not an email address: {address!r}")
         return tuple(value)
 
