@@ -13,25 +13,14 @@ import click
 
 from worker.errors import MailpipeError
 from worker.faces import cli_credentials, cli_oauth, cli_services
+from worker.faces.cli_group import MailpipeGroup
 from worker.faces.reports import attempt_dict, attempt_row, job_dict, job_lines, parse_since
 from worker.runtime import build_producer
 from worker.settings import get_settings
 from worker.store import Store
 
 
-class _Group(click.Group):
-    """Prints our errors as ``mailpipe: error: …`` lines instead of tracebacks."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except MailpipeError as exc:
-            for line in str(exc).splitlines():
-                click.echo(f"mailpipe: error: {line}", err=True)
-            sys.exit(1)
-
-
-@click.group(cls=_Group)
+@click.group(cls=MailpipeGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (token requests, retries).")
 def main(verbose: bool) -> None:
     """mailpipe: the email worker behind incident and alerting notifications."""
@@ -178,7 +167,7 @@ def _store() -> Store:
     return store
 
 
-@main.group()
+@main.group(cls=MailpipeGroup)
 def db() -> None:
     """The database schema."""
 

@@ -12,13 +12,14 @@ from cryptography.fernet import Fernet
 
 from providers import ProviderError
 from worker.credentials import OAuthCredentials, Profile, load_profiles
+from worker.faces.cli_group import MailpipeGroup
 from worker.faces.profile_check import check_profile
 from worker.runtime import build_runtime
 from worker.settings import get_settings
 from worker.store import rotate_stored
 
 
-@click.group("secret-key", invoke_without_command=True)
+@click.group("secret-key", cls=MailpipeGroup, invoke_without_command=True)
 @click.pass_context
 def secret_key(ctx: click.Context) -> None:
     """Print a new Fernet key for MAILPIPE_SECRET_KEY (or rotate to one)."""
@@ -47,7 +48,7 @@ def secret_key_rotate() -> None:
 # -- sending -------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=MailpipeGroup)
 def profiles() -> None:
     """Inspect the SMTP profiles file."""
 
@@ -97,7 +98,7 @@ def profiles_check(name: str, send_to: str | None) -> None:
     sys.exit(0 if passed else 1)
 
 
-@click.group()
+@click.group(cls=MailpipeGroup)
 def tokens() -> None:
     """Fetch OAuth tokens by hand."""
 

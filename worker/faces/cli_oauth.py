@@ -9,6 +9,7 @@ import click
 
 from providers import RefreshTokenGrant
 from worker.credentials.grants import authorization_client
+from worker.faces.cli_group import MailpipeGroup
 from worker.faces.profile_check import check_profile
 from worker.faces.sign_in import (
     keep_refresh_token,
@@ -22,7 +23,7 @@ from worker.runtime import Runtime, build_runtime
 PASTE_PORT = 8400
 
 
-@click.group()
+@click.group(cls=MailpipeGroup)
 def oauth() -> None:
     """Sign in for a delegated profile's refresh token (no Postman), and show where it stands."""
 
