@@ -70,7 +70,7 @@ tools: redis-server
 	fi
 
 run: install redis-server
-	deploy/quickstart.sh
+	VENV=$(VENV) deploy/quickstart.sh
 
 # The sink is Postfix's smtp-sink (package postfix; the Postfix service it would
 # start is stopped and disabled: the bench needs only the smtp-sink program).
