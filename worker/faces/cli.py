@@ -8,16 +8,20 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from worker.errors import MailpipeError
 from worker.faces import cli_credentials, cli_oauth, cli_services
 from worker.faces.cli_group import MailpipeGroup
-from worker.faces.reports import attempt_dict, attempt_row, job_dict, job_lines, parse_since
-from worker.runtime import build_producer
-from worker.settings import get_settings
-from worker.store import Store
+
+if TYPE_CHECKING:
+    from worker.store import Store
+
+# Each command imports what it needs when it runs: `mailpipe --help` and the
+# light commands (status, attempts, profiles list) start without Celery, Redis,
+# the HTTP client or the web framework (`python -X importtime` shows what loads).
 
 
 @click.group(cls=MailpipeGroup)
@@ -64,6 +68,7 @@ def send(
     """
     # Imported here: it builds the Celery app, which the other commands do not need.
     from worker.intake import notify
+    from worker.runtime import build_producer
 
     if text is not None and text_file is None:
         body = text
@@ -133,6 +138,8 @@ def _header(text: str) -> tuple[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(job_id: str, as_json: bool) -> None:
     """The job, its attempts and per-recipient results."""
+    from worker.faces.reports import job_dict, job_lines
+
     job = _store().get_job(job_id)
     if job is None:
         raise MailpipeError(f"no job {job_id}")
@@ -149,6 +156,8 @@ def status(job_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def attempts(profile: str | None, failed: bool, since: str | None, as_json: bool) -> None:
     """Recent delivery attempts, newest first."""
+    from worker.faces.reports import attempt_dict, attempt_row, parse_since
+
     try:
         start = datetime.now(UTC) - parse_since(since) if since else None
     except ValueError as exc:
@@ -162,6 +171,9 @@ def attempts(profile: str | None, failed: bool, since: str | None, as_json: bool
 
 
 def _store() -> Store:
+    from worker.settings import get_settings
+    from worker.store.jobs import Store
+
     store = Store(get_settings().database_url.get_secret_value())
     store.check_schema()
     return store
@@ -175,6 +187,9 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the tables to this version's schema."""
+    from worker.settings import get_settings
+    from worker.store.jobs import Store
+
     store = Store(get_settings().database_url.get_secret_value(), create=True)
     before, after = store.upgrade()
     store.check_schema()

@@ -6,17 +6,17 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
-from cryptography.fernet import Fernet
 
-from providers import ProviderError
-from worker.credentials import OAuthCredentials, Profile, load_profiles
 from worker.faces.cli_group import MailpipeGroup
-from worker.faces.profile_check import check_profile
-from worker.runtime import build_runtime
-from worker.settings import get_settings
-from worker.store import rotate_stored
+
+if TYPE_CHECKING:
+    from worker.credentials import OAuthCredentials, Profile
+
+# Each command imports what it needs when it runs: `mailpipe --help` and the
+# light commands start without Celery, Redis, the HTTP client or SQLAlchemy.
 
 
 @click.group("secret-key", cls=MailpipeGroup, invoke_without_command=True)
@@ -24,6 +24,8 @@ from worker.store import rotate_stored
 def secret_key(ctx: click.Context) -> None:
     """Print a new Fernet key for MAILPIPE_SECRET_KEY (or rotate to one)."""
     if ctx.invoked_subcommand is None:
+        from cryptography.fernet import Fernet
+
         click.echo(Fernet.generate_key().decode())
 
 
@@ -34,6 +36,9 @@ def secret_key_rotate() -> None:
     Put the new key first and the old one after it; after this, the old key
     can be removed.
     """
+    from worker.runtime import build_runtime
+    from worker.store import rotate_stored
+
     rt = build_runtime()
     stored = rotate_stored(rt.store, rt.settings.fernet())
     cached, dropped = rt.credentials.cache.rotate_key()
@@ -56,10 +61,13 @@ def profiles() -> None:
 @profiles.command("list")
 def profiles_list() -> None:
     """One line per profile: provider, authentication, server, sender."""
+    from worker.credentials.profiles_file import load_profiles
+    from worker.faces.http.routes import load_routes_file
+    from worker.settings import get_settings
+
     settings = get_settings()
     loaded = load_profiles(settings.profiles_file, os.environ)
     # The routes of the same file are checked too (the HTTP intake would refuse them).
-    from worker.faces.http.routes import load_routes_file
 
     routes = load_routes_file(settings.profiles_file, list(loaded.by_name))
     rows = [("NAME", "PROVIDER", "AUTH", "SERVER", "FROM")]
@@ -87,6 +95,9 @@ def _profile_row(profile: Profile) -> tuple[str, str, str, str, str]:
 @click.option("--send-to", metavar="ADDR", help="Also send a short test message to ADDR.")
 def profiles_check(name: str, send_to: str | None) -> None:
     """Fetch a token, connect, TLS, EHLO, AUTH (and send): ok or why not, step by step."""
+    from worker.faces.profile_check import check_profile
+    from worker.runtime import build_runtime
+
     rt = build_runtime()
     passed = True
     for step in check_profile(rt.credentials, name, send_to=send_to):
@@ -110,6 +121,10 @@ def tokens_refresh(name: str | None) -> None:
 
     Prints where each token came from and when it expires, never the token.
     """
+    from providers import ProviderError
+    from worker.credentials import OAuthCredentials
+    from worker.runtime import build_runtime
+
     rt = build_runtime()
     credentials = rt.credentials
     names = [name] if name else [p.name for p in credentials.profiles if p.oauth]
