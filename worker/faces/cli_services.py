@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
 from pathlib import Path
@@ -92,11 +93,30 @@ def api_key_new(name: str, profiles: tuple[str, ...], routes: tuple[str, ...]) -
     from worker.faces.http.keys import digest, new_key
     from worker.settings import ApiKeySpec
 
+    if profiles or routes:
+        _check_names(profiles, routes)
+
     key = new_key()
     spec = ApiKeySpec(name=name, sha256=digest(key), profiles=profiles, routes=routes)
     click.echo(f"key (shown once; give it to the sender): {key}")
     click.echo("entry for the JSON list in MAILPIPE_API_KEYS:")
     click.echo(spec.model_dump_json())
+
+
+def _check_names(profiles: tuple[str, ...], routes: tuple[str, ...]) -> None:
+    """A key limited to a profile or route that does not exist would only ever get 403."""
+    from worker.credentials.profiles_file import load_profiles
+    from worker.faces.http.routes import load_routes_file
+    from worker.settings import get_settings
+
+    path = get_settings().profiles_file
+    known = list(load_profiles(path, os.environ).by_name)
+    known_routes = load_routes_file(path, known)
+    for option, names, there in (("--profile", profiles, known), ("--route", routes, known_routes)):
+        for name in names:
+            if name not in there:
+                listed = ", ".join(sorted(there)) or "none"
+                raise ConfigError(f"{option} {name}: not in {path} ({option[2:]}s there: {listed})")
 
 
 @click.command()

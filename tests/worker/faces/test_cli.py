@@ -284,3 +284,22 @@ def test_serving_on_a_port_in_use_is_one_line_before_any_serving(
         "another process serves it (`make run` serves the HTTP intake on 8025 and the relay on "
         "2525); stop that one or choose another --port\n"
     )
+
+
+def test_an_api_key_for_a_route_or_profile_that_does_not_exist_is_refused(
+    env: dict[str, str],
+) -> None:
+    profiles = env["MAILPIPE_PROFILES_FILE"]
+    route = run(env, "api-key", "new", "alertmanager", "--route", "oncall")
+    assert (route.returncode, route.stdout) == (1, "")
+    assert (
+        route.stderr == f"mailpipe: error: --route oncall: not in {profiles} (routes there: none)\n"
+    )
+    profile = run(env, "api-key", "new", "alertmanager", "--profile", "app", "--profile", "nope")
+    assert (profile.returncode, profile.stdout) == (1, "")
+    assert profile.stderr == (
+        f"mailpipe: error: --profile nope: not in {profiles} (profiles there: app, relay)\n"
+    )
+    made = run(env, "api-key", "new", "alertmanager", "--profile", "app")
+    assert made.returncode == 0, made.stderr
+    assert '"profiles":["app"]' in made.stdout
