@@ -76,7 +76,7 @@ tools: redis-server
 	  npm ci --prefix tests/clients --no-audit --no-fund --silent
 
 run: install redis-server
-	deploy/quickstart.sh
+	VENV=$(VENV) deploy/quickstart.sh
 
 # The sink is Postfix's smtp-sink (package postfix; the Postfix service it would
 # start is stopped and disabled: the bench needs only the smtp-sink program).

@@ -194,7 +194,7 @@ class _Handler:
         self.sink = sink
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
-        result = await check_xoauth2(server, args, self.sink.token_ok)
+        result = await check_xoauth2(server, args, lambda _user, token: self.sink.token_ok(token))
         if result.success:
             self.sink._count("auth_ok")
         elif result.message:  # refused, not an exchange the client broke off

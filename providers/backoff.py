@@ -1,4 +1,4 @@
-"""Retry delays: exponential backoff with full jitter (pure).
+"""Retry delays (exponential backoff with full jitter, pure) and a token request's retry policy.
 
 One function for every retry mailpipe schedules: token requests inside the
 token endpoint, and job retries in the delivery service.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def full_jitter(
@@ -25,3 +26,16 @@ def full_jitter(
     """
     ceiling = min(max_seconds, base_seconds * 2.0 ** max(attempt - 1, 0))
     return ceiling * random_fraction()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one token request may keep trying before it gives up."""
+
+    max_attempts: int = 4
+    deadline_seconds: float = 20.0
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 8.0
+    # A Retry-After longer than this is not waited out here: the error goes
+    # back to the caller (with retry_after_seconds) to defer the job instead.
+    retry_after_max_seconds: float = 10.0

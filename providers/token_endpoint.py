@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from providers.backoff import full_jitter
+from providers.backoff import RetryPolicy, full_jitter
 from providers.errors import (
     OAuthErrorDetails,
     PermanentProviderError,
@@ -36,19 +36,6 @@ log = logging.getLogger(__name__)
 # common one-hour lifetime rather than a token cached forever.
 DEFAULT_EXPIRES_IN_SECONDS = 3600
 _TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long one token request may keep trying before it gives up."""
-
-    max_attempts: int = 4
-    deadline_seconds: float = 20.0
-    backoff_base_seconds: float = 0.5
-    backoff_max_seconds: float = 8.0
-    # A Retry-After longer than this is not waited out here: the error goes
-    # back to the caller (with retry_after_seconds) to defer the job instead.
-    retry_after_max_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, MultiFernet
 from pydantic import (
@@ -29,6 +30,8 @@ from providers import RetryPolicy
 from worker.errors import ConfigError
 
 _TOKEN_POLICY = RetryPolicy()
+# The brokers mailpipe runs on (kombu's transports for Redis and RabbitMQ).
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 
 
 class ApiKeySpec(BaseModel):
@@ -153,6 +156,18 @@ class Settings(BaseSettings):
     relay_max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100_000_000)
     relay_lockout_failures: int = Field(5, ge=1, le=1000)
     relay_lockout_seconds: float = Field(300.0, ge=1, le=86400)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: SecretStr) -> SecretStr:
+        # Checked here: kombu would take any other scheme for a broker it cannot reach.
+        url = value.get_secret_value()
+        scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+        if scheme not in BROKER_SCHEMES:
+            said = f"{scheme}:// is not a broker" if scheme else "no scheme"
+            accepted = ", ".join(f"{s}://" for s in BROKER_SCHEMES)
+            raise ValueError(f"{said}: use {accepted} (Redis or RabbitMQ)")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

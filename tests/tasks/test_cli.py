@@ -102,8 +102,10 @@ def test_a_new_database_is_created_and_a_missing_one_is_named(
     )
     assert (status.returncode, status.stderr) == (
         1,
-        f"mailpipe: error: the database file {path} does not exist: check "
-        "MAILPIPE_DATABASE_URL, or create it with `mailpipe db upgrade`\n",
+        f"mailpipe: error: the database file {path} does not exist "
+        f"(MAILPIPE_DATABASE_URL=sqlite:///{path}): set MAILPIPE_DATABASE_URL to the database "
+        "mailpipe uses (`make run`'s settings: `. .sandbox/env`); only for a new one, "
+        "`mailpipe db upgrade` creates it\n",
     )
     assert not path.exists(), "no empty database left behind"
     created = subprocess.run(

@@ -1,16 +1,43 @@
-"""Credentials: profiles (what a sender needs), presets, and tokens cached across workers."""
+"""Credentials: profiles (what a sender needs), presets, and tokens cached across workers.
 
-from worker.credentials.access import Credentials, OAuthCredentials, SmtpCredentials
-from worker.credentials.profiles import (
-    OAuthConfig,
-    Profile,
-    Profiles,
-    ProfilesFileError,
-    is_loopback,
-)
-from worker.credentials.profiles_file import load_profiles
-from worker.credentials.profiles_source import ProfilesFile
-from worker.credentials.token_cache import CachedToken, TokenCache, TokenSource
+The names below are imported on first use (PEP 562), so that reading the
+profiles file does not import the token cache (Redis, the HTTP client).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.credentials.access import Credentials, OAuthCredentials, SmtpCredentials
+    from worker.credentials.profiles import (
+        OAuthConfig,
+        Profile,
+        Profiles,
+        ProfilesFileError,
+        is_loopback,
+    )
+    from worker.credentials.profiles_file import load_profiles
+    from worker.credentials.profiles_source import ProfilesFile
+    from worker.credentials.token_cache import CachedToken, TokenCache, TokenSource
+
+# Each public name and the module that defines it.
+_HOMES = {
+    "CachedToken": "worker.credentials.token_cache",
+    "Credentials": "worker.credentials.access",
+    "OAuthConfig": "worker.credentials.profiles",
+    "OAuthCredentials": "worker.credentials.access",
+    "Profile": "worker.credentials.profiles",
+    "Profiles": "worker.credentials.profiles",
+    "ProfilesFile": "worker.credentials.profiles_source",
+    "ProfilesFileError": "worker.credentials.profiles",
+    "SmtpCredentials": "worker.credentials.access",
+    "TokenCache": "worker.credentials.token_cache",
+    "TokenSource": "worker.credentials.token_cache",
+    "is_loopback": "worker.credentials.profiles",
+    "load_profiles": "worker.credentials.profiles_file",
+}
 
 __all__ = [
     "CachedToken",
@@ -27,3 +54,16 @@ __all__ = [
     "is_loopback",
     "load_profiles",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'worker.credentials' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

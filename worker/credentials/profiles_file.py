@@ -18,8 +18,6 @@ from urllib.parse import SplitResult, urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from providers import ServiceAccountKey
-from providers.keys import ClientCertificate
 from worker.addresses import address_problem
 from worker.credentials.presets import (
     DEFAULT_PORTS,
@@ -302,6 +300,9 @@ class _Resolver(SecretReader):
             if certificate and secret:
                 self.problem("client_certificate_file", "give a client secret or a certificate")
             elif certificate:
+                # Imported for a profile with a key only: reading the file needs no key library.
+                from providers.keys import ClientCertificate
+
                 self.check_key(
                     "client_certificate_file",
                     lambda: ClientCertificate.from_pem(certificate or ""),
@@ -357,6 +358,8 @@ class _Resolver(SecretReader):
         pasted = self.secret(spec, "client_secret")
         # Users of other tools paste the key (PEM or the whole JSON) into
         # "client secret"; take it from there when nothing else is given.
+        from providers.service_account import ServiceAccountKey  # for its profiles only
+
         if pasted is not None and key_json is None and private_key is None:
             text = pasted.get_secret_value().lstrip()
             key_json, private_key = (pasted, None) if text.startswith("{") else (None, pasted)

@@ -8,30 +8,23 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from worker.errors import MailpipeError
 from worker.faces import cli_credentials, cli_oauth, cli_services
-from worker.faces.reports import attempt_dict, attempt_row, job_dict, job_lines, parse_since
-from worker.runtime import build_producer
-from worker.settings import get_settings
-from worker.store import Store
+from worker.faces.cli_group import MailpipeGroup
+
+if TYPE_CHECKING:
+    from worker.store import Store
+
+# Each command imports what it needs when it runs: `mailpipe --help` and the
+# light commands (status, attempts, profiles list) start without Celery, Redis,
+# the HTTP client or the web framework (`python -X importtime` shows what loads).
 
 
-class _Group(click.Group):
-    """Prints our errors as ``mailpipe: error: …`` lines instead of tracebacks."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except MailpipeError as exc:
-            for line in str(exc).splitlines():
-                click.echo(f"mailpipe: error: {line}", err=True)
-            sys.exit(1)
-
-
-@click.group(cls=_Group)
+@click.group(cls=MailpipeGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (token requests, retries).")
 def main(verbose: bool) -> None:
     """mailpipe: the email worker behind incident and alerting notifications."""
@@ -75,6 +68,7 @@ def send(
     """
     # Imported here: it builds the Celery app, which the other commands do not need.
     from worker.intake import notify
+    from worker.runtime import build_producer
 
     if text is not None and text_file is None:
         body = text
@@ -144,6 +138,8 @@ def _header(text: str) -> tuple[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(job_id: str, as_json: bool) -> None:
     """The job, its attempts and per-recipient results."""
+    from worker.faces.reports import job_dict, job_lines
+
     job = _store().get_job(job_id)
     if job is None:
         raise MailpipeError(f"no job {job_id}")
@@ -160,6 +156,8 @@ def status(job_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def attempts(profile: str | None, failed: bool, since: str | None, as_json: bool) -> None:
     """Recent delivery attempts, newest first."""
+    from worker.faces.reports import attempt_dict, attempt_row, parse_since
+
     try:
         start = datetime.now(UTC) - parse_since(since) if since else None
     except ValueError as exc:
@@ -173,12 +171,15 @@ def attempts(profile: str | None, failed: bool, since: str | None, as_json: bool
 
 
 def _store() -> Store:
+    from worker.settings import get_settings
+    from worker.store.jobs import Store
+
     store = Store(get_settings().database_url.get_secret_value())
     store.check_schema()
     return store
 
 
-@main.group()
+@main.group(cls=MailpipeGroup)
 def db() -> None:
     """The database schema."""
 
@@ -186,6 +187,9 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the tables to this version's schema."""
+    from worker.settings import get_settings
+    from worker.store.jobs import Store
+
     store = Store(get_settings().database_url.get_secret_value(), create=True)
     before, after = store.upgrade()
     store.check_schema()

@@ -7,23 +7,26 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
-from cryptography.fernet import Fernet
 
-from providers import ProviderError
-from worker.credentials import OAuthCredentials, Profile, load_profiles
-from worker.faces.profile_check import check_profile
-from worker.runtime import build_runtime
-from worker.settings import get_settings
-from worker.store import rotate_stored
+from worker.faces.cli_group import MailpipeGroup
+
+if TYPE_CHECKING:
+    from worker.credentials import OAuthCredentials, Profile
+
+# Each command imports what it needs when it runs: `mailpipe --help` and the
+# light commands start without Celery, Redis, the HTTP client or SQLAlchemy.
 
 
-@click.group("secret-key", invoke_without_command=True)
+@click.group("secret-key", cls=MailpipeGroup, invoke_without_command=True)
 @click.pass_context
 def secret_key(ctx: click.Context) -> None:
     """Print a new Fernet key for MAILPIPE_SECRET_KEY (or rotate to one)."""
     if ctx.invoked_subcommand is None:
+        from cryptography.fernet import Fernet
+
         click.echo(Fernet.generate_key().decode())
 
 
@@ -34,6 +37,9 @@ def secret_key_rotate() -> None:
     Put the new key first and the old one after it; after this, the old key
     can be removed.
     """
+    from worker.runtime import build_runtime
+    from worker.store import rotate_stored
+
     rt = build_runtime()
     stored = rotate_stored(rt.store, rt.settings.fernet())
     cached, dropped = rt.credentials.cache.rotate_key()
@@ -48,7 +54,7 @@ def secret_key_rotate() -> None:
 # -- sending -------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=MailpipeGroup)
 def profiles() -> None:
     """Inspect the SMTP profiles file."""
 
@@ -56,10 +62,13 @@ def profiles() -> None:
 @profiles.command("list")
 def profiles_list() -> None:
     """One line per profile: provider, authentication, server, sender."""
+    from worker.credentials.profiles_file import load_profiles
+    from worker.faces.http.routes import load_routes_file
+    from worker.settings import get_settings
+
     settings = get_settings()
     loaded = load_profiles(settings.profiles_file, os.environ)
     # The routes of the same file are checked too (the HTTP intake would refuse them).
-    from worker.faces.http.routes import load_routes_file
 
     routes = load_routes_file(settings.profiles_file, list(loaded.by_name))
     rows = [("NAME", "PROVIDER", "AUTH", "SERVER", "FROM")]
@@ -113,6 +122,9 @@ def profiles_status(name: str | None, as_json: bool) -> None:
 @click.option("--send-to", metavar="ADDR", help="Also send a short test message to ADDR.")
 def profiles_check(name: str, send_to: str | None) -> None:
     """Fetch a token, connect, TLS, EHLO, AUTH (and send): ok or why not, step by step."""
+    from worker.faces.profile_check import check_profile
+    from worker.runtime import build_runtime
+
     rt = build_runtime()
     passed = True
     for step in check_profile(rt.credentials, name, send_to=send_to):
@@ -124,7 +136,7 @@ def profiles_check(name: str, send_to: str | None) -> None:
     sys.exit(0 if passed else 1)
 
 
-@click.group()
+@click.group(cls=MailpipeGroup)
 def tokens() -> None:
     """Fetch OAuth tokens by hand."""
 
@@ -136,6 +148,10 @@ def tokens_refresh(name: str | None) -> None:
 
     Prints where each token came from and when it expires, never the token.
     """
+    from providers import ProviderError
+    from worker.credentials import OAuthCredentials
+    from worker.runtime import build_runtime
+
     rt = build_runtime()
     credentials = rt.credentials
     names = [name] if name else [p.name for p in credentials.profiles if p.oauth]

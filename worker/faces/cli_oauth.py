@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
-from providers import RefreshTokenGrant
-from worker.credentials.grants import authorization_client
-from worker.faces.profile_check import check_profile
-from worker.faces.sign_in import (
-    keep_refresh_token,
-    sign_in_with_browser,
-    sign_in_with_device,
-    sign_in_with_paste,
-)
-from worker.runtime import Runtime, build_runtime
+from worker.faces.cli_group import MailpipeGroup
+
+if TYPE_CHECKING:
+    from worker.runtime import Runtime
 
 # The port a pasted redirect names when neither --port nor the profile's redirect_uri does.
 PASTE_PORT = 8400
 
 
-@click.group()
+@click.group(cls=MailpipeGroup)
 def oauth() -> None:
     """Sign in for a delegated profile's refresh token (no Postman), and show where it stands."""
 
@@ -53,6 +48,16 @@ def oauth_authorize(
     """
     if device and paste:
         raise click.UsageError("give --device or --paste, not both")
+    from providers import RefreshTokenGrant
+    from worker.credentials.grants import authorization_client
+    from worker.faces.sign_in import (
+        keep_refresh_token,
+        sign_in_with_browser,
+        sign_in_with_device,
+        sign_in_with_paste,
+    )
+    from worker.runtime import build_runtime
+
     rt = build_runtime()
     try:
         profile = rt.profiles.get(name)
@@ -85,6 +90,10 @@ def oauth_authorize(
 @click.argument("name")
 def oauth_status(name: str) -> None:
     """Where the profile's refresh token came from, when it rotated, when it is kept alive."""
+    from providers import RefreshTokenGrant
+    from worker.credentials.grants import authorization_client
+    from worker.runtime import build_runtime
+
     rt = build_runtime()
     try:
         profile = rt.profiles.get(name)
@@ -115,6 +124,8 @@ def oauth_status(name: str) -> None:
 
 
 def _check(rt: Runtime, name: str) -> bool:
+    from worker.faces.profile_check import check_profile
+
     passed = True
     for step in check_profile(rt.credentials, name):
         passed = passed and step.ok

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import sys
 from pathlib import Path
 
 import click
 
-from worker.errors import MailpipeError
+from worker.errors import ConfigError, MailpipeError
+from worker.faces.cli_group import MailpipeGroup
 
 
 @click.command()
@@ -15,18 +19,48 @@ from worker.errors import MailpipeError
 @click.option("--port", default=8025, show_default=True)
 def serve(host: str, port: int) -> None:
     """The HTTP intake: notifications, Alertmanager/Grafana/JSON webhooks, health, metrics."""
+    check_port_free(host, port, "the HTTP intake")
     from worker.faces.http.server import serve as run
 
     run(host, port)
 
 
-@click.group(invoke_without_command=True)
+def check_port_free(host: str, port: int, what: str) -> None:
+    """One line now, rather than a server that says it is serving and then cannot listen."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError):
+        return  # not an address: the server says so its own way
+    with socket.socket(family, kind) as probe:
+        # As the servers bind: connections of an earlier run in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"{host}:{port} is already in use, so {what} cannot listen there: another "
+                    "process serves it (`make run` serves the HTTP intake on 8025 and the relay "
+                    "on 2525); stop that one or choose another --port"
+                ) from None
+            raise ConfigError(f"{what} cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+@click.group(cls=MailpipeGroup, invoke_without_command=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=2525, show_default=True)
 @click.pass_context
 def relay(ctx: click.Context, host: str, port: int) -> None:
     """The SMTP relay: tools with only a username and password send through mailpipe."""
     if ctx.invoked_subcommand is None:
+        from worker.settings import get_settings
+
+        check_port_free(host, port, "the SMTP relay")
+        tls_port = get_settings().relay_tls_port
+        if tls_port is not None:
+            check_port_free(host, tls_port, "the SMTP relay (MAILPIPE_RELAY_TLS_PORT)")
         from worker.faces.relay.server import run_relay
 
         run_relay(host, port)
@@ -45,7 +79,7 @@ def relay_hash_password() -> None:
     click.echo(hash_password(password))
 
 
-@click.group("api-key")
+@click.group("api-key", cls=MailpipeGroup)
 def api_key() -> None:
     """Keys for the HTTP intake."""
 
@@ -59,11 +93,30 @@ def api_key_new(name: str, profiles: tuple[str, ...], routes: tuple[str, ...]) -
     from worker.faces.http.keys import digest, new_key
     from worker.settings import ApiKeySpec
 
+    if profiles or routes:
+        _check_names(profiles, routes)
+
     key = new_key()
     spec = ApiKeySpec(name=name, sha256=digest(key), profiles=profiles, routes=routes)
     click.echo(f"key (shown once; give it to the sender): {key}")
     click.echo("entry for the JSON list in MAILPIPE_API_KEYS:")
     click.echo(spec.model_dump_json())
+
+
+def _check_names(profiles: tuple[str, ...], routes: tuple[str, ...]) -> None:
+    """A key limited to a profile or route that does not exist would only ever get 403."""
+    from worker.credentials.profiles_file import load_profiles
+    from worker.faces.http.routes import load_routes_file
+    from worker.settings import get_settings
+
+    path = get_settings().profiles_file
+    known = list(load_profiles(path, os.environ).by_name)
+    known_routes = load_routes_file(path, known)
+    for option, names, there in (("--profile", profiles, known), ("--route", routes, known_routes)):
+        for name in names:
+            if name not in there:
+                listed = ", ".join(sorted(there)) or "none"
+                raise ConfigError(f"{option} {name}: not in {path} ({option[2:]}s there: {listed})")
 
 
 @click.command()

@@ -1,11 +1,41 @@
-"""The store: the database is the system of record (jobs, attempts, rotated refresh tokens)."""
+"""The store: the database is the system of record (jobs, attempts, rotated refresh tokens).
 
-from worker.store.claims import AttemptEntry, AttemptRecord, NextStep
-from worker.store.database import Database, StoreUnavailableError, alembic_config
-from worker.store.jobs import Store
-from worker.store.keys import check_key, rotate_stored
-from worker.store.refresh_tokens import DatabaseRefreshTokenStore, last_rotation
-from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, utcnow
+The names below are imported on first use (PEP 562), so that importing one
+module of the store (the tables, for a report) does not import them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.store.claims import AttemptEntry, AttemptRecord, NextStep
+    from worker.store.database import Database, StoreUnavailableError, alembic_config
+    from worker.store.jobs import Store
+    from worker.store.keys import check_key, rotate_stored
+    from worker.store.refresh_tokens import DatabaseRefreshTokenStore, last_rotation
+    from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, utcnow
+
+# Each public name and the module that defines it.
+_HOMES = {
+    "Attempt": "worker.store.tables",
+    "AttemptEntry": "worker.store.claims",
+    "AttemptRecipient": "worker.store.tables",
+    "AttemptRecord": "worker.store.claims",
+    "Database": "worker.store.database",
+    "DatabaseRefreshTokenStore": "worker.store.refresh_tokens",
+    "Job": "worker.store.tables",
+    "NextStep": "worker.store.claims",
+    "RefreshToken": "worker.store.tables",
+    "Store": "worker.store.jobs",
+    "StoreUnavailableError": "worker.store.database",
+    "alembic_config": "worker.store.database",
+    "check_key": "worker.store.keys",
+    "last_rotation": "worker.store.refresh_tokens",
+    "rotate_stored": "worker.store.keys",
+    "utcnow": "worker.store.tables",
+}
 
 __all__ = [
     "Attempt",
@@ -25,3 +55,16 @@ __all__ = [
     "rotate_stored",
     "utcnow",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'worker.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

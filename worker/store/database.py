@@ -50,10 +50,7 @@ class Database:
         if sqlite and not create and parsed.database not in (None, "", ":memory:"):
             path = Path(parsed.database or "")
             if not path.exists():
-                raise ConfigError(
-                    f"the database file {path} does not exist: check MAILPIPE_DATABASE_URL, "
-                    "or create it with `mailpipe db upgrade`"
-                )
+                raise ConfigError(_missing_file(parsed.render_as_string(), path))
         # A ping per checkout finds a server that dropped the connection; a
         # SQLite file cannot, so it is spared the extra statement.
         try:
@@ -107,6 +104,17 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (before a fork, and at shutdown)."""
         self.engine.dispose()
+
+
+def _missing_file(url: str, path: Path) -> str:
+    """Most often the command is not pointed at the database its workers use: say where it
+    looked and how to point it; creating a new, empty database is the last resort."""
+    where = "" if path.is_absolute() else f", relative to the working directory {Path.cwd()}"
+    return (
+        f"the database file {path.absolute()} does not exist (MAILPIPE_DATABASE_URL={url}"
+        f"{where}): set MAILPIPE_DATABASE_URL to the database mailpipe uses (`make run`'s "
+        "settings: `. .sandbox/env`); only for a new one, `mailpipe db upgrade` creates it"
+    )
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +148,14 @@ def test_missing_secret_key_says_how_to_make_one(env: dict[str, str]) -> None:
         ("MAILPIPE_API_KEYS", "not-json", "setting MAILPIPE_API_KEYS: not JSON"),
         ("MAILPIPE_API_KEYS", '{"name": "a"}', "setting MAILPIPE_API_KEYS: Input should be"),
         ("MAILPIPE_API_KEYS", '[{"name": "a"}]', "setting MAILPIPE_API_KEYS[0].sha256: Field"),
+        # A broker kombu cannot be: said as such, not as "broker unreachable" later.
+        (
+            "MAILPIPE_BROKER_URL",
+            "http://127.0.0.1:6379/0",
+            "setting MAILPIPE_BROKER_URL: http:// "
+            "is not a broker: use redis://, rediss://, amqp://, amqps://, pyamqp://",
+        ),
+        ("MAILPIPE_BROKER_URL", "127.0.0.1:6379", "setting MAILPIPE_BROKER_URL: no scheme: use"),
     ],
 )
 def test_a_bad_setting_is_one_line_for_the_cli_and_the_worker(
@@ -211,3 +220,86 @@ def test_send_with_the_broker_down_keeps_the_job_and_exits_3(env: dict[str, str]
         assert job.published_at is None, "the next sweep publishes it, without waiting its grace"
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["status"], "Missing argument 'JOB_ID' (`mailpipe status --help` shows the usage)"),
+        (["nosuch"], "No such command 'nosuch' (`mailpipe --help` shows the usage)"),
+        (["send", "--profile", "app"], "Missing option '--to' (`mailpipe send --help` shows"),
+        (["serve", "--port", "x"], "Invalid value for '--port': 'x' is not a valid integer"),
+        (["profiles", "check"], "Missing argument 'NAME' (`mailpipe profiles check --help`"),
+        (
+            ["send", "--profile", "app", "--to", "a@example.test", "--subject", "s"],
+            "give exactly one of --text and --text-file (`mailpipe send --help` shows",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_status_2(
+    env: dict[str, str], args: list[str], said: str
+) -> None:
+    result = run(env, *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"mailpipe: error: {said}"), line
+
+
+def test_mailpipe_alone_still_prints_its_help(env: dict[str, str]) -> None:
+    result = run(env)
+    assert "Commands:" in result.stdout + result.stderr
+
+
+def test_a_missing_default_database_names_the_setting_and_the_directory(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    unset = {k: v for k, v in env.items() if k != "MAILPIPE_DATABASE_URL"}
+    result = subprocess.run(
+        [MAILPIPE, "status", "x"], env=unset, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"mailpipe: error: the database file {tmp_path / 'mailpipe.db'} does not exist "
+        f"(MAILPIPE_DATABASE_URL=sqlite:///mailpipe.db, relative to the working directory "
+        f"{tmp_path}): set MAILPIPE_DATABASE_URL to the database mailpipe uses (`make run`'s "
+        "settings: `. .sandbox/env`); only for a new one, `mailpipe db upgrade` creates it\n"
+    )
+    assert not (tmp_path / "mailpipe.db").exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "relay"])
+def test_serving_on_a_port_in_use_is_one_line_before_any_serving(
+    env: dict[str, str], command: str
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run(env, command, "--port", str(port))
+    assert result.returncode == 1
+    assert result.stdout == "", "nothing says it is serving"
+    what = "the HTTP intake" if command == "serve" else "the SMTP relay"
+    assert result.stderr == (
+        f"mailpipe: error: 127.0.0.1:{port} is already in use, so {what} cannot listen there: "
+        "another process serves it (`make run` serves the HTTP intake on 8025 and the relay on "
+        "2525); stop that one or choose another --port\n"
+    )
+
+
+def test_an_api_key_for_a_route_or_profile_that_does_not_exist_is_refused(
+    env: dict[str, str],
+) -> None:
+    profiles = env["MAILPIPE_PROFILES_FILE"]
+    route = run(env, "api-key", "new", "alertmanager", "--route", "oncall")
+    assert (route.returncode, route.stdout) == (1, "")
+    assert (
+        route.stderr == f"mailpipe: error: --route oncall: not in {profiles} (routes there: none)\n"
+    )
+    profile = run(env, "api-key", "new", "alertmanager", "--profile", "app", "--profile", "nope")
+    assert (profile.returncode, profile.stdout) == (1, "")
+    assert profile.stderr == (
+        f"mailpipe: error: --profile nope: not in {profiles} (profiles there: app, relay)\n"
+    )
+    made = run(env, "api-key", "new", "alertmanager", "--profile", "app")
+    assert made.returncode == 0, made.stderr
+    assert '"profiles":["app"]' in made.stdout
