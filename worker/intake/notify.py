@@ -46,20 +46,22 @@ def notify(
     idempotency_key: str | None = None,
     priority: Priority = "normal",
     *,
+    api_key_name: str | None = None,
     runtime: Producer | None = None,
 ) -> str:
     """Queue a notification; returns the job id (the first job's id for a repeated key).
 
     Raises UnknownProfileError or InvalidMessageError, with nothing stored,
     when the input cannot be sent: argument types first, then the profile,
-    then the sizes, then the message itself.
+    then the sizes, then the message itself. ``api_key_name``: the HTTP
+    intake's key that asks (recorded on the job; its idempotency keys are its own).
     """
     notification = check_notification_arguments(
         profile, to, subject, text, html, cc, bcc, reply_to, headers, attachments,
         idempotency_key, priority,
     )  # fmt: skip
     rt = runtime or get_producer()
-    job = _prepared_job(rt, profile, notification, idempotency_key, priority)
+    job = _prepared_job(rt, profile, notification, idempotency_key, priority, api_key_name)
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
     job_id, created = rt.store.add_job(job, idempotency_window=window)
     if created:
@@ -77,6 +79,7 @@ def notify_many(
     messages: Sequence[Mapping[str, Any]],
     priority: Priority = "normal",
     *,
+    api_key_name: str | None = None,
     runtime: Producer | None = None,
 ) -> list[str]:
     """Queue many personalised notifications of one profile; their job ids, in order.
@@ -106,7 +109,7 @@ def notify_many(
             )  # fmt: skip
             if values:
                 raise InvalidMessageError(sorted(values)[0], "unknown field")
-            jobs.append(_prepared_job(rt, profile, notification, key, priority))
+            jobs.append(_prepared_job(rt, profile, notification, key, priority, api_key_name))
         except InvalidMessageError as exc:
             problem = exc.message.removeprefix(f"{exc.field}: ")
             where = f"messages[{index}]" + (f".{exc.field}" if exc.field else "")
@@ -148,6 +151,7 @@ def _prepared_job(
     notification: Notification,
     idempotency_key: str | None,
     priority: Priority,
+    api_key_name: str | None = None,
 ) -> Job:
     """The job for a checked notification, its message built once (the sizes first)."""
     sender = rt.profiles.get(profile)
@@ -158,6 +162,7 @@ def _prepared_job(
         status="queued",
         priority=priority,
         idempotency_key=idempotency_key,
+        api_key_name=api_key_name,
         notification=_as_record(notification),
         attempt_count=0,
     )
