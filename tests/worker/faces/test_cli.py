@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -211,3 +212,46 @@ def test_send_with_the_broker_down_keeps_the_job_and_exits_3(env: dict[str, str]
         assert job.published_at is None, "the next sweep publishes it, without waiting its grace"
     finally:
         store.dispose()
+
+
+def entry_of(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """The MAILPIPE_API_KEYS entry `api-key new` printed (its last line)."""
+    assert result.returncode == 0, result.stderr
+    entry: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+    return entry
+
+
+def test_api_key_new_writes_a_route_only_key_and_each_unrestricted_form(
+    env: dict[str, str],
+) -> None:
+    profiles = Path(env["MAILPIPE_PROFILES_FILE"])
+    profiles.write_text(
+        profiles.read_text() + '\n[routes.oncall]\nprofile = "app"\nto = ["o@example.test"]\n'
+    )
+
+    route_only = entry_of(run(env, "api-key", "new", "alertmanager", "--route", "oncall"))
+    assert (route_only["profiles"], route_only["routes"], route_only["admin"]) == (
+        [],
+        ["oncall"],
+        False,
+    )
+    unrestricted = entry_of(run(env, "api-key", "new", "ops", "--profile", "*", "--route", "*"))
+    assert (unrestricted["profiles"], unrestricted["routes"]) == (["*"], ["*"])
+    assert entry_of(run(env, "api-key", "new", "audit", "--admin"))["admin"] is True
+    assert entry_of(run(env, "api-key", "new", "mail", "--profile", "relay"))["profiles"] == [
+        "relay"
+    ]
+
+
+def test_api_key_new_refuses_a_route_or_profile_the_file_does_not_have(
+    env: dict[str, str],
+) -> None:
+    path = env["MAILPIPE_PROFILES_FILE"]
+
+    route = run(env, "api-key", "new", "alertmanager", "--route", "oncal")
+    profile = run(env, "api-key", "new", "alertmanager", "--profile", "ap")
+
+    assert (route.returncode, route.stdout) == (1, "")
+    assert route.stderr == f"mailpipe: error: {path}: no route 'oncal' (routes: none)\n"
+    assert (profile.returncode, profile.stdout) == (1, "")
+    assert profile.stderr == f"mailpipe: error: {path}: no profile 'ap' (profiles: app, relay)\n"

@@ -16,7 +16,15 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from worker.faces.http import problems
-from worker.faces.http.deps import ERRORS, Intake, accepted, caller, intake, status_of
+from worker.faces.http.deps import (
+    ERRORS,
+    Intake,
+    accepted,
+    caller,
+    intake,
+    sending_profile,
+    status_of,
+)
 from worker.faces.http.health import readiness
 from worker.faces.http.keys import ApiKeys, Caller
 from worker.faces.http.limits import BodyLimit
@@ -71,12 +79,13 @@ def create_app(
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Accepted:
         """Queue a notification; a repeated Idempotency-Key returns the first job."""
-        who.check_profile(body.profile)
+        sending_profile(intake(request), who, body.profile)
         job_id = notify(
             body.profile,
             **body.fields(),
             idempotency_key=idempotency_key,
             priority=body.priority,
+            api_key_name=who.name,
             runtime=intake(request).runtime,
         )
         return accepted(job_id, response)
@@ -90,11 +99,12 @@ def create_app(
         All are checked before any is stored; a bad one is a 422 naming it
         (``messages[3].to``) and nothing is queued.
         """
-        who.check_profile(body.profile)
+        sending_profile(intake(request), who, body.profile)
         ids = notify_many(
             body.profile,
             [m.fields() | {"idempotency_key": m.idempotency_key} for m in body.messages],
             body.priority,
+            api_key_name=who.name,
             runtime=intake(request).runtime,
         )
         return BatchAccepted(notifications=[status_of(job_id) for job_id in ids])
@@ -105,7 +115,7 @@ def create_app(
     ) -> dict[str, Any]:
         """The job, every attempt and each recipient's result (as `mailpipe status --json`)."""
         job = intake(request).runtime.store.get_job(job_id)
-        if job is None or not who.may_see(job.profile):
+        if job is None or not who.may_see(job.api_key_name):
             raise problems.Problem(404, "Not found", f"no notification {job_id}", field="id")
         return job_dict(job)
 

@@ -67,6 +67,21 @@ def caller(
     return intake(request).keys.caller(authorization, api_key)
 
 
+def sending_profile(state: Intake, who: Caller, profile: str) -> None:
+    """403 unless the key may send as ``profile``; 422, naming the key's own, if it does not exist.
+
+    Checked here rather than left to ``notify``, whose error lists every profile.
+    """
+    who.check_profile(profile)
+    known = state.runtime.profiles.by_name
+    if profile not in known:
+        names = ", ".join(who.usable_profiles(known)) or "none"
+        raise problems.Problem(
+            422, "Unknown profile", f"unknown profile '{profile}' (profiles: {names})",
+            field="profile",
+        )  # fmt: skip
+
+
 def status_of(job_id: str) -> Accepted:
     return Accepted(id=job_id, status_url=f"/v1/notifications/{job_id}")
 

@@ -1,0 +1,180 @@
+"""Each API key in its lane, through a real uvicorn: what a key may send, see and learn.
+
+Tried as an attacker with one valid key would: another profile, another
+route's recipients, another key's jobs, another key's idempotency key, a
+body before the key, a browser's text/plain post, a batch made to be slow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.leaks import SecretRegistry
+from tests.pipeline import API_KEY, Pipeline
+from tests.worker.faces.http.conftest import ServeFactory
+from tests.worker.faces.http.samples import am_firing
+from tests.worker.faces.http.test_api import notification, problem, subjects
+from worker.faces.http.keys import digest
+from worker.intake import notify
+from worker.runtime import Producer, build_producer
+from worker.settings import ApiKeySpec
+
+HOOK = "/v1/webhooks/alertmanager"
+# Keys besides the pipeline's own: what each is given.
+LANES: dict[str, dict[str, Any]] = {
+    "pager": {"routes": ["oncall", "retired"]},  # README's route-only key; "retired" is gone
+    "decoy": {"profiles": ["alerts", "retired"]},  # another sender as the same profile
+    "bare": {},  # given nothing
+    "auditor": {"admin": True},  # reads every job, sends nothing
+}
+
+
+def key_of(name: str) -> str:
+    return f"mp_lanes-{name}-key-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass
+class Lanes:
+    runtime: Producer
+    clients: dict[str, httpx.Client]  # by key name; "tests" is the pipeline's own key
+
+    def __getitem__(self, name: str) -> httpx.Client:
+        return self.clients[name]
+
+    def job_of(self, response: httpx.Response) -> str:
+        assert response.status_code == 202, response.text
+        job_id: str = response.json()["id"]
+        return job_id
+
+
+@pytest.fixture
+def lanes(pipeline: Pipeline, serve: ServeFactory, secrets: SecretRegistry) -> Iterator[Lanes]:
+    """``serve`` with the pipeline's keys and LANES'."""
+    secrets.add(*(key_of(name) for name in LANES))
+    specs = [ApiKeySpec(name=n, sha256=digest(key_of(n)), **given) for n, given in LANES.items()]
+    settings = pipeline.runtime.settings.model_copy(
+        update={"api_keys": (*pipeline.runtime.settings.api_keys, *specs)}
+    )
+    runtime = build_producer(settings)
+    url = serve(runtime)
+    keys = {"tests": API_KEY} | {name: key_of(name) for name in LANES}
+    clients = {
+        name: httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        for name, key in keys.items()
+    }
+    yield Lanes(runtime, clients)
+    for client in clients.values():
+        client.close()
+    runtime.close()
+
+
+# -- finding 1: a key reaches only what it was given ------------------------------------
+
+
+def test_a_route_only_key_pages_its_route_and_reaches_nothing_else(
+    lanes: Lanes, pipeline: Pipeline
+) -> None:
+    pager = lanes["pager"]
+    page = lanes.job_of(pager.post(HOOK, params={"route": "oncall"}, json=am_firing()))
+
+    job = pipeline.runtime.store.get_job(page)
+    assert job is not None and job.recipients == ["oncall@example.test"]
+    assert job.api_key_name == "pager", "the job records the key that made it"
+    elsewhere = {"profile": "alerts", "to": ["attacker@example.test"]}
+    refusals = [
+        pager.post("/v1/notifications", json=notification(to=["attacker@example.test"])),
+        pager.post(HOOK, params=elsewhere, json=am_firing()),
+        pager.post("/v1/webhooks/json", params={"route": "script"}, json={"check": "x"}),
+        pager.post(
+            "/v1/notifications:batch",
+            json={"profile": "alerts", "messages": [{"to": ["a@example.test"], "subject": "s",
+                                                     "text": "t"}]},
+        ),
+    ]  # fmt: skip
+    assert [r.status_code for r in refusals] == [403, 403, 403, 403], [r.text for r in refusals]
+    assert pipeline.runtime.store.status_counts() == {"queued": 1}
+
+
+def test_a_key_given_nothing_may_send_nothing(lanes: Lanes, pipeline: Pipeline) -> None:
+    bare = lanes["bare"]
+    refusals = [
+        bare.post("/v1/notifications", json=notification()),
+        bare.post(HOOK, params={"route": "oncall"}, json=am_firing()),
+        bare.post(HOOK, params={"profile": "alerts", "to": "a@example.test"}, json=am_firing()),
+    ]
+
+    assert [r.status_code for r in refusals] == [403, 403, 403], [r.text for r in refusals]
+    assert pipeline.runtime.store.status_counts() == {}
+
+
+def test_a_key_sees_its_own_jobs_and_an_admin_key_sees_every_job(
+    lanes: Lanes, pipeline: Pipeline
+) -> None:
+    jobs = {
+        "tests": lanes.job_of(lanes["tests"].post("/v1/notifications", json=notification())),
+        "pager": lanes.job_of(
+            lanes["pager"].post(HOOK, params={"route": "oncall"}, json=am_firing())
+        ),
+        "decoy": lanes.job_of(lanes["decoy"].post("/v1/notifications", json=notification())),
+        None: notify("alerts", to=["a@example.test"], subject="s", text="t",
+                     runtime=pipeline.runtime),  # the CLI's and notify()'s: made with no key
+    }  # fmt: skip
+
+    for name in ("tests", "pager", "decoy", "bare", "auditor"):
+        seen = {
+            maker
+            for maker, job_id in jobs.items()
+            if lanes[name].get(f"/v1/notifications/{job_id}").status_code == 200
+        }
+        expected = set(jobs) if name == "auditor" else ({name} & set(jobs))
+        assert seen == expected, name
+    assert lanes["auditor"].post("/v1/notifications", json=notification()).status_code == 403
+
+
+# -- finding 2: no key can take another key's idempotency key first ----------------------
+
+
+def test_another_keys_idempotency_key_does_not_swallow_the_page(
+    lanes: Lanes, pipeline: Pipeline
+) -> None:
+    pipeline.start_worker()
+    headers = {"Idempotency-Key": "alertmanager:db-01:DiskFull"}
+    decoy = lanes.job_of(
+        lanes["decoy"].post(
+            "/v1/notifications",
+            json=notification(subject="nothing to see", to=["decoy@example.test"]),
+            headers=headers,
+        )
+    )
+    page = lanes.job_of(
+        lanes["tests"].post("/v1/notifications", json=notification(), headers=headers)
+    )
+    again = lanes.job_of(
+        lanes["tests"].post("/v1/notifications", json=notification(), headers=headers)
+    )
+
+    assert page != decoy
+    assert again == page, "a key's own retry still returns its first job"
+    pipeline.wait_final(decoy, page)
+    assert sorted(subjects(pipeline)) == ["[P1] db-01 down", "nothing to see"]
+
+
+# -- finding 6: the HTTP side -------------------------------------------------------------
+
+
+def test_a_422_names_only_the_routes_and_profiles_the_key_may_use(lanes: Lanes) -> None:
+    retired_route = lanes["pager"].post(HOOK, params={"route": "retired"}, json=am_firing())
+    assert problem(retired_route, 422)["detail"] == "unknown route 'retired' (routes: oncall)"
+    # A route the key may not use is refused whether it exists or not: nothing to learn.
+    for name in ("script", "no-such-route"):
+        answer = lanes["pager"].post(HOOK, params={"route": name}, json=am_firing())
+        assert problem(answer, 403)["detail"] == f"this API key may not use route '{name}'"
+    retired_profile = lanes["decoy"].post("/v1/notifications", json=notification(profile="retired"))
+    assert problem(retired_profile, 422)["detail"] == (
+        "unknown profile 'retired' (profiles: alerts)"
+    )
