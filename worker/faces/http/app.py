@@ -25,6 +25,7 @@ from worker.faces.http.deps import (
     sending_profile,
     status_of,
 )
+from worker.faces.http.gate import Gate
 from worker.faces.http.health import readiness
 from worker.faces.http.keys import ApiKeys, Caller
 from worker.faces.http.limits import BodyLimit
@@ -67,6 +68,7 @@ def create_app(
     )
     app.state.intake = Intake(runtime, routes, keys)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.api_max_body_bytes)
+    app.add_middleware(Gate, keys=keys)  # added last, so it runs first: before any body is read
     problems.install(app)
     app.include_router(webhooks)
 

@@ -7,16 +7,18 @@ body before the key, a browser's text/plain post, a batch made to be slow.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.leaks import SecretRegistry
 from tests.pipeline import API_KEY, Pipeline
-from tests.worker.faces.http.conftest import ServeFactory
+from tests.worker.faces.http.conftest import Api, ServeFactory
 from tests.worker.faces.http.samples import am_firing
 from tests.worker.faces.http.test_api import notification, problem, subjects
 from worker.faces.http.keys import digest
@@ -165,6 +167,52 @@ def test_another_keys_idempotency_key_does_not_swallow_the_page(
 
 
 # -- finding 6: the HTTP side -------------------------------------------------------------
+
+
+def status_line(url: str, request: bytes) -> bytes:
+    """The first line of the answer to a request sent as bytes (headers only, no body)."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(request)
+        return sock.makefile("rb").readline()
+
+
+def test_a_body_is_not_read_before_the_key_is_checked(api: Api, pipeline: Pipeline) -> None:
+    declared = pipeline.runtime.settings.api_max_body_bytes - 1000  # within the body limit
+    for authorization in (b"", b"Authorization: Bearer mp_not-a-key\r\n"):
+        request = (
+            b"POST /v1/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n" + authorization
+            + b"Content-Length: %d\r\n\r\n" % declared
+        )  # fmt: skip
+        # No byte of the body is sent: an intake that waits for it never answers.
+        assert status_line(api.url, request).startswith(b"HTTP/1.1 401"), authorization
+
+
+def test_json_endpoints_refuse_other_content_types_even_without_keys(
+    pipeline: Pipeline, serve: ServeFactory
+) -> None:
+    # A keyless intake on loopback: what a web page in a local browser can post to.
+    keyless = pipeline.runtime.settings.model_copy(update={"api_keys": ()})
+    runtime = build_producer(keyless)
+    try:
+        url = serve(runtime)
+        hook = f"{url}/v1/webhooks/json?route=script"
+        body = '{"check": "disk", "state": "critical"}'
+        refused = [
+            httpx.post(hook, content=body, headers={"Content-Type": "text/plain"}),
+            httpx.post(hook, data={"check": "disk"}),
+            httpx.post(hook, content=body),  # no Content-Type at all
+            httpx.post(f"{url}/v1/notifications", content=body,
+                       headers={"Content-Type": "text/plain;charset=UTF-8"}),
+        ]  # fmt: skip
+        for response in refused:
+            assert "application/json" in str(problem(response, 415)["detail"])
+        assert pipeline.runtime.store.status_counts() == {}
+        typed = {"Content-Type": "application/json; charset=utf-8"}
+        assert httpx.post(hook, content=body, headers=typed).status_code == 202
+    finally:
+        runtime.close()
 
 
 def test_a_422_names_only_the_routes_and_profiles_the_key_may_use(lanes: Lanes) -> None:
