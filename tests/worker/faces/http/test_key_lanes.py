@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +35,14 @@ LANES: dict[str, dict[str, Any]] = {
     "bare": {},  # given nothing
     "auditor": {"admin": True},  # reads every job, sends nothing
 }
+# A route whose templates read fields named like methods of str and dict.
+TITLED_ROUTE = """
+[routes.titled]
+profile = "alerts"
+to = ["ops@example.test"]
+subject_template = "{{ payload.title }}"
+text_template = "{{ payload.values }}"
+"""
 
 
 def key_of(name: str) -> str:
@@ -55,12 +64,19 @@ class Lanes:
 
 
 @pytest.fixture
-def lanes(pipeline: Pipeline, serve: ServeFactory, secrets: SecretRegistry) -> Iterator[Lanes]:
-    """``serve`` with the pipeline's keys and LANES'."""
+def lanes(
+    pipeline: Pipeline, serve: ServeFactory, secrets: SecretRegistry, tmp_path: Path
+) -> Iterator[Lanes]:
+    """``serve`` with the pipeline's keys and LANES', and the route above."""
     secrets.add(*(key_of(name) for name in LANES))
+    profiles = tmp_path / "lanes.toml"
+    profiles.write_text(pipeline.runtime.settings.profiles_file.read_text() + TITLED_ROUTE)
     specs = [ApiKeySpec(name=n, sha256=digest(key_of(n)), **given) for n, given in LANES.items()]
     settings = pipeline.runtime.settings.model_copy(
-        update={"api_keys": (*pipeline.runtime.settings.api_keys, *specs)}
+        update={
+            "api_keys": (*pipeline.runtime.settings.api_keys, *specs),
+            "profiles_file": profiles,
+        }
     )
     runtime = build_producer(settings)
     url = serve(runtime)
@@ -213,6 +229,32 @@ def test_json_endpoints_refuse_other_content_types_even_without_keys(
         assert httpx.post(hook, content=body, headers=typed).status_code == 202
     finally:
         runtime.close()
+
+
+def test_a_route_template_writes_the_payloads_fields_never_a_methods_repr(
+    lanes: Lanes, pipeline: Pipeline
+) -> None:
+    pipeline.start_worker()
+    hook = "/v1/webhooks/json"
+    plain = lanes["tests"].post(
+        hook,
+        params={"route": "titled"},
+        content="disk full",
+        headers={"Content-Type": "text/plain"},
+    )
+    fields = lanes["tests"].post(
+        hook, params={"route": "titled"}, json={"title": "Disk full", "values": [97, 98]}
+    )
+    string = lanes["tests"].post(hook, params={"route": "titled"}, json="a JSON string")
+
+    assert plain.status_code == 415
+    pipeline.wait_final(lanes.job_of(fields), lanes.job_of(string))
+    texts = {m.message["Subject"]: m.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+             for m in pipeline.server.messages}  # fmt: skip
+    assert texts["Disk full"].strip() == "[97, 98]"
+    # str.title is a method: the template fails, and the page goes out in the built-in form.
+    assert texts["Webhook for route titled"].startswith("(mailpipe: this route's template failed")
+    assert not any("0x" in subject + text for subject, text in texts.items())
 
 
 def test_a_422_names_only_the_routes_and_profiles_the_key_may_use(lanes: Lanes) -> None:
