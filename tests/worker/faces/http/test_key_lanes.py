@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from tests.leaks import SecretRegistry
 from tests.pipeline import API_KEY, Pipeline
+from tests.support import free_port
 from tests.worker.faces.http.conftest import Api, ServeFactory
 from tests.worker.faces.http.samples import am_firing
 from tests.worker.faces.http.test_api import notification, problem, subjects
@@ -255,6 +257,25 @@ def test_a_route_template_writes_the_payloads_fields_never_a_methods_repr(
     # str.title is a method: the template fails, and the page goes out in the built-in form.
     assert texts["Webhook for route titled"].startswith("(mailpipe: this route's template failed")
     assert not any("0x" in subject + text for subject, text in texts.items())
+
+
+def test_readiness_names_the_part_that_is_down_and_not_where_it_is(
+    pipeline: Pipeline, serve: ServeFactory
+) -> None:
+    broker_port, database_port = free_port(), free_port()
+    broken = pipeline.runtime.settings.model_copy(
+        update={
+            "broker_url": SecretStr(f"redis://127.0.0.1:{broker_port}/0"),
+            "database_url": SecretStr(f"postgresql+psycopg://nobody@127.0.0.1:{database_port}/x"),
+        }
+    )
+    runtime = build_producer(broken)
+    try:
+        ready = httpx.get(f"{serve(runtime)}/readyz", timeout=30)
+        detail = str(problem(ready, 503)["detail"])
+        assert detail == "database: not answering; broker: not answering"
+    finally:
+        runtime.close()
 
 
 def test_a_422_names_only_the_routes_and_profiles_the_key_may_use(lanes: Lanes) -> None:
