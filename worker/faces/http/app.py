@@ -98,10 +98,18 @@ def create_app(
     ) -> BatchAccepted:
         """Queue many personalised messages of one profile (a fan-out) in one request.
 
-        All are checked before any is stored; a bad one is a 422 naming it
-        (``messages[3].to``) and nothing is queued.
+        All are checked before any is built or stored; a bad one is a 422
+        naming it (``messages[3].to``) and nothing is queued.
         """
         sending_profile(intake(request), who, body.profile)
+        limit = intake(request).runtime.settings.api_max_batch_messages
+        if len(body.messages) > limit:
+            raise problems.Problem(
+                422, "Batch too large",
+                f"{len(body.messages)} messages, at most {limit} in one batch "
+                "(MAILPIPE_API_MAX_BATCH_MESSAGES): send several batches",
+                field="messages",
+            )  # fmt: skip
         ids = notify_many(
             body.profile,
             [m.fields() | {"idempotency_key": m.idempotency_key} for m in body.messages],

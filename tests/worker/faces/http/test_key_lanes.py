@@ -7,6 +7,7 @@ body before the key, a browser's text/plain post, a batch made to be slow.
 
 from __future__ import annotations
 
+import importlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -289,3 +290,43 @@ def test_a_422_names_only_the_routes_and_profiles_the_key_may_use(lanes: Lanes) 
     assert problem(retired_profile, 422)["detail"] == (
         "unknown profile 'retired' (profiles: alerts)"
     )
+
+
+def test_a_batch_over_the_size_limit_is_refused_whole(api: Api, pipeline: Pipeline) -> None:
+    limit = pipeline.runtime.settings.api_max_batch_messages
+    message = {"to": ["a@example.test"], "subject": "s", "text": "t"}
+    body = {"profile": "alerts", "messages": [message] * (limit + 1)}
+
+    refused = problem(api.client.post("/v1/notifications:batch", json=body), 422)
+
+    assert refused["field"] == "messages"
+    assert "MAILPIPE_API_MAX_BATCH_MESSAGES" in str(refused["detail"])
+    assert pipeline.runtime.store.status_counts() == {}
+
+
+def test_a_bad_last_message_fails_a_batch_before_any_message_is_built(
+    api: Api, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The module, not the function of the same name that worker.intake exports.
+    module = importlib.import_module("worker.intake.notify")
+    built: list[str] = []
+    build = module.build_message
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(kwargs["job_id"])
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(module, "build_message", counted)
+    good = {"to": ["a@example.test"], "subject": "s", "text": "t"}
+    messages = [good] * 499 + [{**good, "to": ["oncall@@example"]}]
+
+    found = problem(
+        api.client.post(
+            "/v1/notifications:batch", json={"profile": "alerts", "messages": messages}
+        ),
+        422,
+    )
+
+    assert found["field"] == "messages[499].to"
+    assert built == []
+    assert pipeline.runtime.store.status_counts() == {}
