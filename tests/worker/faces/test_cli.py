@@ -19,6 +19,7 @@ from worker.settings import Settings
 from worker.store import Store
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
+TWO_KEYS_NAMED_A = json.dumps([{"name": "a", "sha256": c * 64} for c in "01"])
 SECRET = "cli-client-secret-value"
 
 
@@ -148,6 +149,8 @@ def test_missing_secret_key_says_how_to_make_one(env: dict[str, str]) -> None:
         ("MAILPIPE_API_KEYS", "not-json", "setting MAILPIPE_API_KEYS: not JSON"),
         ("MAILPIPE_API_KEYS", '{"name": "a"}', "setting MAILPIPE_API_KEYS: Input should be"),
         ("MAILPIPE_API_KEYS", '[{"name": "a"}]', "setting MAILPIPE_API_KEYS[0].sha256: Field"),
+        # Jobs record the name of the key that made them: two keys may not share one.
+        ("MAILPIPE_API_KEYS", TWO_KEYS_NAMED_A, "MAILPIPE_API_KEYS: two keys named 'a'"),
     ],
 )
 def test_a_bad_setting_is_one_line_for_the_cli_and_the_worker(
