@@ -34,7 +34,7 @@ API_KEY = "mp_pipeline-test-api-key-0123456789abcdefghijklmnop"
 # A second key that may use only another profile and route: for the 403s.
 LIMITED_KEY = "mp_pipeline-limited-api-key-0123456789abcdefghijkl"
 API_KEYS = [
-    {"name": "tests", "sha256": digest(API_KEY)},
+    {"name": "tests", "sha256": digest(API_KEY), "profiles": ["*"], "routes": ["*"]},
     {"name": "limited", "sha256": digest(LIMITED_KEY), "profiles": ["other"], "routes": ["x"]},
 ]
 

@@ -34,8 +34,19 @@ _TOKEN_POLICY = RetryPolicy()
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 
 
+# In an API key's profiles or routes: every one there is.
+ANY = "*"
+
+
 class ApiKeySpec(BaseModel):
-    """One key of the HTTP intake: its SHA-256, and what it may send through (empty: all)."""
+    """One key of the HTTP intake: its SHA-256, and what it may use (nothing unless listed).
+
+    An empty list grants nothing: a key may send as the profiles it lists
+    (``["*"]``: every profile) and through the routes it lists (``["*"]``:
+    every route; a route brings its own profile and recipients). The name is
+    recorded on every job the key makes: a key sees its own jobs, or every
+    job when it is ``admin``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +54,7 @@ class ApiKeySpec(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     profiles: tuple[str, ...] = ()
     routes: tuple[str, ...] = ()
+    admin: bool = False
 
 
 class Settings(BaseSettings):
@@ -133,13 +145,15 @@ class Settings(BaseSettings):
     smtp_slot_lease_seconds: float = Field(300.0, gt=0, le=3600)
 
     # -- the HTTP intake (mailpipe serve) ------------------------------------------
-    # JSON list of {"name", "sha256", "profiles", "routes"}; `mailpipe api-key new`
+    # JSON list of {"name", "sha256", "profiles", "routes", "admin"}; `mailpipe api-key new`
     # prints an entry. Empty: no key is asked for, and serve binds loopback only.
     # NoDecode: the JSON is read by _json_list, so a bad value is a ValidationError naming
     # the variable, not pydantic-settings' SettingsError (a traceback).
     api_keys: Annotated[tuple[ApiKeySpec, ...], NoDecode] = ()
     # A 10 MB message with its attachments in base64 is about 14 MB of JSON.
     api_max_body_bytes: int = Field(15_000_000, ge=1024, le=100_000_000)
+    # Messages in one POST /v1/notifications:batch; more is a 422 before any is checked.
+    api_max_batch_messages: int = Field(1000, ge=1, le=10_000)
 
     # Job ids per task message of notify_many (bulk fan-out).
     batch_size: int = Field(50, ge=1, le=1000)
@@ -180,6 +194,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "not JSON: expected a list of keys, each as `mailpipe api-key new NAME` prints it"
             ) from None
+
+    @field_validator("api_keys", mode="after")
+    @classmethod
+    def _one_name_per_key(cls, value: tuple[ApiKeySpec, ...]) -> tuple[ApiKeySpec, ...]:
+        # Jobs record the name of the key that made them: two keys of one name would share them.
+        names = [spec.name for spec in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"two keys named {twice[0]!r}: each key needs a name of its own")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

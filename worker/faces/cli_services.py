@@ -86,37 +86,53 @@ def api_key() -> None:
 
 @api_key.command("new")
 @click.argument("name")
-@click.option("--profile", "profiles", multiple=True, help="Only this profile (repeatable).")
-@click.option("--route", "routes", multiple=True, help="Only this route (repeatable).")
-def api_key_new(name: str, profiles: tuple[str, ...], routes: tuple[str, ...]) -> None:
-    """Print a new key, and the MAILPIPE_API_KEYS entry that holds only its digest."""
+@click.option(
+    "--profile", "profiles", multiple=True, metavar="NAME",
+    help="May send as this profile (repeatable); '*': every profile.",
+)  # fmt: skip
+@click.option(
+    "--route", "routes", multiple=True, metavar="NAME",
+    help="May use this route, to its recipients only (repeatable); '*': every route.",
+)  # fmt: skip
+@click.option("--admin", is_flag=True, help="Sees every job, not only its own.")
+def api_key_new(name: str, profiles: tuple[str, ...], routes: tuple[str, ...], admin: bool) -> None:
+    """Print a new key, and the MAILPIPE_API_KEYS entry that holds only its digest.
+
+    A key may use only what it is given: with no --profile and no --route it
+    can send nothing (a key for /metrics, or with --admin for reading jobs).
+    """
     from worker.faces.http.keys import digest, new_key
     from worker.settings import ApiKeySpec
 
-    if profiles or routes:
-        _check_names(profiles, routes)
-
+    _check_names(profiles, routes)
     key = new_key()
-    spec = ApiKeySpec(name=name, sha256=digest(key), profiles=profiles, routes=routes)
+    spec = ApiKeySpec(name=name, sha256=digest(key), profiles=profiles, routes=routes, admin=admin)
     click.echo(f"key (shown once; give it to the sender): {key}")
     click.echo("entry for the JSON list in MAILPIPE_API_KEYS:")
     click.echo(spec.model_dump_json())
 
 
 def _check_names(profiles: tuple[str, ...], routes: tuple[str, ...]) -> None:
-    """A key limited to a profile or route that does not exist would only ever get 403."""
-    from worker.credentials.profiles_file import load_profiles
+    """Refuse a profile or route the profiles file does not have (a typo would grant nothing)."""
+    from worker.settings import ANY
+
+    profiles, routes = tuple(set(profiles) - {ANY}), tuple(set(routes) - {ANY})
+    if not profiles and not routes:
+        return
+    from worker.credentials import load_profiles
     from worker.faces.http.routes import load_routes_file
     from worker.settings import get_settings
 
     path = get_settings().profiles_file
-    known = list(load_profiles(path, os.environ).by_name)
-    known_routes = load_routes_file(path, known)
-    for option, names, there in (("--profile", profiles, known), ("--route", routes, known_routes)):
-        for name in names:
-            if name not in there:
+    known = load_profiles(path, os.environ, secrets=False).by_name
+    for kind, names, there in (
+        ("profile", profiles, known),
+        ("route", routes, load_routes_file(path, list(known))),
+    ):
+        for wanted in sorted(names):
+            if wanted not in there:
                 listed = ", ".join(sorted(there)) or "none"
-                raise ConfigError(f"{option} {name}: not in {path} ({option[2:]}s there: {listed})")
+                raise MailpipeError(f"{path}: no {kind} '{wanted}' ({kind}s: {listed})")
 
 
 @click.command()

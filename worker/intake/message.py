@@ -103,18 +103,8 @@ def build_message(
     sender = check_address("from_email", from_email)
     if from_name is not None:
         _header_value("from_name", from_name)
-    _header_value("subject", notification.subject)
-    count = len(notification.to) + len(notification.cc) + len(notification.bcc)
-    if count > max_recipients:
-        raise InvalidMessageError("to", f"{count} recipients, the profile allows {max_recipients}")
-    to = [check_address("to", a) for a in notification.to]
-    cc = [check_address("cc", a) for a in notification.cc]
-    bcc = [check_address("bcc", a) for a in notification.bcc]
-    recipients = _unique_recipients(to, cc, bcc)
-    reply_to = check_address("reply_to", notification.reply_to) if notification.reply_to else None
-    _body_text("text", notification.text)
-    if notification.html is not None:
-        _body_text("html", notification.html)
+    checked = _checked(notification, max_recipients)
+    to, cc, reply_to, recipients = checked.to, checked.cc, checked.reply_to, checked.recipients
     smtputf8 = not all(a.isascii() for a in (sender, *recipients))
 
     message = EmailMessage(policy=_POLICY_UTF8 if smtputf8 else _POLICY)
@@ -152,6 +142,48 @@ def build_message(
         message_id=message_id,
         smtputf8=smtputf8,
     )
+
+
+def check_notification(
+    notification: Notification, *, max_recipients: int = DEFAULT_MAX_RECIPIENTS
+) -> None:
+    """Refuse what ``build_message`` would refuse in ``notification``, without building it.
+
+    Cheap next to building: a caller checking many notifications (a batch)
+    finds a bad one before it has built any. The built message may still be
+    over its size limit, which only building can tell.
+    """
+    _checked(notification, max_recipients)
+    for _ in _custom_headers(notification.headers):
+        pass
+    for attachment in notification.attachments:
+        _header_value("attachments.filename", attachment.filename)
+        _attachment_type(attachment.content_type)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    to: list[str]
+    cc: list[str]
+    reply_to: str | None
+    recipients: list[str]
+
+
+def _checked(notification: Notification, max_recipients: int) -> _Checked:
+    """The subject, recipients and bodies checked; the addresses as they will be used."""
+    _header_value("subject", notification.subject)
+    count = len(notification.to) + len(notification.cc) + len(notification.bcc)
+    if count > max_recipients:
+        raise InvalidMessageError("to", f"{count} recipients, the profile allows {max_recipients}")
+    to = [check_address("to", a) for a in notification.to]
+    cc = [check_address("cc", a) for a in notification.cc]
+    bcc = [check_address("bcc", a) for a in notification.bcc]
+    recipients = _unique_recipients(to, cc, bcc)
+    reply_to = check_address("reply_to", notification.reply_to) if notification.reply_to else None
+    _body_text("text", notification.text)
+    if notification.html is not None:
+        _body_text("html", notification.html)
+    return _Checked(to=to, cc=cc, reply_to=reply_to, recipients=recipients)
 
 
 def make_message_id(job_id: str, sender: str) -> str:
@@ -266,21 +298,27 @@ def _custom_headers(headers: Mapping[str, str]) -> Iterable[tuple[str, str]]:
         yield name, value
 
 
-def _attach(message: EmailMessage, attachment: Attachment) -> None:
-    _header_value("attachments.filename", attachment.filename)
-    if not _CONTENT_TYPE.fullmatch(attachment.content_type):
+def _attachment_type(content_type: str) -> tuple[str, str]:
+    """An attachment's MIME type as (maintype, subtype), if it can be sent as bytes."""
+    if not _CONTENT_TYPE.fullmatch(content_type):
         raise InvalidMessageError(
-            "attachments.content_type", f"{shown(attachment.content_type)} is not a MIME type"
+            "attachments.content_type", f"{shown(content_type)} is not a MIME type"
         )
-    maintype, subtype = attachment.content_type.split("/", 1)
+    maintype, subtype = content_type.split("/", 1)
     if maintype.lower() in ("multipart", "message"):
         # Containers of parts, not bytes: the email package would write them
         # base64-encoded with bare LFs, which RFC 2046 forbids.
         raise InvalidMessageError(
             "attachments.content_type",
-            f"{shown(attachment.content_type)} cannot be sent as bytes: "
+            f"{shown(content_type)} cannot be sent as bytes: "
             "use application/octet-stream (or message/rfc822 as a .eml file's type there)",
         )
+    return maintype, subtype
+
+
+def _attach(message: EmailMessage, attachment: Attachment) -> None:
+    _header_value("attachments.filename", attachment.filename)
+    maintype, subtype = _attachment_type(attachment.content_type)
     try:
         message.add_attachment(
             attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from worker.intake.message import (
     InvalidMessageError,
     Notification,
     build_message,
+    check_notification,
 )
 from worker.metrics import Samples
 from worker.runtime import Producer, get_producer
@@ -46,20 +47,22 @@ def notify(
     idempotency_key: str | None = None,
     priority: Priority = "normal",
     *,
+    api_key_name: str | None = None,
     runtime: Producer | None = None,
 ) -> str:
     """Queue a notification; returns the job id (the first job's id for a repeated key).
 
     Raises UnknownProfileError or InvalidMessageError, with nothing stored,
     when the input cannot be sent: argument types first, then the profile,
-    then the sizes, then the message itself.
+    then the sizes, then the message itself. ``api_key_name``: the HTTP
+    intake's key that asks (recorded on the job; its idempotency keys are its own).
     """
     notification = check_notification_arguments(
         profile, to, subject, text, html, cc, bcc, reply_to, headers, attachments,
         idempotency_key, priority,
     )  # fmt: skip
     rt = runtime or get_producer()
-    job = _prepared_job(rt, profile, notification, idempotency_key, priority)
+    job = _prepared_job(rt, profile, notification, idempotency_key, priority, api_key_name)
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
     job_id, created = rt.store.add_job(job, idempotency_window=window)
     if created:
@@ -77,6 +80,7 @@ def notify_many(
     messages: Sequence[Mapping[str, Any]],
     priority: Priority = "normal",
     *,
+    api_key_name: str | None = None,
     runtime: Producer | None = None,
 ) -> list[str]:
     """Queue many personalised notifications of one profile; their job ids, in order.
@@ -84,36 +88,25 @@ def notify_many(
     Each message takes ``notify``'s fields (to, subject, text, html, cc, bcc,
     reply_to, headers, attachments, idempotency_key). All are checked before
     any is stored: a bad one raises InvalidMessageError naming its index, and
-    nothing is queued. They are stored in one transaction and published as
-    batch tasks of up to ``batch_size`` job ids each; every job keeps its own
-    claim, limits, attempts and retries.
+    nothing is queued. Every message is checked before any is built, so a
+    bad last one costs no building. They are stored in one transaction and
+    published as batch tasks of up to ``batch_size`` job ids each; every job
+    keeps its own claim, limits, attempts and retries.
     """
     rt = runtime or get_producer()
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes) or not messages:
         raise InvalidMessageError("messages", "give a non-empty list of messages")
-    jobs = []
+    checked: list[tuple[Notification, str | None]] = []
     for index, fields in enumerate(messages):
-        try:
-            if not isinstance(fields, Mapping):
-                raise InvalidMessageError("", "must be a table of notify()'s fields")
-            values = dict(fields)
-            key = values.pop("idempotency_key", None)
-            notification = check_notification_arguments(
-                profile, values.pop("to", None), values.pop("subject", None),
-                values.pop("text", None), values.pop("html", None), values.pop("cc", ()),
-                values.pop("bcc", ()), values.pop("reply_to", None), values.pop("headers", None),
-                values.pop("attachments", ()), key, priority,
-            )  # fmt: skip
-            if values:
-                raise InvalidMessageError(sorted(values)[0], "unknown field")
-            jobs.append(_prepared_job(rt, profile, notification, key, priority))
-        except InvalidMessageError as exc:
-            problem = exc.message.removeprefix(f"{exc.field}: ")
-            where = f"messages[{index}]" + (f".{exc.field}" if exc.field else "")
-            raise InvalidMessageError(where, problem) from None
-    keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
+        with _naming(index):
+            checked.append(_checked_fields(rt, fields, profile, priority))
+    keys = [key for _, key in checked if key is not None]
     if len(keys) != len(set(keys)):
         raise InvalidMessageError("messages", "an idempotency_key appears twice")
+    jobs = []
+    for index, (notification, key) in enumerate(checked):
+        with _naming(index):
+            jobs.append(_prepared_job(rt, profile, notification, key, priority, api_key_name))
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
     added = rt.store.add_jobs(jobs, idempotency_window=window)
     new = [job_id for job_id, created in added if created]
@@ -123,6 +116,39 @@ def notify_many(
     for start in range(0, len(new), size):
         publish_batch(rt, new[start : start + size], priority)
     return [job_id for job_id, _ in added]
+
+
+def _checked_fields(
+    rt: Producer, fields: object, profile: str, priority: Priority
+) -> tuple[Notification, str | None]:
+    """One batch message's fields as a Notification and its idempotency key, all checked."""
+    if not isinstance(fields, Mapping):
+        raise InvalidMessageError("", "must be a table of notify()'s fields")
+    values = dict(fields)
+    key = values.pop("idempotency_key", None)
+    notification = check_notification_arguments(
+        profile, values.pop("to", None), values.pop("subject", None),
+        values.pop("text", None), values.pop("html", None), values.pop("cc", ()),
+        values.pop("bcc", ()), values.pop("reply_to", None), values.pop("headers", None),
+        values.pop("attachments", ()), key, priority,
+    )  # fmt: skip
+    if values:
+        raise InvalidMessageError(sorted(values)[0], "unknown field")
+    sender = rt.profiles.get(profile)
+    check_sizes(notification, sender.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES)
+    check_notification(notification, max_recipients=sender.max_recipients)
+    return notification, key
+
+
+@contextlib.contextmanager
+def _naming(index: int) -> Iterator[None]:
+    """An InvalidMessageError about one batch message, as one naming it (``messages[3].to``)."""
+    try:
+        yield
+    except InvalidMessageError as exc:
+        problem = exc.message.removeprefix(f"{exc.field}: ")
+        where = f"messages[{index}]" + (f".{exc.field}" if exc.field else "")
+        raise InvalidMessageError(where, problem) from None
 
 
 def publish_batch(rt: Producer, job_ids: list[str], priority: str) -> bool:
@@ -148,6 +174,7 @@ def _prepared_job(
     notification: Notification,
     idempotency_key: str | None,
     priority: Priority,
+    api_key_name: str | None = None,
 ) -> Job:
     """The job for a checked notification, its message built once (the sizes first)."""
     sender = rt.profiles.get(profile)
@@ -158,6 +185,7 @@ def _prepared_job(
         status="queued",
         priority=priority,
         idempotency_key=idempotency_key,
+        api_key_name=api_key_name,
         notification=_as_record(notification),
         attempt_count=0,
     )

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -27,6 +27,8 @@ class Store(Claims, Sweeps):
     def add_job(self, job: Job, *, idempotency_window: timedelta) -> tuple[str, bool]:
         """Insert ``job``; with a known idempotency key, return the first job's id instead.
 
+        A key is known per profile and API key: one key's jobs never answer another's.
+
         Returns (job id, created). A key older than the window is released
         (the old job keeps its record) and the new job takes it.
         """
@@ -38,9 +40,7 @@ class Store(Claims, Sweeps):
         if job.idempotency_key is not None:
             with self.session() as session:
                 existing = session.scalars(
-                    select(Job).where(
-                        Job.profile == job.profile, Job.idempotency_key == job.idempotency_key
-                    )
+                    select(Job).where(*_same_owner(job), Job.idempotency_key == job.idempotency_key)
                 ).first()
                 if existing is not None and existing.created_at > now - idempotency_window:
                     return existing.id, False
@@ -54,7 +54,7 @@ class Store(Claims, Sweeps):
             with self.session() as session:
                 first = session.scalars(
                     select(Job.id).where(
-                        Job.profile == job.profile, Job.idempotency_key == job.idempotency_key
+                        *_same_owner(job), Job.idempotency_key == job.idempotency_key
                     )
                 ).one()
             return first, False
@@ -70,15 +70,15 @@ class Store(Claims, Sweeps):
         """
         now = utcnow()
         keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
-        profile = jobs[0].profile if jobs else ""
-        if len(keys) != len(set(keys)) or any(job.profile != profile for job in jobs):
-            raise ValueError("one profile per batch, and no idempotency key twice")
+        owners = {(job.profile, job.api_key_name) for job in jobs}
+        if len(keys) != len(set(keys)) or len(owners) > 1:
+            raise ValueError("one profile and API key per batch, and no idempotency key twice")
         try:
             with self.session() as session:
                 existing = {
                     row.idempotency_key: row
                     for row in session.scalars(
-                        select(Job).where(Job.profile == profile, Job.idempotency_key.in_(keys))
+                        select(Job).where(*_same_owner(jobs[0]), Job.idempotency_key.in_(keys))
                     )
                 } if keys else {}  # fmt: skip
                 ids: list[tuple[str, bool]] = []
@@ -154,3 +154,10 @@ class Store(Claims, Sweeps):
             return session.scalar(
                 select(func.min(Job.created_at)).where(Job.status == "queued", due)
             )
+
+
+def _same_owner(job: Job) -> tuple[ColumnElement[bool], ...]:
+    """Where the jobs whose idempotency keys ``job``'s could repeat are: its profile and API key."""
+    if job.api_key_name is None:
+        return Job.profile == job.profile, Job.api_key_name.is_(None)
+    return Job.profile == job.profile, Job.api_key_name == job.api_key_name

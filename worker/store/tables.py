@@ -22,8 +22,8 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -56,13 +56,36 @@ class Base(DeclarativeBase):
     pass
 
 
+_WITHOUT_API_KEY = text("api_key_name IS NULL")
+_WITH_API_KEY = text("api_key_name IS NOT NULL")
+
+
 class Job(Base):
     """One notification: what was asked, the built message, and where it stands."""
 
     __tablename__ = "jobs"
     __table_args__ = (
-        # An incident system re-firing the same alert gets the first job back.
-        UniqueConstraint("profile", "idempotency_key", name="uq_jobs_profile_idempotency_key"),
+        # An incident system re-firing the same alert gets the first job back, and only
+        # its own: a key is unique per profile and API key. Two partial indexes, because
+        # NULLs never collide in a unique one and jobs made without a key (the CLI,
+        # notify()) still share one key per profile.
+        Index(
+            "uq_jobs_idempotency_key_without_api_key",
+            "profile",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=_WITHOUT_API_KEY,
+            postgresql_where=_WITHOUT_API_KEY,
+        ),
+        Index(
+            "uq_jobs_idempotency_key_per_api_key",
+            "profile",
+            "api_key_name",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=_WITH_API_KEY,
+            postgresql_where=_WITH_API_KEY,
+        ),
         Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
         # The due jobs a worker takes along with its own (Claims.claim_with_queued).
         Index("ix_jobs_queued_by_profile", "profile", "priority", "status", "created_at"),
@@ -74,6 +97,9 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16))
     priority: Mapped[str] = mapped_column(String(8))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # The name of the HTTP intake's API key that made the job (never the key itself);
+    # None: made without one (the CLI, notify(), the relay, a keyless intake).
+    api_key_name: Mapped[str | None] = mapped_column(String(64))
     notification: Mapped[dict[str, Any]] = mapped_column(JSON)
     sender: Mapped[str] = mapped_column(String(320))
     recipients: Mapped[list[str]] = mapped_column(JSON)

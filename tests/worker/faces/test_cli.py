@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from worker.settings import Settings
 from worker.store import Store
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
+TWO_KEYS_NAMED_A = json.dumps([{"name": "a", "sha256": c * 64} for c in "01"])
 SECRET = "cli-client-secret-value"
 
 
@@ -156,6 +158,8 @@ def test_missing_secret_key_says_how_to_make_one(env: dict[str, str]) -> None:
             "is not a broker: use redis://, rediss://, amqp://, amqps://, pyamqp://",
         ),
         ("MAILPIPE_BROKER_URL", "127.0.0.1:6379", "setting MAILPIPE_BROKER_URL: no scheme: use"),
+        # Jobs record the name of the key that made them: two keys may not share one.
+        ("MAILPIPE_API_KEYS", TWO_KEYS_NAMED_A, "MAILPIPE_API_KEYS: two keys named 'a'"),
     ],
 )
 def test_a_bad_setting_is_one_line_for_the_cli_and_the_worker(
@@ -286,20 +290,44 @@ def test_serving_on_a_port_in_use_is_one_line_before_any_serving(
     )
 
 
-def test_an_api_key_for_a_route_or_profile_that_does_not_exist_is_refused(
+def entry_of(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """The MAILPIPE_API_KEYS entry `api-key new` printed (its last line)."""
+    assert result.returncode == 0, result.stderr
+    entry: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+    return entry
+
+
+def test_api_key_new_writes_a_route_only_key_and_each_unrestricted_form(
     env: dict[str, str],
 ) -> None:
-    profiles = env["MAILPIPE_PROFILES_FILE"]
-    route = run(env, "api-key", "new", "alertmanager", "--route", "oncall")
+    profiles = Path(env["MAILPIPE_PROFILES_FILE"])
+    profiles.write_text(
+        profiles.read_text() + '\n[routes.oncall]\nprofile = "app"\nto = ["o@example.test"]\n'
+    )
+
+    route_only = entry_of(run(env, "api-key", "new", "alertmanager", "--route", "oncall"))
+    assert (route_only["profiles"], route_only["routes"], route_only["admin"]) == (
+        [],
+        ["oncall"],
+        False,
+    )
+    unrestricted = entry_of(run(env, "api-key", "new", "ops", "--profile", "*", "--route", "*"))
+    assert (unrestricted["profiles"], unrestricted["routes"]) == (["*"], ["*"])
+    assert entry_of(run(env, "api-key", "new", "audit", "--admin"))["admin"] is True
+    assert entry_of(run(env, "api-key", "new", "mail", "--profile", "relay"))["profiles"] == [
+        "relay"
+    ]
+
+
+def test_api_key_new_refuses_a_route_or_profile_the_file_does_not_have(
+    env: dict[str, str],
+) -> None:
+    path = env["MAILPIPE_PROFILES_FILE"]
+
+    route = run(env, "api-key", "new", "alertmanager", "--route", "oncal")
+    profile = run(env, "api-key", "new", "alertmanager", "--profile", "ap")
+
     assert (route.returncode, route.stdout) == (1, "")
-    assert (
-        route.stderr == f"mailpipe: error: --route oncall: not in {profiles} (routes there: none)\n"
-    )
-    profile = run(env, "api-key", "new", "alertmanager", "--profile", "app", "--profile", "nope")
+    assert route.stderr == f"mailpipe: error: {path}: no route 'oncal' (routes: none)\n"
     assert (profile.returncode, profile.stdout) == (1, "")
-    assert profile.stderr == (
-        f"mailpipe: error: --profile nope: not in {profiles} (profiles there: app, relay)\n"
-    )
-    made = run(env, "api-key", "new", "alertmanager", "--profile", "app")
-    assert made.returncode == 0, made.stderr
-    assert '"profiles":["app"]' in made.stdout
+    assert profile.stderr == f"mailpipe: error: {path}: no profile 'ap' (profiles: app, relay)\n"

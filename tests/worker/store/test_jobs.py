@@ -14,12 +14,13 @@ from worker.transport import Outcome, RecipientResult
 WINDOW = timedelta(hours=24)
 
 
-def new_job(key: str | None = None, profile: str = "p") -> Job:
+def new_job(key: str | None = None, profile: str = "p", api_key_name: str | None = None) -> Job:
     return Job(
         profile=profile,
         status="queued",
         priority="normal",
         idempotency_key=key,
+        api_key_name=api_key_name,
         notification={"to": ["a@example.test"], "subject": "s"},
         sender="alerts@example.test",
         recipients=["a@example.test"],
@@ -37,6 +38,32 @@ def test_a_repeated_idempotency_key_returns_the_first_job(store: Store) -> None:
     assert again == first
     other, _ = store.add_job(new_job("alert-42", profile="q"), idempotency_window=WINDOW)
     assert other != first, "keys are per profile"
+
+
+def test_an_idempotency_key_is_unique_per_api_key_and_shared_by_jobs_made_without_one(
+    store: Store,
+) -> None:
+    decoy, _ = store.add_job(
+        new_job("db-01:DiskFull", api_key_name="decoy"), idempotency_window=WINDOW
+    )
+    page, created = store.add_job(
+        new_job("db-01:DiskFull", api_key_name="pager"), idempotency_window=WINDOW
+    )
+    assert created and page != decoy, "one key cannot take another's idempotency key"
+    again, created = store.add_job(
+        new_job("db-01:DiskFull", api_key_name="pager"), idempotency_window=WINDOW
+    )
+    assert (again, created) == (page, False)
+    keyless, created = store.add_job(new_job("db-01:DiskFull"), idempotency_window=WINDOW)
+    assert created and keyless not in (decoy, page)
+    assert store.add_job(new_job("db-01:DiskFull"), idempotency_window=WINDOW) == (keyless, False)
+    batch = [
+        new_job("db-01:DiskFull", api_key_name="decoy"),
+        new_job("other", api_key_name="decoy"),
+    ]
+    assert store.add_jobs(batch, idempotency_window=WINDOW)[0] == (decoy, False)
+    job = store.get_job(page)
+    assert job is not None and job.api_key_name == "pager"
 
 
 def test_an_expired_idempotency_key_starts_a_new_job(store: Store) -> None:

@@ -16,11 +16,21 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from worker.faces.http import problems
-from worker.faces.http.deps import ERRORS, Intake, accepted, caller, intake, status_of
+from worker.faces.http.deps import (
+    ERRORS,
+    Intake,
+    accepted,
+    caller,
+    intake,
+    sending_profile,
+    status_of,
+)
+from worker.faces.http.gate import Gate
 from worker.faces.http.health import readiness
 from worker.faces.http.keys import ApiKeys, Caller
 from worker.faces.http.limits import BodyLimit
 from worker.faces.http.metrics import exposition
+from worker.faces.http.profiles_api import router as profiles_api
 from worker.faces.http.routes import Route
 from worker.faces.http.schemas import (
     Accepted,
@@ -30,7 +40,6 @@ from worker.faces.http.schemas import (
     NotificationIn,
 )
 from worker.faces.http.webhooks import router as webhooks
-from worker.faces.profile_status import profile_status
 from worker.faces.reports import job_dict
 from worker.intake import notify, notify_many
 from worker.runtime import Producer
@@ -60,8 +69,10 @@ def create_app(
     )
     app.state.intake = Intake(runtime, routes, keys)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.api_max_body_bytes)
+    app.add_middleware(Gate, keys=keys)  # added last, so it runs first: before any body is read
     problems.install(app)
     app.include_router(webhooks)
+    app.include_router(profiles_api)
 
     @app.post("/v1/notifications", status_code=202, response_model=Accepted)
     def post_notification(
@@ -72,12 +83,13 @@ def create_app(
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Accepted:
         """Queue a notification; a repeated Idempotency-Key returns the first job."""
-        who.check_profile(body.profile)
+        sending_profile(intake(request), who, body.profile)
         job_id = notify(
             body.profile,
             **body.fields(),
             idempotency_key=idempotency_key,
             priority=body.priority,
+            api_key_name=who.name,
             runtime=intake(request).runtime,
         )
         return accepted(job_id, response)
@@ -88,14 +100,23 @@ def create_app(
     ) -> BatchAccepted:
         """Queue many personalised messages of one profile (a fan-out) in one request.
 
-        All are checked before any is stored; a bad one is a 422 naming it
-        (``messages[3].to``) and nothing is queued.
+        All are checked before any is built or stored; a bad one is a 422
+        naming it (``messages[3].to``) and nothing is queued.
         """
-        who.check_profile(body.profile)
+        sending_profile(intake(request), who, body.profile)
+        limit = intake(request).runtime.settings.api_max_batch_messages
+        if len(body.messages) > limit:
+            raise problems.Problem(
+                422, "Batch too large",
+                f"{len(body.messages)} messages, at most {limit} in one batch "
+                "(MAILPIPE_API_MAX_BATCH_MESSAGES): send several batches",
+                field="messages",
+            )  # fmt: skip
         ids = notify_many(
             body.profile,
             [m.fields() | {"idempotency_key": m.idempotency_key} for m in body.messages],
             body.priority,
+            api_key_name=who.name,
             runtime=intake(request).runtime,
         )
         return BatchAccepted(notifications=[status_of(job_id) for job_id in ids])
@@ -106,17 +127,9 @@ def create_app(
     ) -> dict[str, Any]:
         """The job, every attempt and each recipient's result (as `mailpipe status --json`)."""
         job = intake(request).runtime.store.get_job(job_id)
-        if job is None or not who.may_see(job.profile):
+        if job is None or not who.may_see(job.api_key_name):
             raise problems.Problem(404, "Not found", f"no notification {job_id}", field="id")
         return job_dict(job)
-
-    @app.get("/v1/profiles")
-    def get_profiles(
-        request: Request, who: Annotated[Caller, Depends(caller)]
-    ) -> list[dict[str, Any]]:
-        """The health of each profile the key may use (as `mailpipe profiles status --json`)."""
-        runtime = intake(request).runtime
-        return [profile_status(runtime, p) for p in runtime.profiles if who.may_see(p.name)]
 
     @app.get("/healthz", response_model=Health, responses={})
     def healthz() -> Health:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Header, Query, Request, Response
 
 from worker.errors import ConfigError
-from worker.faces.http import problems
+from worker.faces.http import gate, problems
 from worker.faces.http.keys import ApiKeys, Caller
 from worker.faces.http.routes import Route, load_routes_file
 from worker.faces.http.schemas import Accepted
@@ -21,6 +21,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {**PROBLEM, "description": "No API key, or not a valid one"},
     403: {**PROBLEM, "description": "The key may not use this profile or route"},
     413: {**PROBLEM, "description": "The body is over the size limit"},
+    415: {**PROBLEM, "description": "The body is not sent as JSON (Content-Type)"},
     422: {**PROBLEM, "description": "The request is invalid; `field` names what to fix"},
     503: {**PROBLEM, "description": "The database, Redis or the broker is unavailable"},
 }
@@ -64,7 +65,26 @@ def caller(
     authorization: Annotated[str | None, Header()] = None,
     api_key: Annotated[str | None, Query(description="For senders that cannot set headers")] = None,
 ) -> Caller:
-    return intake(request).keys.caller(authorization, api_key)
+    """The caller the gate found before the body was read (the parameters are for the docs)."""
+    found: Caller | None = request.scope.get("state", {}).get(gate.STATE_KEY)
+    if found is None:  # a path the gate leaves open
+        found = intake(request).keys.caller(authorization, api_key)
+    return found
+
+
+def sending_profile(state: Intake, who: Caller, profile: str) -> None:
+    """403 unless the key may send as ``profile``; 422, naming the key's own, if it does not exist.
+
+    Checked here rather than left to ``notify``, whose error lists every profile.
+    """
+    who.check_profile(profile)
+    known = state.runtime.profiles.by_name
+    if profile not in known:
+        names = ", ".join(who.usable_profiles(known)) or "none"
+        raise problems.Problem(
+            422, "Unknown profile", f"unknown profile '{profile}' (profiles: {names})",
+            field="profile",
+        )  # fmt: skip
 
 
 def status_of(job_id: str) -> Accepted:

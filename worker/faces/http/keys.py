@@ -1,4 +1,4 @@
-"""API keys of the HTTP intake: kept as SHA-256 digests, each limited to profiles and routes.
+"""API keys of the HTTP intake: kept as SHA-256 digests, each limited to what it was given.
 
 A key is 32 random bytes, so a plain SHA-256 is enough to store it safely (no
 password stretching is needed for a secret nobody chose). Webhook senders
@@ -13,11 +13,11 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from worker.faces.http.problems import Problem
-from worker.settings import ApiKeySpec
+from worker.settings import ANY, ApiKeySpec
 
 KEY_PREFIX = "mp_"
 
@@ -32,25 +32,44 @@ def digest(key: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: a key's name and what it may use (None: everything)."""
+    """Who is asking: a key's name and what it may use; nothing it was not given.
+
+    ``name`` is None only when no keys are configured (``ANYONE``, loopback).
+    """
 
     name: str | None
-    profiles: frozenset[str] | None = None
-    routes: frozenset[str] | None = None
+    profiles: frozenset[str] = frozenset()
+    routes: frozenset[str] = frozenset()
+    admin: bool = False
+
+    def may_send_as(self, profile: str) -> bool:
+        return ANY in self.profiles or profile in self.profiles
+
+    def may_use_route(self, route: str) -> bool:
+        return ANY in self.routes or route in self.routes
 
     def check_profile(self, profile: str) -> None:
-        if self.profiles is not None and profile not in self.profiles:
+        if not self.may_send_as(profile):
             raise Problem(403, "Forbidden", f"this API key may not send as profile '{profile}'")
 
     def check_route(self, route: str) -> None:
-        if self.routes is not None and route not in self.routes:
+        if not self.may_use_route(route):
             raise Problem(403, "Forbidden", f"this API key may not use route '{route}'")
 
-    def may_see(self, profile: str) -> bool:
-        return self.profiles is None or profile in self.profiles
+    def may_see(self, made_by: str | None) -> bool:
+        """A job made by the key named ``made_by`` (None: not made with a key)."""
+        return self.admin or (self.name is not None and made_by == self.name)
+
+    def usable_profiles(self, known: Iterable[str]) -> list[str]:
+        """Of the ``known`` profiles, those this key may send as (for an error to name)."""
+        return sorted(name for name in known if self.may_send_as(name))
+
+    def usable_routes(self, known: Iterable[str]) -> list[str]:
+        return sorted(name for name in known if self.may_use_route(name))
 
 
-ANYONE = Caller(name=None)
+# No keys configured: serve listens on loopback only, and whoever connects may do anything.
+ANYONE = Caller(name=None, profiles=frozenset({ANY}), routes=frozenset({ANY}), admin=True)
 
 
 class ApiKeys:
@@ -80,8 +99,9 @@ class ApiKeys:
             if hmac.compare_digest(wanted, spec.sha256):
                 return Caller(
                     name=spec.name,
-                    profiles=frozenset(spec.profiles) or None,
-                    routes=frozenset(spec.routes) or None,
+                    profiles=frozenset(spec.profiles),
+                    routes=frozenset(spec.routes),
+                    admin=spec.admin,
                 )
         raise Problem(
             401,

@@ -60,7 +60,8 @@ def from_error(exc: MailpipeError) -> Problem:
     if isinstance(exc, InvalidMessageError):
         return Problem(422, "Invalid notification", str(exc), field=exc.field)
     if isinstance(exc, UnknownProfileError):
-        return Problem(422, "Unknown profile", str(exc), field="profile")
+        # Not str(exc): it lists every profile, and a key may use only some.
+        return Problem(422, "Unknown profile", f"unknown profile '{exc.name}'", field="profile")
     if isinstance(exc, UnavailableError):
         return Problem(503, "Service unavailable", str(exc), headers={"Retry-After": "5"})
     if isinstance(exc, ConfigError):

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import ChainableUndefined, FileSystemLoader, Template, TemplateSyntaxError
+from jinja2 import ChainableUndefined, FileSystemLoader, Template, TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from worker.addresses import address_problem
@@ -61,12 +61,46 @@ def web_url(value: object) -> str:
 
 
 def _finalize(value: object) -> object:
-    # A JSON null should read as nothing, not as Python's "None".
-    return "" if value is None else value
+    """What a ``{{ … }}`` writes: a value of the payload, never an object's or a method's repr.
+
+    Python would print ``<built-in method title of … at 0x7f…>``, an address of
+    the process, into someone's mail; a render error names the template instead.
+    """
+    if value is None:  # a JSON null reads as nothing, not as Python's "None"
+        return ""
+    if isinstance(value, Undefined) or _is_data(value):
+        return value
+    kind = "method or function" if callable(value) else type(value).__name__
+    raise TypeError(f"a {kind} cannot be written into the mail: write a value of the payload")
+
+
+def _is_data(value: object) -> bool:
+    """JSON's kinds of value all the way down (what the payloads are made of)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_is_data(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_data(v) for k, v in value.items())
+    return False
+
+
+class _PayloadEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, reading JSON objects by key first.
+
+    Jinja looks an attribute up before a key, so ``alert.values`` (Grafana's
+    query results) or ``payload.items`` would be the dict's method, not the
+    payload's field of that name.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
 
 def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
-    environment = ImmutableSandboxedEnvironment(
+    environment = _PayloadEnvironment(
         loader=FileSystemLoader(_TEMPLATES_DIR),
         undefined=ChainableUndefined,
         autoescape=autoescape,

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from worker.faces.http.deps import ERRORS, Intake, accepted, caller, intake
+from worker.faces.http.deps import ERRORS, Intake, accepted, caller, intake, sending_profile
 from worker.faces.http.keys import Caller
 from worker.faces.http.payloads import AlertmanagerPayload, GrafanaPayload
 from worker.faces.http.problems import Problem
@@ -59,7 +59,7 @@ def alertmanager(
         lambda: render_alertmanager(payload, target),
         lambda: render_alertmanager(payload, None),
     )
-    return accepted(_queue(intake(request), target, rendered), response)
+    return accepted(_queue(intake(request), who, target, rendered), response)
 
 
 @router.post("/grafana", status_code=202, response_model=Accepted)
@@ -77,7 +77,7 @@ def grafana(
     rendered = _render(
         target, lambda: render_grafana(payload, target), lambda: render_grafana(payload, None)
     )
-    return accepted(_queue(intake(request), target, rendered), response)
+    return accepted(_queue(intake(request), who, target, rendered), response)
 
 
 @router.post("/json", status_code=202, response_model=Accepted)
@@ -93,21 +93,24 @@ def any_json(
     rendered = _render(
         target, lambda: render_json(payload, target), lambda: _raw_json(target, payload)
     )
-    return accepted(_queue(intake(request), target, rendered), response)
+    return accepted(_queue(intake(request), who, target, rendered), response)
 
 
 def destination(
     state: Intake, who: Caller, route: str | None, profile: str | None, to: list[str]
 ) -> Route:
-    """The route named, or an ad-hoc one for ``?profile=…&to=…``; checked against the key."""
+    """The route named, or an ad-hoc one for ``?profile=…&to=…``; checked against the key.
+
+    A route brings its profile and recipients: a key given the route may use
+    them through it, and only through it.
+    """
     if route is not None:
+        who.check_route(route)  # first: a key learns nothing of routes it may not use
         found = state.routes.get(route)
         if found is None:
-            known = ", ".join(sorted(state.routes)) or "none"
+            known = ", ".join(who.usable_routes(state.routes)) or "none"
             raise Problem(422, "Unknown route", f"unknown route '{route}' (routes: {known})",
                           field="route")  # fmt: skip
-        who.check_route(route)
-        who.check_profile(found.profile)
         return found
     if profile is None or not to:
         raise Problem(
@@ -116,7 +119,7 @@ def destination(
             "give ?route=NAME, or ?profile=NAME with one or more &to=ADDR",
             field="route",
         )
-    who.check_profile(profile)
+    sending_profile(state, who, profile)
     # The name keeps two ad-hoc destinations of one group apart in the idempotency key.
     scope = hashlib.sha256("\x00".join(sorted(to)).encode()).hexdigest()[:16]
     return Route(name=f"adhoc-{scope}", profile=profile, to=tuple(to))
@@ -139,7 +142,7 @@ def _raw_json(target: Route, payload: Any) -> Rendered:
     return Rendered(f"Webhook for route {target.name}", body, None, None)
 
 
-def _queue(state: Intake, target: Route, rendered: Rendered) -> str:
+def _queue(state: Intake, who: Caller, target: Route, rendered: Rendered) -> str:
     return notify(
         target.profile,
         to=target.to,
@@ -150,5 +153,6 @@ def _queue(state: Intake, target: Route, rendered: Rendered) -> str:
         html=rendered.html,
         idempotency_key=rendered.idempotency_key,
         priority=target.priority,
+        api_key_name=who.name,
         runtime=state.runtime,
     )

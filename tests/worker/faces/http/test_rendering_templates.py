@@ -133,3 +133,38 @@ def test_a_json_webhook_needs_a_subject_and_a_text_template(missing: str) -> Non
 
     with pytest.raises(RenderError, match=f"route 'oncall', {missing}: required"):
         render_json({}, route(**templates))
+
+
+# --- no internal reprs ------------------------------------------------------------
+
+
+def test_a_payload_field_named_like_a_method_is_the_field() -> None:
+    grafana_route = route(text_template='"{% for a in alerts %}{{ a.values.C }};{% endfor %}"')
+    json_route = route(
+        subject_template="""'{{ payload.title }}: {{ payload.items | join(",") }}'""",
+        text_template="""'{{ payload.values }} {{ payload.get("missing", "-") }}'""",
+    )
+    body = {"items": ["db-01", "db-02"], "values": [1, 2], "title": "Disk full"}
+
+    assert render_grafana(grafana(grafana_firing()), grafana_route).text == "1.0;1.0;"
+    rendered = render_json(body, json_route)
+    assert (rendered.subject, rendered.text) == ("Disk full: db-01,db-02", "[1, 2] -")
+
+
+@pytest.mark.parametrize(
+    ("payload", "template"),
+    [
+        ("db-01 is down", '"{{ payload.title }}"'),  # a JSON string: str.title
+        ({}, '"{{ payload.items }}"'),
+        ({"a": 1}, '"{{ [payload.keys] }}"'),
+        ({}, '"{{ lipsum }}"'),
+    ],
+)
+def test_a_template_that_would_write_a_method_is_a_render_error_not_its_repr(
+    payload: object, template: str
+) -> None:
+    with pytest.raises(RenderError) as caught:
+        render_json(payload, route(subject_template='"s"', text_template=template))
+
+    assert "cannot be written into the mail" in str(caught.value)
+    assert "0x" not in str(caught.value)

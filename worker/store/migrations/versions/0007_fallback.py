@@ -4,8 +4,8 @@ A page its own profile cannot deliver moves to the next profile of that
 profile's ``fallback`` list: ``via_profile`` names it (NULL: the job's own
 profile) and ``via_since`` says when the job moved to it.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-07 12:00:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from worker.store.tables import UtcDateTime
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
