@@ -1,0 +1,142 @@
+"""mailpipe in front of a real server: a profiles file for it, a runtime, real Celery workers.
+
+Four profiles send as four senders through the same server, one per way to log in:
+XOAUTH2 with its initial response, XOAUTH2 in two steps (a 334 challenge first), OAUTHBEARER,
+and a password (PLAIN). The OAuth ones get client-credentials tokens from the test token
+endpoint, which the server checks there by introspection.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.fake_idp import FakeIdP
+from tests.support import fresh_database
+from worker.runtime import Runtime, build_runtime
+from worker.settings import Settings
+from worker.store import Job
+
+REPO = Path(__file__).parents[2]
+CLIENT_SECRET = "interop-client-secret-value"
+PASSWORD = "interop-password-value"
+PASSWORD_USER = "password@example.test"
+
+# profile name → (the profiles-file lines that make it, the user it logs in as)
+PROFILES = {
+    "xoauth2": ('auth = "oauth"\nsasl = "xoauth2"\nclient_id = "interop-xoauth2"',
+                "xoauth2@example.test"),
+    "xoauth2-two-step": ('auth = "oauth"\nsasl = "xoauth2"\nsasl_initial_response = false\n'
+                         'client_id = "interop-two-step"', "two-step@example.test"),
+    "oauthbearer": ('auth = "oauth"\nsasl = "oauthbearer"\nclient_id = "interop-oauthbearer"',
+                    "oauthbearer@example.test"),
+    "password": (f'auth = "password"\nusername = "{PASSWORD_USER}"\npassword_env = '
+                 '"INTEROP_PASSWORD"', PASSWORD_USER),
+}  # fmt: skip
+
+
+def profiles_file(path: Path, *, port: int, ca_file: Path, idp: FakeIdP) -> Path:
+    """Every profile of PROFILES against the server at 127.0.0.1:port (STARTTLS)."""
+    tables = []
+    for name, (lines, user) in PROFILES.items():
+        oauth = (
+            f'grant = "client_credentials"\ntoken_url = "{idp.url}"\n'
+            f'allow_insecure_token_url = true\nscope = "smtp.send"\n'
+            f'client_secret_env = "INTEROP_CLIENT_SECRET"\n'
+            if 'auth = "oauth"' in lines
+            else ""
+        )
+        tables.append(
+            f'[profiles.{name}]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "starttls"\n'
+            f'ca_file = "{ca_file}"\nfrom_email = "{user}"\n{lines}\n{oauth}'
+        )
+        if 'auth = "oauth"' in lines:
+            client = lines.split('client_id = "')[1].split('"')[0]
+            idp.subjects[client] = user
+    path.write_text("\n".join(tables))
+    return path
+
+
+@dataclass
+class Mailpipe:
+    runtime: Runtime
+    env: dict[str, str]
+    logs: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_worker(self, concurrency: int = 4) -> None:
+        """A real worker (threads pool), as `celery -A worker worker` runs in production."""
+        with (self.logs / f"worker-{len(self.workers)}.log").open("wb") as log:
+            self.workers.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "threads",
+                 "-c", str(concurrency), "-Q", "mail.critical,mail",
+                 "-n", f"interop{len(self.workers)}@%h", "--without-gossip",
+                 "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            ))  # fmt: skip
+
+    def job(self, job_id: str) -> Job:
+        job = self.runtime.store.get_job(job_id)
+        assert job is not None, f"job {job_id} is not in the store"
+        return job
+
+    def wait_final(self, job_ids: list[str], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            pending = [j for j in job_ids if self.job(j).status not in ("delivered", "failed")]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{len(pending)} of {len(job_ids)} jobs not final after {seconds}s; "
+                    f"worker logs in {self.logs}"
+                )
+            time.sleep(0.1)
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(5)
+        self.runtime.close()
+
+
+def start_mailpipe(
+    directory: Path, *, redis_server: str, secret_key: str, profiles: Path
+) -> Mailpipe:
+    """A runtime (the producer side) and the environment its workers get; no worker yet."""
+    base = redis_server.rsplit("/", 1)[0]
+    values = {
+        "broker_url": f"{base}/0",
+        "redis_url": f"{base}/1",
+        "database_url": fresh_database("sqlite", directory),
+        "profiles_file": str(profiles),
+        "secret_key": secret_key,
+        # A retry, if any, comes at once: the test then sees its duplicate, not a timeout.
+        "retry_base_seconds": "0.2",
+        "retry_max_seconds": "0.5",
+        "retry_max_attempts": "4",
+        "broker_max_countdown_seconds": "2",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
+    env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})
+    env["INTEROP_CLIENT_SECRET"] = CLIENT_SECRET
+    env["INTEROP_PASSWORD"] = PASSWORD
+    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    logs = directory / "logs"
+    logs.mkdir()
+    return Mailpipe(build_runtime(settings), env, logs)
