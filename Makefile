@@ -50,6 +50,7 @@ redis-server:
 # systemd-analyze (package systemd) verifies deploy/systemd/; it starts nothing here.
 # swaks needs Net::SSLeay (libnet-ssleay-perl, only recommended) for STARTTLS.
 # Headless chromium signs in to the fake Microsoft login (mailpipe oauth authorize).
+# swaks, msmtp, curl and Nodemailer (npm, locked in tests/clients/) send through the relay.
 tools: redis-server interop-servers
 	@missing=""; services=""; \
 	command -v prometheus-alertmanager >/dev/null || { \
@@ -57,6 +58,9 @@ tools: redis-server interop-servers
 	command -v promtool >/dev/null || { missing="$$missing prometheus"; services="$$services prometheus"; }; \
 	command -v hey >/dev/null || missing="$$missing hey"; \
 	command -v swaks >/dev/null || missing="$$missing swaks"; \
+	command -v msmtp >/dev/null || missing="$$missing msmtp"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing="$$missing libnet-ssleay-perl"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
@@ -68,6 +72,8 @@ tools: redis-server interop-servers
 	    $(SUDO) systemctl disable --now $$services 2>/dev/null || true; \
 	  fi; \
 	fi
+	@[ tests/clients/node_modules/.package-lock.json -nt tests/clients/package-lock.json ] || \
+	  npm ci --prefix tests/clients --no-audit --no-fund --silent
 
 # The interop tests (tests/interop) start their own Dovecot (submission, and SASL for the
 # others), Postfix and Exim. Debian's postfix and exim4 packages conflict (each is the MTA),

@@ -16,7 +16,7 @@ from tests.fake_graph import graph  # noqa: F401 (a fixture for every test folde
 from tests.fake_idp import FakeIdP
 from tests.fake_login import login  # noqa: F401 (a fixture for every test folder)
 from tests.leaks import SecretRegistry
-from tests.pipeline import pipeline  # noqa: F401 (a fixture for every test folder)
+from tests.pipeline import pipeline, upstream_options  # noqa: F401 (fixtures for every folder)
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles, make_tls
 from tests.support import (
     POSTGRES_URL,

@@ -101,7 +101,14 @@ class Pipeline:
 
 
 @pytest.fixture
+def upstream_options() -> dict[str, object]:
+    """Options of the pipeline's SMTP server (``make_server``); a module may override them."""
+    return {}
+
+
+@pytest.fixture
 def pipeline(
+    upstream_options: dict[str, object],
     tmp_path: Path,
     database_url: str,
     redis_server: str,
@@ -113,7 +120,7 @@ def pipeline(
     secrets: SecretRegistry,
     graph: FakeGraph,
 ) -> Iterator[Pipeline]:
-    server = make_server()
+    server = make_server(**upstream_options)
     profiles = tmp_path / "profiles.toml"
     profiles.write_text(f"""
 [profiles.alerts]

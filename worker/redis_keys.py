@@ -42,6 +42,11 @@ def sent_mark(job_id: str, send: int) -> str:
     return f"{PREFIX}:sent:{job_id}:{send}"
 
 
+def smtp_grouping_off(host: str, port: int) -> str:
+    """Set once a server lost a connection after a grouped message's content: no more groups."""
+    return f"{PREFIX}:smtp_grouping_off:{host}:{port}"
+
+
 def beat_lock(task: str) -> str:
     """Held while a periodic task runs, so a second beat does not double the work."""
     return f"{PREFIX}:lock:beat:{task}"

@@ -49,6 +49,8 @@ class MailpipeSetup:
     messages_per_connection: int = 100_000
     # notify_many(): the messages go in batch tasks (not paced).
     bulk: bool = False
+    # The profile's opt-in: each content in the same write as the next message's commands.
+    pipeline_messages: bool = False
     # With bulk: high-priority pages sent while the backlog drains, one per
     # PAGE_INTERVAL; the run's latencies are theirs.
     pages: int = 0
@@ -71,7 +73,11 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     client.flushall()
     names = [f"bench{i}" for i in range(setup.profiles)]
     profiles = tmp / "bench-profiles.toml"
-    profiles.write_text("".join(profile_table(name, s, setup.max_connections) for name in names))
+    profiles.write_text(
+        "".join(
+            profile_table(name, s, setup.max_connections, setup.pipeline_messages) for name in names
+        )
+    )
     counts = Path(tempfile.mkdtemp(dir=tmp))
     values = {
         "broker_url": f"{s.redis_url}/0",
@@ -184,10 +190,13 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     return run
 
 
-def profile_table(name: str, s: Servers, max_connections: int | None) -> str:
+def profile_table(
+    name: str, s: Servers, max_connections: int | None, pipeline_messages: bool = False
+) -> str:
     """The ``[profiles.NAME]`` table of a bench profile: XOAUTH2 to the front, tokens from ours."""
     host, port = s.front.split(":")
-    return f"""[profiles.{name}]
+    return (
+        f"""[profiles.{name}]
 host = "{host}"
 port = {port}
 security = "none"
@@ -199,7 +208,10 @@ token_url = "{s.tokens.url}"
 allow_insecure_token_url = true
 client_id = "{name}"
 client_secret = "bench-secret"
-""" + (f"max_connections = {max_connections}\n" if max_connections else "")
+"""
+        + (f"max_connections = {max_connections}\n" if max_connections else "")
+        + ("pipeline_messages = true\n" if pipeline_messages else "")
+    )
 
 
 def _text() -> str:

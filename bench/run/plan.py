@@ -68,6 +68,8 @@ QUICK = Plan(
 )
 MAIN_POOL = Pool("prefork", 2)
 BULK = "mailpipe bulk (sqlite, notify_many)"
+# The same with the profile's opt-in pipeline_messages (a content grouped with the next commands).
+BULK_GROUPED = "mailpipe bulk, pipeline_messages"
 WAN_SINGLE = "mailpipe (sqlite)"
 # WAN mode: every SMTP reply comes this much later, over at most this many connections.
 WAN_REPLY_DELAY = 0.02
@@ -149,6 +151,12 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
             )
             setup = MailpipeSetup(pool=wan_pool, max_connections=WAN_CONNECTIONS, bulk=True)
             results.wan.setdefault(BULK, []).append(
+                run_mailpipe(s, tmp, plan.wan_bulk_messages, setup)
+            )
+            setup = MailpipeSetup(
+                pool=wan_pool, max_connections=WAN_CONNECTIONS, bulk=True, pipeline_messages=True
+            )
+            results.wan.setdefault(BULK_GROUPED, []).append(
                 run_mailpipe(s, tmp, plan.wan_bulk_messages, setup)
             )
             results.wan.setdefault("naive", []).append(

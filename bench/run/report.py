@@ -15,6 +15,7 @@ from bench.run.intake_runs import PACED_CONNECTIONS, PEAK_CONNECTIONS, requests_
 from bench.run.mailpipe_runs import PAGE_INTERVAL
 from bench.run.plan import (
     BULK,
+    BULK_GROUPED,
     MAIN_POOL,
     WAN_CONNECTIONS,
     WAN_REPLY_DELAY,
@@ -116,7 +117,7 @@ def report(plan: Plan, results: Results, command: str) -> str:
 def wan_bounds(runs: dict[str, list[Run]]) -> list[str]:
     """Each mailpipe variant against what its own round trips allow."""
     lines = []
-    for name in (WAN_SINGLE, BULK):
+    for name in (WAN_SINGLE, BULK, BULK_GROUPED):
         bound = round_trip_bound(runs[name], WAN_CONNECTIONS, WAN_REPLY_DELAY)
         share = bound_ratio(runs[name], WAN_CONNECTIONS, WAN_REPLY_DELAY)
         target = "; target 0.9x for bulk" if name == BULK else ""

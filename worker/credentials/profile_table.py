@@ -63,6 +63,7 @@ class ProfileSpec(BaseModel):
     ehlo_name: str | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)
     sasl_initial_response: bool = True
+    pipeline_messages: bool = False
     allow_insecure_token_url: bool = False
     allow_plaintext_auth: bool = False
     # Microsoft Graph sendMail (transport = "graph").

@@ -78,6 +78,10 @@ class Profile(BaseModel):
     timeout_seconds: float | None = None
     # Some servers (Dovecot-based) refuse a long AUTH line: wait for the 334.
     sasl_initial_response: bool = True
+    # A message's content in the same write as the next message's MAIL, RCPT and DATA
+    # (RFC 2920 §3.1): one round trip per message in a run, but some servers die on it
+    # after accepting the message (Dovecot 2.3's submission), which would resend it.
+    pipeline_messages: bool = False
     allow_plaintext_auth: bool = False
     # transport = "graph": the Graph API root, and whether Sent Items keeps a copy.
     graph_url: str | None = None

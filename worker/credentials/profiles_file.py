@@ -152,6 +152,7 @@ class _Resolver(SecretReader):
             ehlo_name=spec.ehlo_name,
             timeout_seconds=spec.timeout_seconds,
             sasl_initial_response=spec.sasl_initial_response,
+            pipeline_messages=spec.pipeline_messages,
             allow_plaintext_auth=spec.allow_plaintext_auth,
             graph_url=(spec.graph_url or graph.url).rstrip("/") if graph else None,
             save_to_sent_items=spec.save_to_sent_items,

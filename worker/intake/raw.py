@@ -42,10 +42,14 @@ def submit_raw(
     data: bytes,
     *,
     priority: Priority = "normal",
-    smtputf8: bool = False,
     submitted_by: str = "relay",
 ) -> str:
-    """Store the message as a job and queue it; returns the job id. Nothing stored on error."""
+    """Store the message as a job and queue it; returns the job id. Nothing stored on error.
+
+    SMTPUTF8 is asked of the upstream only when the message needs it (a non-ASCII
+    address or raw UTF-8 in a header), never because the client asked for it:
+    Go's net/smtp, Alertmanager's, asks whenever a server offers it.
+    """
     profile = rt.profiles.get(profile_name)
     limit = profile.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
     if len(data) > limit:
@@ -71,7 +75,7 @@ def submit_raw(
         recipients=envelope,
         message=message,
         message_id=message_id,
-        smtputf8=smtputf8 or not all(a.isascii() for a in envelope),
+        smtputf8=_needs_smtputf8([profile.from_email, *envelope], message),
         attempt_count=0,
     )
     return enqueue(rt, job)
@@ -87,6 +91,12 @@ def enqueue(rt: Producer, job: Job) -> str:
     else:
         log.info("idempotency key %r: job %s already exists", job.idempotency_key, job_id)
     return job_id
+
+
+def _needs_smtputf8(addresses: Sequence[str], message: bytes) -> bool:
+    split = _HEADER_END.search(message)
+    head = message[: split.start()] if split else message
+    return not (all(a.isascii() for a in addresses) and head.isascii())
 
 
 def sendable(data: bytes, headers: Message, profile: Profile, job_id: str) -> tuple[bytes, str]:

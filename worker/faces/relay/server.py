@@ -79,7 +79,7 @@ class RelayHandler:
                 None,
                 lambda: submit_raw(
                     self.runtime, user.profile, envelope.rcpt_tos, data,
-                    priority=user.priority, smtputf8=envelope.smtp_utf8,
+                    priority=user.priority,
                     submitted_by=f"relay user {user.name}",
                 ),
             )  # fmt: skip

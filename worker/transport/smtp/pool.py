@@ -27,6 +27,7 @@ from worker.transport.base import OutgoingMessage, SendResult
 from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError
 from worker.transport.outcome import Outcome, outcome
 from worker.transport.slots import ConnectionSlots, release, try_lease
+from worker.transport.smtp.grouping import Grouping
 from worker.transport.smtp.session import SmtpSession
 from worker.transport.tls import ssl_context
 
@@ -47,6 +48,7 @@ class SmtpPool:
         credentials: Credentials,
         *,
         slots: ConnectionSlots | None = None,
+        grouping: Grouping | None = None,
         timeout_seconds: float = DEFAULTS.smtp_timeout_seconds,
         ehlo_name: str | None = None,
         max_messages_per_connection: int = DEFAULTS.smtp_max_messages_per_connection,
@@ -58,6 +60,7 @@ class SmtpPool:
     ) -> None:
         self.credentials = credentials
         self.slots = slots
+        self.grouping = grouping or Grouping(slots.redis if slots else None)
         self.timeout_seconds = timeout_seconds
         self.ehlo_name = ehlo_name
         self.max_messages_per_connection = max_messages_per_connection
@@ -121,7 +124,10 @@ class SmtpPool:
     def send_many(
         self, profile_name: str, messages: Sequence[OutgoingMessage]
     ) -> Iterator[SendResult]:
-        """Send several messages over one connection, pipelined; a result for each, in order.
+        """Send several messages over one connection; a result for each, in order.
+
+        Each transaction is pipelined (MAIL, RCPT, DATA in one write); a message's
+        content goes with the next message's commands only where ``Grouping`` allows.
 
         As ``send`` for each message. A connection lost before a message went
         out is replaced once for it; if the new one fails too, that message
@@ -129,6 +135,7 @@ class SmtpPool:
         """
         profile = self.credentials.profiles.get(profile_name)
         index, replaced_at = 0, -1
+        group = self.grouping.allowed(profile)
         while index < len(messages):
             try:
                 pooled, reused, token = self._checkout(profile)
@@ -140,7 +147,10 @@ class SmtpPool:
             room = max(1, self.max_messages_per_connection - session.messages_sent)
             sent_here = 0
             try:
-                for result in session.send_many(messages[index : index + room]):
+                for result in session.send_many(messages[index : index + room], group=group):
+                    if session.lost_grouped_content and group:
+                        self.grouping.turn_off(profile)  # before anyone retries the message
+                        group = False
                     first = sent_here == 0
                     yield SendResult(
                         result, reused or not first, *(token if first else (None, None))

@@ -49,6 +49,8 @@ class SmtpSession:
         self.smtp: smtplib.SMTP | None = None
         self.encrypted = False
         self.broken = False
+        # Set when the connection was lost after a content sent with the next commands.
+        self.lost_grouped_content = False
         self.credentials: SmtpCredentials | None = None
         self.mechanism: str | None = None
         # The last bearer AUTH's responder: it keeps the server's refusal reason.
@@ -248,10 +250,12 @@ class SmtpSession:
             self.messages_sent += 1
         return result
 
-    def send_many(self, messages: Sequence[OutgoingMessage]) -> Iterator[Outcome]:
-        """Transactions one after another, pipelined across messages (``transaction.send_many``)."""
+    def send_many(
+        self, messages: Sequence[OutgoingMessage], *, group: bool = False
+    ) -> Iterator[Outcome]:
+        """Transactions one after another; with ``group``, pipelined across messages."""
         assert self.smtp is not None
-        for result in transaction.send_many(self, messages):
+        for result in transaction.send_many(self, messages, group=group):
             self.last_used = self._clock()
             if result.kind == "delivered":
                 self.messages_sent += 1

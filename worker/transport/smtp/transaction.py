@@ -3,9 +3,10 @@
 With PIPELINING (RFC 2920, offered by Exchange Online, Gmail and Postfix)
 MAIL, every RCPT and DATA go out in one write and their replies are read in
 order: one round trip instead of 2 + recipients, plus one for the content.
-``send_many`` also sends each message's content in the same write as the
-next message's MAIL, RCPT and DATA (RFC 2920 §3.1 lets the content start a
-group): one round trip per message in a run of messages.
+``send_many`` with ``group`` also sends each message's content in the same
+write as the next message's MAIL, RCPT and DATA (RFC 2920 §3.1 lets the content
+start a group): one round trip per message in a run of messages. Only for
+profiles that opt in (``grouping.py`` says why).
 """
 
 from __future__ import annotations
@@ -39,15 +40,18 @@ def send(session: SmtpSession, message: OutgoingMessage) -> Outcome:
     return _after_envelope(session, message, mail, rcpts, data)
 
 
-def send_many(session: SmtpSession, messages: Sequence[OutgoingMessage]) -> Iterator[Outcome]:
+def send_many(
+    session: SmtpSession, messages: Sequence[OutgoingMessage], *, group: bool = False
+) -> Iterator[Outcome]:
     """One transaction per message, each outcome as soon as it is known.
 
     Raises ConnectionDropped for the first message of which nothing was sent;
-    the outcomes of the messages before it have been yielded.
+    the outcomes of the messages before it have been yielded. With ``group``, a
+    connection lost after a grouped content sets ``session.lost_grouped_content``.
     """
     smtp = session.smtp
     assert smtp is not None
-    if not smtp.has_extn("pipelining"):
+    if not group or not smtp.has_extn("pipelining"):
         yield from (send(session, message) for message in messages)
         return
     # A message whose DATA got 354: its content goes out with the next write.
@@ -88,10 +92,14 @@ def _write_group(
         session.smtp.send((_dot_stuffed(held[0].data) if held else b"") + _group(message))
     except (OSError, smtplib.SMTPServerDisconnected) as exc:
         if held:
+            session.lost_grouped_content = True
             yield _lost_after_data(session, exc)
         raise _dropped(session, exc) from exc
     if held:
-        yield _content_reply(session, held[1])
+        result = _content_reply(session, held[1])
+        if result.code is None:  # no reply at all: lost after the grouped content
+            session.lost_grouped_content = True
+        yield result
         if session.broken:  # lost or closing (421): this message's content never went
             raise _dropped(session, ConnectionError("closed after the previous message"))
 

@@ -1,10 +1,12 @@
-"""A run of messages over one connection: each message's content pipelined with the next envelope.
+"""A run of messages over one connection; with grouping, each content goes with the next envelope.
 
 The scripted server answers a message's content only once the next message's
 MAIL, RCPT and DATA have arrived behind it, so a client that waited for each
 reply would time out: the first test cannot pass without one round trip per
-message. The others run against the aiosmtpd server: refusals in the middle of
-a run, a connection lost in the middle, and what each message's result says.
+message. By default a content goes alone and waits for its reply, since a
+server may die on what follows it (Dovecot 2.3). The others run against the
+aiosmtpd server: refusals in the middle of a run, a connection lost in the
+middle, and what each message's result says.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
+import redis
+
 from tests.smtp_server import ServerFactory
+from tests.support import free_port
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import message, pool_for
 from tests.worker.transport.smtp.test_pipelining import (
@@ -21,7 +26,9 @@ from tests.worker.transport.smtp.test_pipelining import (
     serve_one_connection,
     session,
 )
+from worker import redis_keys
 from worker.transport.smtp import SmtpPool
+from worker.transport.smtp.grouping import Grouping
 
 GROUP_REPLIES = b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
 
@@ -58,7 +65,7 @@ def test_each_message_after_the_first_costs_one_round_trip() -> None:
     server = serve_one_connection(OneRoundTripEach(4))
     smtp = session(server)
     try:
-        results = list(smtp.send_many([message(n) for n in range(4)]))
+        results = list(smtp.send_many([message(n) for n in range(4)], group=True))
     finally:
         smtp.close()
     assert [r.kind for r in results] == ["delivered"] * 4, [r.summary() for r in results]
@@ -72,6 +79,73 @@ def test_each_message_after_the_first_costs_one_round_trip() -> None:
         assert envelope.endswith(b"DATA\r\n")
     assert b"[P1] incident 3" in server.flights[-1]
     assert smtp.messages_sent == 4
+
+
+@dataclass
+class OneAtATime:
+    """Answers every flight at once and keeps what arrived before each content's answer."""
+
+    count: int
+    port: int = 0
+    contents: list[bytes] = field(default_factory=list)
+
+    def serve(self, listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as reader:
+            greet(conn, reader)
+            for n in range(self.count):
+                read_until(reader, b"DATA\r\n")
+                conn.sendall(GROUP_REPLIES)
+                self.contents.append(read_until(reader, b"\r\n.\r\n"))
+                conn.sendall(f"250 2.0.0 Ok: queued as Q{n}\r\n".encode())
+            while line := reader.readline():  # QUIT
+                conn.sendall(b"221 Bye\r\n" if line.startswith(b"QUIT") else b"250 Ok\r\n")
+
+
+def test_by_default_a_content_waits_for_its_reply_before_the_next_envelope() -> None:
+    server = serve_one_connection(OneAtATime(3))
+    smtp = session(server)
+    try:
+        results = list(smtp.send_many([message(n) for n in range(3)]))
+    finally:
+        smtp.close()
+    assert [r.queue_id for r in results] == ["Q0", "Q1", "Q2"], [r.summary() for r in results]
+    # Each content arrived alone: the next MAIL waited for the content's 250.
+    assert len(server.contents) == 3
+    assert not any(b"MAIL FROM" in content for content in server.contents)
+
+
+def test_a_connection_lost_after_a_grouped_content_stops_grouping_with_that_server(
+    make_server: ServerFactory,
+    make_credentials: CredentialsFactory,
+    pools: list[SmtpPool],
+    redis_client: redis.Redis,
+) -> None:
+    server = make_server()
+    credentials = make_credentials(server, pipeline_messages=True)
+    profile = credentials.profiles.get("p")
+    pool = pool_for(credentials, pools, grouping=Grouping(redis_client))
+    assert pool.grouping.allowed(profile)
+    server.drop_after_data(1)  # kept, then the connection closes, as Dovecot 2.3 does
+    results = list(pool.send_many("p", [message(n) for n in range(4)]))
+    assert [r.outcome.kind for r in results] == ["transient"] + ["delivered"] * 3
+    assert "connection lost after DATA" in results[0].outcome.summary()
+    # Every worker knows before the message is retried: another process groups no more.
+    assert redis_client.exists(redis_keys.smtp_grouping_off(profile.host, profile.port))
+    assert not Grouping(redis_client).allowed(profile)
+    assert not pool.grouping.allowed(profile)
+
+
+def test_grouping_is_opt_in_and_off_when_redis_cannot_say(
+    make_server: ServerFactory, make_credentials: CredentialsFactory
+) -> None:
+    server = make_server()
+    default = make_credentials(server).profiles.get("p")
+    opted_in = make_credentials(server, pipeline_messages=True).profiles.get("p")
+    assert not Grouping(None).allowed(default)
+    assert Grouping(None).allowed(opted_in)
+    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=1)
+    assert not Grouping(unreachable).allowed(opted_in)
 
 
 def test_refusals_in_a_run_end_only_their_own_message(
