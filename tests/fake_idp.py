@@ -108,11 +108,9 @@ class FakeIdP:
             default = self.handlers.get(form.get("grant_type", ""), issue())
             step = self._script.popleft() if self._script else default
         response = step(self, form)
-        if response.status_code == 200 and response.mimetype == "application/json":
-            token = json.loads(response.get_data()).get("access_token")
-            if isinstance(token, str):
-                with self._lock:
-                    self.token_clients[token] = _client_id(form, headers)
+        if token := _issued_token(response):
+            with self._lock:
+                self.token_clients[token] = _client_id(form, headers)
         return response
 
     def _introspect(self, request: Request) -> Response:
@@ -131,6 +129,18 @@ class FakeIdP:
             "exp": int(time.time()) + self.expires_in,
         }
         return json_response(200, body)
+
+
+def _issued_token(response: Response) -> str | None:
+    """The access token a 200 answer carries, if it is a JSON object with one."""
+    if response.status_code != 200 or response.mimetype != "application/json":
+        return None
+    try:
+        body = json.loads(response.get_data())
+    except ValueError:
+        return None
+    token = body.get("access_token") if isinstance(body, dict) else None
+    return token if isinstance(token, str) else None
 
 
 def _client_id(form: dict[str, str], headers: dict[str, str]) -> str:
