@@ -54,7 +54,14 @@ def upstream(
 
 
 @pytest.fixture
+def profile_lines() -> str:
+    """Lines for every profile's table; a test parametrizes it to change them all."""
+    return ""
+
+
+@pytest.fixture
 def mailpipe(
+    profile_lines: str,
     tmp_path: Path,
     upstream: Upstream,
     sink: Sink,
@@ -69,7 +76,11 @@ def mailpipe(
     monkeypatch.setenv("INTEROP_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("INTEROP_PASSWORD", PASSWORD)
     profiles = profiles_file(
-        tmp_path / "profiles.toml", port=upstream.port, ca_file=tls.ca_pem, idp=idp
+        tmp_path / "profiles.toml",
+        port=upstream.port,
+        ca_file=tls.ca_pem,
+        idp=idp,
+        extra_lines=profile_lines,
     )
     sink.clear()
     pipe = start_mailpipe(

@@ -98,10 +98,14 @@ def tail(path: Path, lines: int = 20, width: int = 300) -> str:
 
 
 def stop(process: subprocess.Popen[bytes] | None, seconds: float = 15) -> None:
-    """Stop a server started in a session of its own, and whatever it started in it."""
+    """Stop a server started in a session of its own, and whatever it started in it.
+
+    Only the master gets SIGTERM: it stops its own processes in order (Dovecot's complain
+    in its log when they are signalled behind its back)."""
     if process is None:
         return
-    signal_group(process.pid, signal.SIGTERM)
+    if process.poll() is None:
+        process.terminate()
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(seconds)
     # Children that outlive their master (a crashed one, or a slow exit) go too.

@@ -64,7 +64,7 @@ class Exim:
         config = self._write_config()
         with (self.directory / "daemon.out").open("ab") as out:
             self.process = subprocess.Popen(
-                [str(EXIM), "-C", str(config), "-bdf", "-q1s"],
+                [str(EXIM), "-C", str(config), "-bdf", "-q5s"],
                 env=self._environment(), stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip

@@ -26,6 +26,8 @@ REPO = Path(__file__).parents[2]
 CLIENT_SECRET = "interop-client-secret-value"
 PASSWORD = "interop-password-value"
 PASSWORD_USER = "password@example.test"
+# The worker as the Procfile runs it: the prefork pool, two processes.
+WORKER_PROCESSES = 2
 
 # profile name → (the profiles-file lines that make it, the user it logs in as)
 PROFILES = {
@@ -40,8 +42,12 @@ PROFILES = {
 }  # fmt: skip
 
 
-def profiles_file(path: Path, *, port: int, ca_file: Path, idp: FakeIdP) -> Path:
-    """Every profile of PROFILES against the server at 127.0.0.1:port (STARTTLS)."""
+def profiles_file(
+    path: Path, *, port: int, ca_file: Path, idp: FakeIdP, extra_lines: str = ""
+) -> Path:
+    """Every profile of PROFILES against the server at 127.0.0.1:port (STARTTLS).
+
+    ``extra_lines`` go into every profile's table (``pipeline_messages = true``)."""
     tables = []
     for name, (lines, user) in PROFILES.items():
         oauth = (
@@ -53,7 +59,7 @@ def profiles_file(path: Path, *, port: int, ca_file: Path, idp: FakeIdP) -> Path
         )
         tables.append(
             f'[profiles.{name}]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "starttls"\n'
-            f'ca_file = "{ca_file}"\nfrom_email = "{user}"\n{lines}\n{oauth}'
+            f'ca_file = "{ca_file}"\nfrom_email = "{user}"\n{lines}\n{oauth}{extra_lines}\n'
         )
         if 'auth = "oauth"' in lines:
             client = lines.split('client_id = "')[1].split('"')[0]
@@ -69,12 +75,12 @@ class Mailpipe:
     logs: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start_worker(self, concurrency: int = 4) -> None:
-        """A real worker (threads pool), as `celery -A worker worker` runs in production."""
+    def start_worker(self) -> None:
+        """A real worker, as `celery -A worker worker` runs in production."""
         with (self.logs / f"worker-{len(self.workers)}.log").open("wb") as log:
             self.workers.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "threads",
-                 "-c", str(concurrency), "-Q", "mail.critical,mail",
+                [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "prefork",
+                 "-c", str(WORKER_PROCESSES), "-Q", "mail.critical,mail",
                  "-n", f"interop{len(self.workers)}@%h", "--without-gossip",
                  "--without-mingle", "--without-heartbeat", "-l", "INFO"],
                 env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
@@ -105,7 +111,7 @@ class Mailpipe:
     def stop(self) -> None:
         for worker in self.workers:
             if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
+                worker.terminate()  # a warm shutdown: its pool processes close their SMTP sessions
         for worker in self.workers:
             try:
                 worker.wait(15)

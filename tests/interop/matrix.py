@@ -24,8 +24,8 @@ def print_matrix(write: Callable[[str], None]) -> None:
         return
     write("")
     write("interop matrix: real servers as mailpipe's upstream, copies counted at the sink")
-    write(f"{'server':<9} {'case':<14} {'jobs':>5} {'delivered':>9} {'duplicates':>10} "
+    write(f"{'server':<9} {'case':<18} {'jobs':>5} {'delivered':>9} {'duplicates':>10} "
           f"{'seconds':>8}")  # fmt: skip
     for r in ROWS:
-        write(f"{r.server:<9} {r.case:<14} {r.jobs:>5} {r.delivered:>9} {r.duplicates:>10} "
+        write(f"{r.server:<9} {r.case:<18} {r.jobs:>5} {r.delivered:>9} {r.duplicates:>10} "
               f"{r.seconds:>8.1f}")  # fmt: skip

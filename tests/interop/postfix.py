@@ -8,6 +8,7 @@ Authenticated clients may relay; the queue manager hands every message to the si
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -83,7 +84,8 @@ class Postfix:
         pid_file = self.directory / "queue" / "pid" / "master.pid"
         master = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
         if master is not None:
-            signal_group(master, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(master, signal.SIGTERM)
         stop(self.process)
         if master is not None:
             signal_group(master, signal.SIGKILL)

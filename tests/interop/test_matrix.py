@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import collections
 import time
+from dataclasses import dataclass
+
+import pytest
 
 from tests.interop.daemons import wait_until
-from tests.interop.mailpipe import PROFILES, Mailpipe
+from tests.interop.mailpipe import PROFILES, WORKER_PROCESSES, Mailpipe
 from tests.interop.matrix import ROWS, Row
 from tests.interop.sink import Sink
 from tests.interop.upstreams import Upstream
+from worker import redis_keys
 from worker.intake import notify, notify_many
+from worker.store import Job
 
 BACKLOG_PER_PROFILE = 50
 
@@ -33,13 +38,49 @@ def test_single_sends_through_each_way_to_log_in_arrive_once_each(
                         text="The database is down.", runtime=mailpipe.runtime)  # fmt: skip
         mailpipe.wait_final([job_id], seconds=60)  # one at a time: each goes alone
         ids.append(job_id)
-    check_exactly_once("single sends", ids, mailpipe, upstream, sink, accepted_before, started)
+    result = settle("single sends", ids, mailpipe, upstream, sink, accepted_before, started)
+    result.assert_exactly_once()
 
 
 def test_a_backlog_of_200_jobs_over_four_profiles_arrives_once_each(
     mailpipe: Mailpipe, upstream: Upstream, sink: Sink
 ) -> None:
     accepted_before, started = upstream.accepted(), time.monotonic()
+    ids = queue_backlog(mailpipe)
+    mailpipe.start_worker()  # the whole backlog waits: the batch path takes it in windows
+    result = settle("200-job backlog", ids, mailpipe, upstream, sink, accepted_before, started)
+    result.assert_exactly_once()
+    assert not grouping_turned_off(mailpipe, upstream), "grouping is off unless opted in"
+
+
+@pytest.mark.parametrize("profile_lines", ["pipeline_messages = true"], ids=["grouping"])
+def test_a_backlog_with_grouping_opted_in_keeps_it_only_where_the_server_survives_it(
+    mailpipe: Mailpipe, upstream: Upstream, sink: Sink
+) -> None:
+    accepted_before, started = upstream.accepted(), time.monotonic()
+    ids = queue_backlog(mailpipe)
+    mailpipe.start_worker()
+    result = settle("backlog, grouped", ids, mailpipe, upstream, sink, accepted_before, started)
+    if upstream.name != "dovecot":
+        result.assert_exactly_once()
+        assert not grouping_turned_off(mailpipe, upstream)
+        return
+    # Dovecot 2.3 relays a grouped message and then dies on the commands behind it. The
+    # first such drop turns grouping off for the server in every worker; only a message
+    # whose connection was grouping when that happened can arrive twice: one per worker
+    # process at most (README, "When a connection drops after the data").
+    assert grouping_turned_off(mailpipe, upstream), (
+        "grouping stayed on: a Dovecot that survives it (not 2.3.19) needs this test changed"
+    )
+    assert result.strangers == []
+    assert [j.status for j in result.jobs] == ["delivered"] * len(ids)
+    assert set(result.per_job) <= {1, 2}
+    assert result.duplicates <= WORKER_PROCESSES, result.summary()
+    assert len(upstream.dovecot.panics()) >= 1, "the drop this test is about did happen"
+
+
+def queue_backlog(mailpipe: Mailpipe) -> list[str]:
+    """BACKLOG_PER_PROFILE personalised notifications per profile, queued before any worker."""
     ids = []
     for name in PROFILES:
         messages = [
@@ -48,11 +89,53 @@ def test_a_backlog_of_200_jobs_over_four_profiles_arrives_once_each(
             for n in range(BACKLOG_PER_PROFILE)
         ]  # fmt: skip
         ids += notify_many(name, messages, runtime=mailpipe.runtime)
-    mailpipe.start_worker()  # the whole backlog waits: the batch path takes it in windows
-    check_exactly_once("200-job backlog", ids, mailpipe, upstream, sink, accepted_before, started)
+    return ids
 
 
-def check_exactly_once(
+def grouping_turned_off(mailpipe: Mailpipe, upstream: Upstream) -> bool:
+    key = redis_keys.smtp_grouping_off("127.0.0.1", upstream.port)
+    return bool(mailpipe.runtime.redis.exists(key))
+
+
+@dataclass
+class Result:
+    upstream: Upstream
+    jobs: list[Job]
+    per_job: collections.Counter[int]  # copies at the sink → how many jobs had that many
+    strangers: list[str]  # Message-IDs at the sink that are no job's
+    accepted: int  # messages the server's log says it accepted during the test
+
+    @property
+    def duplicates(self) -> int:
+        return sum((copies - 1) * jobs for copies, jobs in self.per_job.items() if copies > 1)
+
+    def summary(self) -> str:
+        """One line each, readable when 200 jobs go wrong, then the servers' logs."""
+        outcomes = collections.Counter(tuple(a.outcome for a in j.attempts) for j in self.jobs)
+        statuses = collections.Counter(j.status for j in self.jobs)
+        other = next((j for j in self.jobs if len(j.attempts) != 1), None)
+        example = [(a.outcome, a.phase, a.text) for a in other.attempts] if other else []
+        return (
+            f"copies per job at the sink (copies: jobs) {dict(self.per_job)}; other messages "
+            f"{self.strangers[:3]}; job statuses {dict(statuses)}; attempts per job "
+            f"(outcomes: jobs) {dict(outcomes)}, e.g. {example}; accepted by the server "
+            f"{self.accepted}; {len(self.upstream.dovecot.panics())} Dovecot panic lines\n"
+            f"{self.upstream.logs()}"
+        )
+
+    def assert_exactly_once(self) -> None:
+        """One copy of each job at the sink, from one recorded attempt; the server agrees."""
+        count = len(self.jobs)
+        assert (self.per_job, self.strangers) == ({1: count}, []), self.summary()
+        assert [(j.status, j.attempt_count, j.sends) for j in self.jobs] == [
+            ("delivered", 1, 1)
+        ] * count, self.summary()
+        assert [[a.outcome for a in j.attempts] for j in self.jobs] == [["delivered"]] * count
+        assert self.accepted == count, self.summary()
+        assert self.upstream.dovecot.panics() == [], self.summary()
+
+
+def settle(
     case: str,
     ids: list[str],
     mailpipe: Mailpipe,
@@ -60,38 +143,26 @@ def check_exactly_once(
     sink: Sink,
     accepted_before: int,
     started: float,
-) -> None:
-    """Every job delivered by one attempt, accepted once by the server, one copy at the sink."""
-    mailpipe.wait_final(ids, seconds=180)
-    wait_until(lambda: upstream.queued() == 0, 60, f"{upstream.name} passing on its queue\n"
+) -> Result:
+    """Wait until every job is final and the server has passed on all it accepted; count."""
+    mailpipe.wait_final(ids, seconds=90)
+    wait_until(lambda: upstream.queued() == 0, 30, f"{upstream.name} passing on its queue\n"
                + upstream.logs())  # fmt: skip
-    message_ids = {mailpipe.job(j).message_id: j for j in ids}
-    wait_until(lambda: set(message_ids) <= set(sink.copies()), 30,
-               f"every job at the sink\n{upstream.logs()}")  # fmt: skip
+    jobs = [mailpipe.job(j) for j in ids]
+    message_ids = {j.message_id for j in jobs if j.status == "delivered"}
+    wait_until(lambda: message_ids <= set(sink.copies()), 20,
+               f"every delivered job at the sink\n{upstream.logs()}")  # fmt: skip
     copies = sink.copies()
+    result = Result(
+        upstream=upstream,
+        jobs=jobs,
+        per_job=collections.Counter(copies[j.message_id] for j in jobs),
+        strangers=sorted(set(copies) - {j.message_id for j in jobs}),
+        accepted=upstream.accepted() - accepted_before,
+    )
     ROWS.append(Row(
         server=upstream.name, case=case, jobs=len(ids),
-        delivered=sum(1 for m in message_ids if copies[m] >= 1),
-        duplicates=sum(max(0, copies[m] - 1) for m in message_ids),
-        seconds=time.monotonic() - started,
+        delivered=sum(jobs for copies, jobs in result.per_job.items() if copies >= 1),
+        duplicates=result.duplicates, seconds=time.monotonic() - started,
     ))  # fmt: skip
-
-    # One line each, readable when 200 jobs go wrong: how many jobs had how many copies,
-    # and how many had which sequence of attempts (with the first one's texts).
-    jobs = [mailpipe.job(j) for j in ids]
-    per_job = collections.Counter(copies[m] for m in message_ids)
-    strangers = sorted(set(copies) - set(message_ids))
-    assert (per_job, strangers) == ({1: len(ids)}, []), (
-        f"copies per job at the sink (copies: jobs) {dict(per_job)}; other messages "
-        f"{strangers[:3]}; job statuses {dict(collections.Counter(j.status for j in jobs))}; "
-        f"{len(upstream.dovecot.panics())} Dovecot panic lines\n{upstream.logs()}"
-    )
-    outcomes = collections.Counter(tuple(a.outcome for a in j.attempts) for j in jobs)
-    first_other = next((j for j in jobs if len(j.attempts) != 1), None)
-    assert outcomes == {("delivered",): len(ids)}, (
-        f"attempts per job (outcomes: jobs) {dict(outcomes)}; e.g. "
-        f"{[(a.outcome, a.phase, a.text) for a in first_other.attempts] if first_other else ''}"
-    )
-    assert [(j.status, j.attempt_count, j.sends) for j in jobs] == [("delivered", 1, 1)] * len(ids)
-    assert upstream.accepted() - accepted_before == len(ids), upstream.logs()
-    assert upstream.dovecot.panics() == [], upstream.logs()
+    return result
