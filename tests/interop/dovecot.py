@@ -4,12 +4,12 @@ Users log in with a password (passwd-file, PLAIN and LOGIN) or with an OAuth tok
 (XOAUTH2, OAUTHBEARER), which Dovecot's ``oauth2`` passdb checks by introspection
 (RFC 7662) at the test token endpoint. The submission server relays every message it
 accepts to ``relay`` (the test's sink). Postfix reaches the auth service over TCP, Exim
-over the unix socket ``auth_socket``.
+over the unix socket ``auth_socket``. Its processes run as the users Debian's package
+created (dovecot, dovenull); mail sessions as nobody.
 """
 
 from __future__ import annotations
 
-import os
 import pwd
 import subprocess
 from pathlib import Path
@@ -19,6 +19,7 @@ from tests.interop.daemons import (
     private_directory,
     remove_directory,
     require,
+    require_root,
     stop,
     tail,
     wait_listening,
@@ -38,6 +39,7 @@ class Dovecot:
         passwords: dict[str, str],
         relay: tuple[str, int] | None = None,
     ) -> None:
+        require_root("Dovecot's master")
         self.binary = require("dovecot", "Debian packages dovecot-core, dovecot-submissiond")
         self.tls = tls
         self.introspection_url = introspection_url
@@ -89,8 +91,7 @@ class Dovecot:
             f"active_value = true\n"
         )
         oauth2.chmod(0o644)
-        internal, login, mail = _users()
-        uid, gid = pwd.getpwnam(mail)[2:4]
+        nobody = pwd.getpwnam("nobody")  # the user mail sessions run as
         protocols = "submission" if self.relay else "none"
         config = d / "dovecot.conf"
         config.write_text(f"""
@@ -107,10 +108,10 @@ hostname = dovecot.interop.test
 auth_mechanisms = {MECHANISMS}
 disable_plaintext_auth = yes
 auth_failure_delay = 0
-default_internal_user = {internal}
-default_internal_group = {_group(internal)}
-default_login_user = {login}
-first_valid_uid = {min(uid, 500)}
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+first_valid_uid = 500
 mail_location = maildir:{d}/home/%u/Maildir
 passdb {{
   driver = passwd-file
@@ -124,7 +125,7 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={uid} gid={gid} home={d}/home/%u
+  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={d}/home/%u
 }}
 service auth {{
   unix_listener auth-client {{
@@ -155,17 +156,3 @@ service submission-login {{
   }}
 }}
 """
-
-
-def _users() -> tuple[str, str, str]:
-    """Dovecot's internal user, its login user, and the user mail sessions run as."""
-    if os.geteuid() == 0:
-        return "dovecot", "dovenull", "nobody"
-    me = pwd.getpwuid(os.geteuid()).pw_name
-    return me, me, me
-
-
-def _group(user: str) -> str:
-    import grp
-
-    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name

@@ -29,17 +29,26 @@ PASSWORD_USER = "password@example.test"
 # The worker as the Procfile runs it: the prefork pool, two processes.
 WORKER_PROCESSES = 2
 
-# profile name → (the profiles-file lines that make it, the user it logs in as)
-PROFILES = {
-    "xoauth2": ('auth = "oauth"\nsasl = "xoauth2"\nclient_id = "interop-xoauth2"',
-                "xoauth2@example.test"),
-    "xoauth2-two-step": ('auth = "oauth"\nsasl = "xoauth2"\nsasl_initial_response = false\n'
-                         'client_id = "interop-two-step"', "two-step@example.test"),
-    "oauthbearer": ('auth = "oauth"\nsasl = "oauthbearer"\nclient_id = "interop-oauthbearer"',
-                    "oauthbearer@example.test"),
-    "password": (f'auth = "password"\nusername = "{PASSWORD_USER}"\npassword_env = '
-                 '"INTEROP_PASSWORD"', PASSWORD_USER),
-}  # fmt: skip
+
+@dataclass(frozen=True)
+class LoginWay:
+    """One profile: its name, the user it logs in as, and how."""
+
+    name: str
+    user: str
+    lines: str  # its own lines of the profiles file
+    client_id: str | None = None  # OAuth: the client its tokens are issued to
+
+
+PROFILES = (
+    LoginWay("xoauth2", "xoauth2@example.test", 'sasl = "xoauth2"', "interop-xoauth2"),
+    LoginWay("xoauth2-two-step", "two-step@example.test",
+             'sasl = "xoauth2"\nsasl_initial_response = false', "interop-two-step"),
+    LoginWay("oauthbearer", "oauthbearer@example.test", 'sasl = "oauthbearer"',
+             "interop-oauthbearer"),
+    LoginWay("password", PASSWORD_USER,
+             f'auth = "password"\nusername = "{PASSWORD_USER}"\npassword_env = "INTEROP_PASSWORD"'),
+)  # fmt: skip
 
 
 def profiles_file(
@@ -47,23 +56,23 @@ def profiles_file(
 ) -> Path:
     """Every profile of PROFILES against the server at 127.0.0.1:port (STARTTLS).
 
-    ``extra_lines`` go into every profile's table (``pipeline_messages = true``)."""
+    ``extra_lines`` go into every profile's table (``pipeline_messages = true``). The
+    token endpoint learns which user each OAuth client acts as, for introspection."""
     tables = []
-    for name, (lines, user) in PROFILES.items():
-        oauth = (
-            f'grant = "client_credentials"\ntoken_url = "{idp.url}"\n'
-            f'allow_insecure_token_url = true\nscope = "smtp.send"\n'
-            f'client_secret_env = "INTEROP_CLIENT_SECRET"\n'
-            if 'auth = "oauth"' in lines
-            else ""
-        )
+    for way in PROFILES:
+        oauth = ""
+        if way.client_id is not None:
+            oauth = (
+                f'auth = "oauth"\ngrant = "client_credentials"\nclient_id = "{way.client_id}"\n'
+                f'client_secret_env = "INTEROP_CLIENT_SECRET"\ntoken_url = "{idp.url}"\n'
+                f'allow_insecure_token_url = true\nscope = "smtp.send"\n'
+            )
+            idp.subjects[way.client_id] = way.user
         tables.append(
-            f'[profiles.{name}]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "starttls"\n'
-            f'ca_file = "{ca_file}"\nfrom_email = "{user}"\n{lines}\n{oauth}{extra_lines}\n'
+            f'[profiles.{way.name}]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "starttls"\n'
+            f'ca_file = "{ca_file}"\nfrom_email = "{way.user}"\n{way.lines}\n{oauth}'
+            f"{extra_lines}\n"
         )
-        if 'auth = "oauth"' in lines:
-            client = lines.split('client_id = "')[1].split('"')[0]
-            idp.subjects[client] = user
     path.write_text("\n".join(tables))
     return path
 

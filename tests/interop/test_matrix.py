@@ -9,17 +9,22 @@ accepted, so every copy that will ever reach the sink has reached it.
 
 from __future__ import annotations
 
+import base64
 import collections
+import smtplib
+import ssl
 import time
 from dataclasses import dataclass
 
 import pytest
 
+from tests.fake_idp import FakeIdP
 from tests.interop.daemons import wait_until
 from tests.interop.mailpipe import PROFILES, WORKER_PROCESSES, Mailpipe
 from tests.interop.matrix import ROWS, Row
 from tests.interop.sink import Sink
 from tests.interop.upstreams import Upstream
+from tests.smtp_server import TlsFiles
 from worker import redis_keys
 from worker.intake import notify, notify_many
 from worker.store import Job
@@ -28,18 +33,22 @@ BACKLOG_PER_PROFILE = 50
 
 
 def test_single_sends_through_each_way_to_log_in_arrive_once_each(
-    mailpipe: Mailpipe, upstream: Upstream, sink: Sink
+    mailpipe: Mailpipe, upstream: Upstream, sink: Sink, idp: FakeIdP
 ) -> None:
     accepted_before, started = upstream.accepted(), time.monotonic()
     mailpipe.start_worker()
     ids = []
-    for name in PROFILES:
-        job_id = notify(name, to=[f"oncall@{name}.example.test"], subject=f"[P1] via {name}",
-                        text="The database is down.", runtime=mailpipe.runtime)  # fmt: skip
+    for profile in PROFILES:
+        job_id = notify(profile.name, to=[f"oncall@{profile.name}.example.test"],
+                        subject=f"[P1] via {profile.name}", text="The database is down.",
+                        runtime=mailpipe.runtime)  # fmt: skip
         mailpipe.wait_final([job_id], seconds=60)  # one at a time: each goes alone
         ids.append(job_id)
     result = settle("single sends", ids, mailpipe, upstream, sink, accepted_before, started)
     result.assert_exactly_once()
+    # The server checked every OAuth profile's token at the token endpoint.
+    checked = {idp.token_clients.get(token) for token in idp.introspections}
+    assert checked == {p.client_id for p in PROFILES if p.client_id is not None}
 
 
 def test_a_backlog_of_200_jobs_over_four_profiles_arrives_once_each(
@@ -79,16 +88,36 @@ def test_a_backlog_with_grouping_opted_in_keeps_it_only_where_the_server_survive
     assert len(upstream.dovecot.panics()) >= 1, "the drop this test is about did happen"
 
 
+def test_a_token_the_endpoint_never_issued_is_refused_and_nothing_is_relayed(
+    upstream: Upstream, sink: Sink, idp: FakeIdP, tls: TlsFiles
+) -> None:
+    # Last of the module for each server: Dovecot delays logins from an address that failed.
+    sink.clear()
+    forged = f"user=xoauth2@example.test\x01auth=Bearer {'f' * 40}\x01\x01"
+    with smtplib.SMTP("127.0.0.1", upstream.port, timeout=30) as smtp:
+        smtp.starttls(context=ssl.create_default_context(cafile=str(tls.ca_pem)))
+        smtp.ehlo()
+        code, _ = smtp.docmd("AUTH", "XOAUTH2 " + base64.b64encode(forged.encode()).decode())
+        if code == 334:  # the error as a challenge (RFC 7628 §3.2.2): an empty answer ends it
+            code, _ = smtp.docmd("")
+        assert code == 535
+        with pytest.raises(smtplib.SMTPException):
+            smtp.sendmail("xoauth2@example.test", ["oncall@example.test"], b"Subject: x\r\n\r\nx")
+    assert idp.introspections == ["f" * 40], "the server asked the token endpoint"
+    assert sink.count() == 0
+
+
 def queue_backlog(mailpipe: Mailpipe) -> list[str]:
     """BACKLOG_PER_PROFILE personalised notifications per profile, queued before any worker."""
     ids = []
-    for name in PROFILES:
+    for profile in PROFILES:
         messages = [
-            {"to": [f"subscriber{n}@{name}.example.test"], "subject": f"Status update {n}",
+            {"to": [f"subscriber{n}@{profile.name}.example.test"],
+             "subject": f"Status update {n}",
              "text": f"Hello subscriber {n}: the incident is resolved."}
             for n in range(BACKLOG_PER_PROFILE)
         ]  # fmt: skip
-        ids += notify_many(name, messages, runtime=mailpipe.runtime)
+        ids += notify_many(profile.name, messages, runtime=mailpipe.runtime)
     return ids
 
 
