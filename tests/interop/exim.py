@@ -47,10 +47,12 @@ class Exim:
     def __init__(self, *, tls: TlsFiles, auth_socket: Path, relay: tuple[str, int]) -> None:
         require_root("Exim's daemon")
         if not EXIM.exists():
-            pytest.fail(f"Exim is not extracted at {EXIM.relative_to(REPO)}: run `make test`")
+            pytest.fail(f"no Exim at {EXIM.relative_to(REPO)}: run `make test`, which installs it")
         wrappers = glob.glob("/usr/lib/*/libnss_wrapper.so")
         if not wrappers:
-            pytest.fail("nss_wrapper is not installed (libnss-wrapper): run `make test`")
+            pytest.fail(
+                "nss_wrapper is not installed (libnss-wrapper): run `make test`, which installs it"
+            )
         self.nss_wrapper = wrappers[0]
         self.tls = tls
         self.auth_socket = auth_socket
