@@ -33,15 +33,12 @@ _MICROSOFT_HINTS: dict[int, str] = {
     ),
     700082: (
         "the refresh token expired after 90 days without use: the user must sign in "
-        "and consent again, then store the new refresh token"
+        "again: {sign_in}"
     ),
-    70008: (
-        "the refresh token has expired: the user must sign in and consent again, "
-        "then store the new refresh token"
-    ),
+    70008: "the refresh token has expired: the user must sign in again: {sign_in}",
     50173: (
         "the grant was revoked (password change or admin action): the user must sign "
-        "in and consent again"
+        "in again: {sign_in}"
     ),
     28000: (
         "the scope names more than one resource: request only "
@@ -86,11 +83,15 @@ _CLOCK_SKEW = (
 )
 
 
-def hint_for(details: OAuthErrorDetails, *, grant: str) -> str | None:
-    """Return advice for a failed token request, or None when there is none."""
+def hint_for(details: OAuthErrorDetails, *, grant: str, profile: str | None = None) -> str | None:
+    """Return advice for a failed token request, or None when there is none.
+
+    ``profile``: named in the command a user must run to sign in again.
+    """
+    sign_in = f"mailpipe oauth authorize {profile or 'PROFILE'}"
     for code in details.error_codes:
         if code in _MICROSOFT_HINTS:
-            return _MICROSOFT_HINTS[code]
+            return _MICROSOFT_HINTS[code].format(sign_in=sign_in)
     description = (details.error_description or "").lower()
     error = details.error or ""
     if details.status == 429:
@@ -105,19 +106,32 @@ def hint_for(details: OAuthErrorDetails, *, grant: str) -> str | None:
             "changes can take up to 24 h)"
         )
     if error == "invalid_grant":
-        if "reasonable timeframe" in description or "iat and exp" in description:
-            return _CLOCK_SKEW
-        if "invalid jwt signature" in description:
-            return (
-                "the service-account key was rejected: it was deleted or belongs to another "
-                "account; download a new JSON key"
-            )
-        if "email" in description or "user id" in description:
-            return "the subject is not a mailbox of the Workspace domain: check from_email/subject"
-        if grant == "refresh_token":
-            return "the refresh token is no longer valid: the user must sign in and consent again"
+        return _invalid_grant(description, grant, sign_in)
     if error == "invalid_client":
         return "the client ID or client secret is wrong, or the client is disabled"
     if error == "invalid_scope":
         return "the provider rejected the scope: check the profile's scope"
     return None
+
+
+def _invalid_grant(description: str, grant: str, sign_in: str) -> str | None:
+    if "reasonable timeframe" in description or "iat and exp" in description:
+        return _CLOCK_SKEW
+    if "invalid jwt signature" in description:
+        return (
+            "the service-account key was rejected: it was deleted or belongs to another "
+            "account; download a new JSON key"
+        )
+    if "email" in description or "user id" in description:
+        return "the subject is not a mailbox of the Workspace domain: check from_email/subject"
+    if grant != "refresh_token":
+        return None
+    if "expired or revoked" in description:
+        # Google: an app whose consent screen is in "Testing" issues refresh tokens that
+        # end after 7 days.
+        return (
+            "the refresh token expired or was revoked; if it lasted about 7 days, the "
+            "Google OAuth app is in Testing: publish it (OAuth consent screen → In "
+            f"production), then sign in again: {sign_in}"
+        )
+    return f"the refresh token is no longer valid: the user must sign in again: {sign_in}"

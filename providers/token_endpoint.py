@@ -248,7 +248,7 @@ def parse_token_response(response: httpx.Response, *, profile: str, grant: str) 
     if response.status_code == 200 and body is not None and "access_token" in body:
         return _token_response(body)
     details = error_details(response.status_code, body)
-    hint = hint_for(details, grant=grant)
+    hint = hint_for(details, grant=grant, profile=profile)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     _log_failure(profile, details)
     if _is_transient(response.status_code, details.error):

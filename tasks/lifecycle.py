@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 from typing import Any
 
-from celery.signals import worker_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_shutdown, worker_ready
 
 from worker.errors import MailpipeError
-from worker.runtime import reset_runtime
+from worker.faces.profile_check import check_profile
+from worker.runtime import build_runtime, reset_runtime
 from worker.settings import get_settings
 from worker.store import Database
+
+log = logging.getLogger("mailpipe.preflight")
 
 
 @worker_init.connect
@@ -32,3 +37,37 @@ def _refuse_an_old_schema(**_: Any) -> None:
 @worker_process_shutdown.connect
 def _close_connections(**_: Any) -> None:
     reset_runtime()
+
+
+@worker_ready.connect
+def _preflight(**_: Any) -> None:
+    """Check every profile once (token, connect, TLS, AUTH; nothing sent), in the background.
+
+    One line per unhealthy profile, so a broken credential is in the log before a
+    page needs it; the worker serves the healthy profiles meanwhile either way.
+    """
+    if get_settings().preflight:
+        threading.Thread(target=_check_profiles, name="mailpipe-preflight", daemon=True).start()
+
+
+def _check_profiles() -> None:
+    try:
+        rt = build_runtime()
+    except MailpipeError as exc:
+        log.warning("profile pre-flight skipped: %s", exc)
+        return
+    try:
+        for profile in rt.profiles:
+            failed = next(
+                (s for s in check_profile(rt.credentials, profile.name) if not s.ok), None
+            )
+            if failed is None:
+                log.info("profile %s: ready (token, connection and AUTH checked)", profile.name)
+                continue
+            hint = f" — {failed.hint}" if failed.hint else ""
+            log.warning(
+                "profile %s is unhealthy: %s failed: %s%s", profile.name, failed.name,
+                failed.detail, hint,
+            )  # fmt: skip
+    finally:
+        rt.close()

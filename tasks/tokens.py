@@ -1,4 +1,10 @@
-"""Token pre-refresh (beat): an optimisation; workers refresh on demand anyway."""
+"""Token pre-refresh (beat): every OAuth profile's token kept warm, sends or not.
+
+Workers refresh on demand anyway; beat makes sure that the first page after a
+quiet weekend pays no token request, and that a broken credential (an expired
+secret, a revoked refresh token) shows in ``mailpipe profiles status`` and the
+metrics within one beat interval instead of at the first page.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +23,12 @@ log = logging.getLogger(__name__)
 
 @app.task(name=REFRESH_TASK)
 def refresh_expiring_tokens() -> int:
-    """Refresh cached tokens about to expire, and delegated refresh tokens left idle.
+    """Fetch every OAuth profile's token that is missing or ends within skew + window.
 
-    A token is refreshed when it ends within skew + window; a delegated profile
-    whose refresh token has not rotated for ``refresh_token_idle_days`` (or
-    never did) is refreshed so Microsoft's 90-day inactivity expiry never hits.
-    Other profiles without a cached token are idle and left alone.
+    A delegated profile whose refresh token has not rotated for
+    ``refresh_token_idle_days`` (or never did) is refreshed too, so the IdP's
+    inactivity limit (Microsoft: 90 days) never hits. Each refresh, ok or not,
+    is recorded as the profile's token health.
     """
     rt = get_runtime()
     settings = rt.settings

@@ -196,6 +196,9 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
         "relay_tls_key_file": str(tls.key_pem),
         "relay_lockout_failures": "3",
         "smtp_noop_after_seconds": "0.5",
+        # Off here, so that each test counts its own token requests and connections;
+        # tests/tasks/test_preflight.py turns it on.
+        "preflight": "false",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
     env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})

@@ -35,6 +35,8 @@ COUNTERS: Mapping[str, str] = {
     "jobs_failed": "Jobs given up (permanent error or attempts used up), by profile.",
     "attempts": "Delivery attempts, by profile and outcome.",
     "token_requests": "HTTP requests to token endpoints, by profile and result.",
+    "fallbacks": "Pages moved to a fallback profile, by profile and fallback.",
+    "token_refresh_failures": "Token refreshes that failed, by profile and OAuth error.",
 }
 # Seconds. Sends over a pooled connection take milliseconds; a page should be
 # accepted within seconds of notify, and anything past a minute is a retry.

@@ -22,6 +22,11 @@ def token_lock(profile: str) -> str:
 TOKEN_INVALIDATED_CHANNEL = f"{PREFIX}:token_invalidated"
 
 
+def token_health(profile: str) -> str:
+    """Hash: the profile's last token refresh (when, ok or the error and its hint)."""
+    return f"{PREFIX}:token_health:{profile}"
+
+
 def smtp_slots(profile: str) -> str:
     """Sorted set of connection leases (member = lease id, score = expiry in ms)."""
     return f"{PREFIX}:smtp_slots:{profile}"

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # delegated refresh tokens unused this many days (Microsoft: 90-day expiry).
     token_refresh_window_seconds: float = Field(600.0, ge=0, le=86400)
     refresh_token_idle_days: float = Field(7.0, gt=0, le=80)
+    # The IdP's inactivity limit for refresh tokens (Microsoft: 90 days): the days left
+    # before it are shown by `mailpipe profiles status` and the metrics.
+    refresh_token_idle_limit_days: float = Field(90.0, gt=0, le=3650)
 
     # -- retries and the broker ------------------------------------------------
     # Full jitter, uniform in [0, min(max, base * 2^(n-1))]. With these
@@ -103,6 +106,18 @@ class Settings(BaseSettings):
     idempotency_window_seconds: float = Field(86400.0, ge=0)
     # Beat runs the token pre-refresh and the stale-job sweep this often.
     beat_interval_seconds: float = Field(60.0, ge=1, le=3600)
+
+    # -- fallback profiles (a profile's ``fallback = [...]``) -------------------------
+    # Which priorities may leave through a fallback profile, comma-separated.
+    fallback_priorities: str = Field(
+        "high", pattern=r"^\s*(normal|high)\s*(,\s*(normal|high)\s*)*$"
+    )
+    # A profile that keeps answering "try later" this long is given up for the next.
+    fallback_after_seconds: float = Field(60.0, ge=0, le=86400)
+
+    # A worker checks every profile once when it starts (nothing is sent) and logs
+    # one line per unhealthy one.
+    preflight: bool = True
 
     # -- SMTP --------------------------------------------------------------------
     smtp_timeout_seconds: float = Field(30.0, gt=0, le=600)
@@ -183,6 +198,10 @@ class Settings(BaseSettings):
         if wrong:
             raise ValueError("; ".join(wrong))
         return self
+
+    def falls_back(self, priority: str) -> bool:
+        """May a job of this priority be sent through a fallback profile?"""
+        return priority in {p.strip() for p in self.fallback_priorities.split(",")}
 
     @property
     def token_lock_seconds(self) -> float:

@@ -49,7 +49,7 @@ from providers.hints import hint_for
         (
             OAuthErrorDetails(400, "invalid_grant", "Token has been expired or revoked."),
             "refresh_token",
-            "the user must sign in and consent again",
+            "the Google OAuth app is in Testing: publish it",
         ),
         (
             OAuthErrorDetails(401, "unauthorized_client"),

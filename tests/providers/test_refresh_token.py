@@ -133,7 +133,8 @@ def test_expired_refresh_token_asks_for_consent(
     idp.then(reply(*MS_REFRESH_TOKEN_INACTIVE))
     with pytest.raises(PermanentProviderError) as caught:
         make_grant(idp.url, MemoryStore()).fetch(endpoint)
-    assert "sign in and consent again" in str(caught.value)
+    sign_in = "the user must sign in again: mailpipe oauth authorize m365-delegated"
+    assert sign_in in str(caught.value)
     assert caught.value.details.error_codes == (700082,)
     assert len(idp.requests) == 1
     secrets.assert_absent(str(caught.value), repr(caught.value))

@@ -13,15 +13,16 @@ def test_tokens_about_to_expire_are_refreshed_once_even_by_two_beats(pipeline: P
     # only the beat lock keeps a second, concurrent run from refreshing again.
     idp.then(issue(expires_in=600), slowly(1.5, issue(expires_in=600)))
     pipeline.runtime.credentials.get("alerts")
+    pipeline.runtime.credentials.get("graph")
     pipeline.start_worker()
     pipeline.runtime.celery.send_task(REFRESH_TASK)
     pipeline.runtime.celery.send_task(REFRESH_TASK)  # a second beat started by mistake
-    pipeline.wait_for(lambda: len(idp.requests) >= 2)
+    pipeline.wait_for(lambda: len(idp.requests) >= 4)
     pipeline.wait_for(lambda: "refresh_expiring_tokens" in pipeline.worker_logs())
     pipeline.wait_for(
         lambda: pipeline.worker_logs().count("mailpipe.refresh_expiring_tokens[") >= 4
     )
-    assert len(idp.requests) == 2, "one pre-refresh, not two"
+    assert len(idp.requests) == 4, "one pre-refresh per profile, not two"
     # The token cache's single flight alone would also keep it at one request;
     # the beat lock is seen in the runs' results: one did the work, one skipped.
     results = sorted(
@@ -29,15 +30,21 @@ def test_tokens_about_to_expire_are_refreshed_once_even_by_two_beats(pipeline: P
         for line in pipeline.worker_logs().splitlines()
         if "mailpipe.refresh_expiring_tokens[" in line and " succeeded in " in line
     )
-    assert results == ["0", "1"]
+    assert results == ["0", "2"]
 
 
-def test_idle_profiles_are_left_alone(pipeline: Pipeline) -> None:
+def test_an_idle_profiles_token_is_kept_warm_with_nothing_sent(pipeline: Pipeline) -> None:
     pipeline.start_worker()
     pipeline.runtime.celery.send_task(REFRESH_TASK)
+    pipeline.wait_for(lambda: pipeline.worker_logs().count("succeeded") >= 1)
+    # No cached token: fetched, so the first page after a quiet weekend waits for none.
+    granted = sorted(r.form["client_id"] for r in pipeline.idp.requests)
+    assert len(granted) == 2, "alerts and graph, once each"
+    pipeline.runtime.celery.send_task(REFRESH_TASK)
     pipeline.runtime.celery.send_task(REQUEUE_TASK)
-    pipeline.wait_for(lambda: pipeline.worker_logs().count("succeeded") >= 2)
-    assert pipeline.idp.requests == [], "no cached token: nobody is sending with it"
+    pipeline.wait_for(lambda: pipeline.worker_logs().count("succeeded") >= 3)
+    assert len(pipeline.idp.requests) == 2, "still valid for an hour: not fetched again"
+    assert pipeline.server.messages == []
 
 
 def test_a_delegated_seed_that_never_rotated_is_kept_alive_then_left_until_idle(
@@ -69,10 +76,11 @@ refresh_token_env = "DELEGATED_SEED"
     pipeline.wait_for(
         lambda: pipeline.runtime.refresh_tokens.last_rotation("delegated") is not None
     )
-    assert [r.form["grant_type"] for r in idp.requests] == ["refresh_token"]
-    assert idp.requests[0].form["refresh_token"] == seed
-    pipeline.runtime.celery.send_task(REFRESH_TASK)  # rotated just now: not idle
+    delegated = [r for r in idp.requests if r.form["grant_type"] == "refresh_token"]
+    assert [r.form["refresh_token"] for r in delegated] == [seed]
+    before = len(idp.requests)
+    pipeline.runtime.celery.send_task(REFRESH_TASK)  # rotated just now and warm: nothing to do
     pipeline.wait_for(
         lambda: pipeline.worker_logs().count("mailpipe.refresh_expiring_tokens[") >= 4
     )
-    assert len(idp.requests) == 1
+    assert len(idp.requests) == before

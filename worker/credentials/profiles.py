@@ -82,6 +82,8 @@ class Profile(BaseModel):
     # (RFC 2920 §3.1): one round trip per message in a run, but some servers die on it
     # after accepting the message (Dovecot 2.3's submission), which would resend it.
     pipeline_messages: bool = False
+    # Profiles a page is sent through, in order, when this one cannot deliver it.
+    fallback: tuple[str, ...] = ()
     allow_plaintext_auth: bool = False
     # transport = "graph": the Graph API root, and whether Sent Items keeps a copy.
     graph_url: str | None = None

@@ -75,9 +75,44 @@ def load_profiles(path: Path, env: Mapping[str, str], *, secrets: bool = True) -
         problems.extend(resolver.problems)
         if profile is not None and not resolver.problems:
             profiles[name] = profile
+    if not problems:
+        problems = _fallback_problems(tables, profiles)
     if problems:
         raise ProfilesFileError(path, problems)
     return Profiles(path=path, by_name=profiles)
+
+
+def _fallback_problems(tables: Mapping[str, Any], profiles: Mapping[str, Profile]) -> list[str]:
+    """Each ``fallback`` names other profiles, and following them never comes back."""
+    problems = []
+    for name, profile in profiles.items():
+        for other in profile.fallback:
+            if other == name or other not in tables:
+                what = "itself" if other == name else f"unknown profile {other!r}"
+                known = ", ".join(sorted(set(tables) - {name})) or "none"
+                problems.append(
+                    f"profile '{name}', field 'fallback': names {what} (profiles: {known})"
+                )
+    if problems:
+        return problems
+    for name in profiles:
+        cycle = _cycle_from(name, profiles, (name,))
+        if cycle and cycle[0] == min(cycle[:-1]):  # each cycle once, from its first name
+            problems.append(f"profile '{name}', field 'fallback': a cycle ({' → '.join(cycle)})")
+    return problems
+
+
+def _cycle_from(
+    name: str, profiles: Mapping[str, Profile], path: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    for other in profiles[name].fallback:
+        if other == path[0]:
+            return (*path, other)
+        if other not in path:
+            found = _cycle_from(other, profiles, (*path, other))
+            if found:
+                return found
+    return None
 
 
 class _Resolver(SecretReader):
@@ -153,6 +188,7 @@ class _Resolver(SecretReader):
             timeout_seconds=spec.timeout_seconds,
             sasl_initial_response=spec.sasl_initial_response,
             pipeline_messages=spec.pipeline_messages,
+            fallback=tuple(spec.fallback),
             allow_plaintext_auth=spec.allow_plaintext_auth,
             graph_url=(spec.graph_url or graph.url).rstrip("/") if graph else None,
             save_to_sent_items=spec.save_to_sent_items,

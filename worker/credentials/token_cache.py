@@ -36,6 +36,7 @@ from cryptography.fernet import InvalidToken, MultiFernet
 
 from providers import Grant, ProviderError, RefreshTokenGrant, RetryPolicy, Token, TokenEndpoint
 from worker import redis_keys
+from worker.credentials.health import TokenHealth
 from worker.errors import TokenCacheError
 from worker.metrics import Metrics, Samples
 from worker.redis_adapter import Lock, redis_errors
@@ -77,6 +78,7 @@ class TokenCache:
         self.redis = client
         self.fernet = fernet
         self.metrics = Metrics(client)
+        self.health = TokenHealth(client, self.metrics)
         self.endpoint = TokenEndpoint(http, policy, sleep=sleep, on_result=self._count_request)
         self.skew_seconds = skew_seconds
         self.lock_seconds = lock_seconds
@@ -138,10 +140,11 @@ class TokenCache:
             return result
 
     def expires_within(self, grant: Grant, seconds: float) -> bool:
-        """True when the shared cache holds this grant's token and it ends within ``seconds``."""
+        """True when the shared cache holds no token for this grant, or one ending within
+        ``seconds``: beat then refreshes it, so that every profile's token stays warm."""
         with _redis_errors(grant.name):
             cached = self._read(redis_keys.token(grant.name, grant.fingerprint))
-        return cached is not None and cached.expires_within(seconds)
+        return cached is None or cached.expires_within(seconds)
 
     def invalidate(self, profile: str, rejected: Token) -> None:
         """Forget ``rejected`` everywhere: Redis, this process and (via pub/sub) all others.
@@ -237,6 +240,7 @@ class TokenCache:
         try:
             token = grant.fetch(self.endpoint)
         except ProviderError as exc:
+            self.health.failed(grant.name, exc)
             if stale is not None and not stale.expires_within(0):
                 self._paused_until[grant.name] = time.monotonic() + _FAILED_REFRESH_PAUSE_SECONDS
                 log.warning(
@@ -250,6 +254,7 @@ class TokenCache:
             raise
         self._paused_until.pop(grant.name, None)
         self._write(key, token)
+        self.health.refreshed(grant.name, token)
         log.info(
             "profile %s: new token from the token endpoint, valid for %.0fs",
             grant.name,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
-from worker.delivery.decide import Decision, Judged, judge, record
+from worker.delivery.decide import Decision, Judged, fallbacks_of, judge, record
 from worker.delivery.service import (
     DeliveryContext,
     attempt_send,
@@ -28,6 +28,7 @@ from worker.delivery.service import (
     busy,
     mark_if_accepted,
     outgoing,
+    sending_profile,
 )
 from worker.errors import MailpipeError
 from worker.metrics import Samples
@@ -95,7 +96,7 @@ def deliver_jobs(
         for job in jobs:
             early = before_send(rt, job, worker, now)
             if early is None:
-                ready.setdefault(job.profile, []).append(job)
+                ready.setdefault(sending_profile(job), []).append(job)
             else:
                 decisions.append((job, early))
         try:
@@ -107,7 +108,10 @@ def deliver_jobs(
                         # Nothing in Redis would stop a resend: record it now, not later.
                         decisions.append((job, record(rt, job, sent, worker, started, now)))
                     else:
-                        judged.append(judge(rt.settings, job, sent, worker, started, now()))
+                        fallbacks = fallbacks_of(rt, job)
+                        judged.append(
+                            judge(rt.settings, job, sent, worker, started, now(), fallbacks)
+                        )
         finally:  # what was sent is recorded even if the run broke off
             rt.store.record_attempts([j.entry for j in judged])
     samples = Samples()
@@ -130,7 +134,7 @@ def _send_all(
     time limit, a bug) is that job's attempt, and the rest are not tried.
     Past ``stop_at`` the rest are not tried either.
     """
-    messages = [outgoing(job) for job in jobs]
+    messages = [outgoing(job, rt.profiles) for job in jobs]
     results = _started_on_first_read(lambda: rt.transport.send_many(profile, messages))
     rest: SendResult | None = None
     started = now()

@@ -6,7 +6,10 @@
 - permanent → failed, never retried;
 - transient, or auth rejected (the transport already tried a fresh token) →
   retried with full-jitter backoff (a Retry-After is a floor) until the
-  attempts run out; then failed.
+  attempts run out; then failed;
+- but a page (``fallback_priorities``) whose profile cannot deliver it
+  (``fallback_reason``) goes at once through the next profile of its
+  profile's ``fallback`` list, before any of the above.
 
 Delays up to ``broker_max_countdown_seconds`` wait in the broker (a Celery
 retry); longer ones wait in the database for the sweep.
@@ -48,30 +51,83 @@ class Decision:
         return cls("wait", countdown_seconds=delay, reason=reason)
 
 
+@dataclass(frozen=True)
+class Route:
+    """Which profile a job's attempts go through: its own, or one of its fallbacks."""
+
+    via: str | None  # the fallback the last attempt went through; None: the job's own profile
+    since: datetime  # when the job began on that profile
+    next: str | None = None  # the fallback after it; None: none left, or the job may not
+
+
+def route(job: Job, fallbacks: tuple[str, ...], settings: Settings) -> Route:
+    """``job``'s route, given its own profile's ``fallback`` list."""
+    since = job.via_since or job.created_at
+    if not settings.falls_back(job.priority):
+        return Route(job.via_profile, since)
+    left = fallbacks[fallbacks.index(job.via_profile) + 1 :] if job.via_profile else fallbacks
+    return Route(job.via_profile, since, left[0] if left else None)
+
+
+def fallback_reason(result: Outcome, since: datetime, now: datetime, after: float) -> str | None:
+    """Why the profile cannot deliver this message, so the next may try; None: it may yet.
+
+    Never once a server may have accepted it (a reply lost after the data), and
+    never for a refusal that names a recipient.
+    """
+    if result.kind == "delivered" or any(r.accepted for r in result.recipients):
+        return None
+    if result.phase == "rcpt" or (result.phase == "data" and result.code is None):
+        return None
+    if result.kind == "auth_rejected" or (
+        result.phase in ("token", "auth") and result.kind == "permanent"
+    ):
+        return "its credentials were refused"
+    if result.phase == "tls":
+        return "TLS with its server failed"
+    if result.phase == "connect" and result.kind == "transient":
+        return "its server cannot be reached"
+    if result.kind == "transient" and (now - since).total_seconds() >= after:
+        return f"it has answered only transient errors for {after:g} s"
+    return None
+
+
 def next_step(
-    settings: Settings, result: Outcome, attempt: int, now: datetime, *, partly_sent: bool
+    settings: Settings,
+    result: Outcome,
+    attempt: int,
+    now: datetime,
+    *,
+    partly_sent: bool,
+    way: Route | None = None,
 ) -> tuple[NextStep, float]:
     """The job's next status (and its recipients still to send), and the delay before it.
 
     ``partly_sent``: an earlier attempt already delivered to some recipients.
+    ``way``: the job's route; without one, no fallback.
     """
+    via, since = (way.via, way.since) if way else (None, None)
+    after = settings.fallback_after_seconds
+    if way and way.next and not partly_sent and fallback_reason(result, way.since, now, after):
+        return NextStep("queued", now, None, via=way.next, via_since=now), 0.0
     refused_for_now = [
         r.address for r in result.recipients if not r.accepted and r.kind == "transient"
     ]
     exhausted = attempt >= settings.retry_max_attempts
     if result.kind == "delivered" and (not refused_for_now or exhausted):
-        return NextStep("delivered", pending=()), 0.0
+        return NextStep("delivered", pending=(), via=via, via_since=since), 0.0
     if result.kind == "permanent" or exhausted:
         # Giving up on the rest of a partial delivery: the message did arrive,
         # and each recipient's fate is in the attempts.
-        return NextStep("delivered" if partly_sent else "failed", pending=()), 0.0
+        status = "delivered" if partly_sent else "failed"
+        return NextStep(status, pending=(), via=via, via_since=since), 0.0
     delay = full_jitter(
         attempt, base_seconds=settings.retry_base_seconds, max_seconds=settings.retry_max_seconds
     )
     # A token endpoint's Retry-After (e.g. Microsoft's 429, 60 s) is a floor.
     delay = max(delay, result.retry_after_seconds or 0.0)
     pending = refused_for_now if result.kind == "delivered" else None
-    return NextStep("queued", now + timedelta(seconds=delay), pending), delay
+    return NextStep("queued", now + timedelta(seconds=delay), pending, via, since), delay
 
 
 def record(
@@ -83,7 +139,7 @@ def record(
     now: Callable[[], datetime],
 ) -> Decision:
     """Decide, write the attempt and the job's next state, count it, log it."""
-    judged = judge(rt.settings, job, sent, worker, started, now())
+    judged = judge(rt.settings, job, sent, worker, started, now(), fallbacks_of(rt, job))
     entry = judged.entry
     rt.store.record_attempt(
         entry.job_id, entry.claim_id, entry.record, number=entry.number, step=entry.step
@@ -107,6 +163,13 @@ class Judged:
         job, entry = self.job, self.entry
         result, step, attempt = entry.record.outcome, entry.step, entry.number
         _samples(job, entry.record, step.status, samples)
+        if step.via != job.via_profile:
+            samples.count("fallbacks", {"profile": job.profile, "fallback": str(step.via)})
+            log.warning(
+                "job %s attempt %d: %s; profile %s cannot deliver it, sending through %s",
+                job.id, attempt, result.summary(), job.via_profile or job.profile, step.via,
+            )  # fmt: skip
+            return Decision("retry", reason=f"falling back to profile {step.via}")
         if step.status == "queued":
             # A planned retry is not an error.
             waiting = f" ({len(step.pending)} recipient(s) still to send)" if step.pending else ""
@@ -121,14 +184,25 @@ class Judged:
 
 
 def judge(
-    settings: Settings, job: Job, sent: SendResult, worker: str, started: datetime, ended: datetime
+    settings: Settings,
+    job: Job,
+    sent: SendResult,
+    worker: str,
+    started: datetime,
+    ended: datetime,
+    fallbacks: tuple[str, ...] = (),
 ) -> Judged:
-    """What an attempt came to for the job: its record and the job's next step."""
+    """What an attempt came to for the job: its record and the job's next step.
+
+    ``fallbacks``: the job's own profile's ``fallback`` list.
+    """
     result = sent.outcome
     attempt = job.attempt_count + 1
-    step, delay = next_step(settings, result, attempt, ended, partly_sent=job.pending is not None)
+    way = route(job, fallbacks, settings)
+    partly_sent = job.pending is not None
+    step, delay = next_step(settings, result, attempt, ended, partly_sent=partly_sent, way=way)
     entry = AttemptRecord(
-        profile=job.profile,
+        profile=job.via_profile or job.profile,
         started_at=started,
         ended_at=ended,
         worker=worker,
@@ -139,6 +213,12 @@ def judge(
     )
     assert job.claim_id is not None
     return Judged(job, AttemptEntry(job.id, job.claim_id, entry, attempt, step), delay)
+
+
+def fallbacks_of(rt: DeliveryContext, job: Job) -> tuple[str, ...]:
+    """The job's own profile's fallbacks (none if that profile is gone from the file)."""
+    profile = rt.profiles.by_name.get(job.profile)
+    return profile.fallback if profile else ()
 
 
 def _samples(job: Job, entry: AttemptRecord, status: str, samples: Samples) -> Samples:

@@ -29,6 +29,7 @@ from worker.metrics import Metrics
 from worker.settings import Settings
 from worker.store import Job, Store
 from worker.transport import OutgoingMessage, Phase, SendResult, Transport, outcome
+from worker.transport.sender import as_sent_by
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def before_send(
         text = f"sent {job.sends - 1} times without a recorded outcome; giving up"
         return record(rt, job, _failed("connect", MailpipeError(text)), worker, now(), now)
     try:
-        profile = rt.profiles.get(job.profile)
+        profile = rt.profiles.get(sending_profile(job))
     except MailpipeError as exc:
         return record(rt, job, _failed("connect", exc), worker, now(), now)
     wait = _take_limits(rt, job, profile)
@@ -124,14 +125,21 @@ def envelope(job: Job) -> tuple[str, ...]:
     return tuple(job.pending if job.pending is not None else job.recipients)
 
 
-def outgoing(job: Job) -> OutgoingMessage:
-    return OutgoingMessage(
+def sending_profile(job: Job) -> str:
+    """The profile this send goes through: the job's own, or the fallback it moved to."""
+    return job.via_profile or job.profile
+
+
+def outgoing(job: Job, profiles: Profiles) -> OutgoingMessage:
+    """The job's message; through a fallback, with that profile's sender (``as_sent_by``)."""
+    message = OutgoingMessage(
         sender=job.sender,
         recipients=envelope(job),
         data=job.message,
         message_id=job.message_id,
         smtputf8=job.smtputf8,
     )
+    return as_sent_by(message, profiles.get(job.via_profile)) if job.via_profile else message
 
 
 def attempt_send(job_id: str, send: Callable[[], SendResult]) -> tuple[SendResult, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -79,6 +80,32 @@ def _profile_row(profile: Profile) -> tuple[str, str, str, str, str]:
     if profile.transport == "graph":
         server = f"{profile.graph_url} (Graph)"
     return (profile.name, profile.provider, auth, server, profile.from_email)
+
+
+@profiles.command("status")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+def profiles_status(name: str | None, as_json: bool) -> None:
+    """Each profile's health without sending: its token, last refresh, refresh token.
+
+    Exits 1 when a profile shown is unhealthy (its last token refresh failed).
+    """
+    from worker.faces.profile_status import profile_status, status_lines
+    from worker.runtime import build_producer
+
+    rt = build_producer()
+    try:
+        chosen = [rt.profiles.get(name)] if name else list(rt.profiles)
+        statuses = [profile_status(rt, profile) for profile in chosen]
+    finally:
+        rt.close()
+    if as_json:
+        click.echo(json.dumps(statuses, indent=2))
+    else:
+        for status in statuses:
+            for line in status_lines(status):
+                click.echo(line)
+    sys.exit(1 if any(s["healthy"] is False for s in statuses) else 0)
 
 
 @profiles.command("check")

@@ -41,9 +41,20 @@ def job_dict(job: Job) -> dict[str, Any]:
         "finished_at": when(job.finished_at) if job.finished_at else None,
         "outcome": job.outcome,
         "outcome_text": job.outcome_text,
+        "delivered_by": delivered_by(job),
         "recipients": recipient_states(job),
         "attempts": [attempt_dict(a) for a in job.attempts],
     }
+
+
+def delivered_by(job: Job) -> str | None:
+    """The profile whose attempt delivered the message (a fallback's, after a fallback)."""
+    accepted = [
+        a.profile
+        for a in job.attempts
+        if a.outcome == "delivered" or any(r.accepted for r in a.recipients)
+    ]
+    return accepted[-1] if accepted else None
 
 
 def recipient_states(job: Job) -> list[dict[str, Any]]:
@@ -121,6 +132,10 @@ def job_lines(job: Job) -> list[str]:
     ]
     if job.finished_at:
         lines.append(f"  finished    {when(job.finished_at)} after {job.attempt_count} attempt(s)")
+    by = delivered_by(job)
+    if by:
+        fallback = " (a fallback)" if by != job.profile else ""
+        lines.append(f"  delivered   by profile {by}{fallback}")
     if len(job.recipients) > 1 and job.attempts:
         lines.append("  recipients  " + ", ".join(
             f"{r['address']} {r['state']}" for r in recipient_states(job)
@@ -139,7 +154,8 @@ def attempt_lines(attempt: Attempt) -> list[str]:
         how.append(f"token {attempt.token_source} {attempt.token_seconds or 0:.3f}s")
     how.append("reused connection" if attempt.reused_connection else "new connection")
     lines = [
-        f"  attempt {attempt.number}  {when(attempt.started_at)}  {attempt.outcome} at "
+        f"  attempt {attempt.number}  {when(attempt.started_at)}  {attempt.profile}  "
+        f"{attempt.outcome} at "
         f"{attempt.phase}: {code} {attempt.text}".rstrip()
         + f"  ({', '.join(how)})"
     ]

@@ -15,7 +15,7 @@ import email.utils
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -27,12 +27,13 @@ from worker.intake.notify import Priority, publish
 from worker.metrics import Samples
 from worker.runtime import Producer
 from worker.store import Job
+from worker.transport.sender import header_lines, split_head, with_profile_from
 
 log = logging.getLogger(__name__)
 
 # Providers that refuse a From other than the mailbox (or one it may send as).
 _STRICT_FROM = frozenset({"microsoft365", "google_workspace"})
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 def submit_raw(
@@ -43,12 +44,20 @@ def submit_raw(
     *,
     priority: Priority = "normal",
     submitted_by: str = "relay",
+    may_show_as: Callable[[str], bool] | None = None,
 ) -> str:
     """Store the message as a job and queue it; returns the job id. Nothing stored on error.
 
     SMTPUTF8 is asked of the upstream only when the message needs it (a non-ASCII
     address or raw UTF-8 in a header), never because the client asked for it:
     Go's net/smtp, Alertmanager's, asks whenever a server offers it.
+
+    Lines end in CRLF only: a bare CR or LF becomes CRLF (as Postfix's
+    ``smtpd_forbid_bare_newline = normalize`` does), so that no upstream can
+    read a line end the client hid inside a line (SMTP smuggling), and the
+    lines that then start with a dot are dot-stuffed on the way out.
+    ``may_show_as`` says which addresses the visible From and Sender may name
+    besides the profile's own; any other is replaced (``sendable``).
     """
     profile = rt.profiles.get(profile_name)
     limit = profile.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES
@@ -62,8 +71,9 @@ def submit_raw(
             "to", f"{len(envelope)} recipients, the profile allows {profile.max_recipients}"
         )
     job_id = uuid.uuid4().hex
+    data = _BARE_LINE_END.sub(b"\r\n", data)
     headers = BytesHeaderParser(policy=SMTP).parsebytes(data)
-    message, message_id = sendable(data, headers, profile, job_id)
+    message, message_id = sendable(data, headers, profile, job_id, may_show_as)
     job = Job(
         id=job_id,
         profile=profile.name,
@@ -94,53 +104,52 @@ def enqueue(rt: Producer, job: Job) -> str:
 
 
 def _needs_smtputf8(addresses: Sequence[str], message: bytes) -> bool:
-    split = _HEADER_END.search(message)
-    head = message[: split.start()] if split else message
+    head, _ = split_head(message)
     return not (all(a.isascii() for a in addresses) and head.isascii())
 
 
-def sendable(data: bytes, headers: Message, profile: Profile, job_id: str) -> tuple[bytes, str]:
-    """The message with the headers it needs to be sent as this profile; and its Message-ID."""
-    split = _HEADER_END.search(data)
-    head, body = (data[: split.start()], data[split.start() :]) if split else (data, b"\r\n\r\n")
-    lines = _header_lines(head)
+def sendable(
+    data: bytes,
+    headers: Message,
+    profile: Profile,
+    job_id: str,
+    may_show_as: Callable[[str], bool] | None = None,
+) -> tuple[bytes, str]:
+    """The message with the headers it needs to be sent as this profile; and its Message-ID.
+
+    The From is replaced by the profile's (the original kept as Reply-To) where the
+    provider refuses another, or where it or the Sender names an address that
+    ``may_show_as`` refuses; a replaced Sender is dropped.
+    """
+    head, body = split_head(data)
+    lines = header_lines(head)
     get = headers.get
     original = email.utils.parseaddr(str(get("From", "")))[1]
+    if _replace_from(headers, profile, original, may_show_as):
+        lines = with_profile_from(lines, profile)
     added: list[bytes] = []
-    if profile.provider in _STRICT_FROM and original.lower() != profile.from_email.lower():
-        written = [line for line in lines if _named(line, (b"from",))]
-        replies_set = any(_named(line, (b"reply-to",)) for line in lines)
-        lines = [line for line in lines if not _named(line, (b"from",))]
-        added.append(b"From: " + _from(profile).encode())
-        if written and not replies_set:  # replies still reach whoever wrote it
-            added.append(b"Reply-To:" + written[0].split(b":", 1)[1])
     message_id = str(get("Message-ID") or "").strip()
     if not message_id:
         message_id = f"<{job_id}@{profile.from_email.rsplit('@', 1)[1]}>"
         added.append(b"Message-ID: " + message_id.encode())
     if get("Date") is None:
         added.append(b"Date: " + email.utils.format_datetime(datetime.now(UTC)).encode())
-    return b"\r\n".join(added + lines) + body, message_id
+    return b"\r\n".join(lines + added) + body, message_id
 
 
-def _header_lines(head: bytes) -> list[bytes]:
-    """Header fields with their folded continuations kept attached."""
-    fields: list[bytes] = []
-    for line in re.split(rb"\r?\n", head):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += b"\r\n" + line
-        elif line:
-            fields.append(line)
-    return fields
-
-
-def _named(field: bytes, names: tuple[bytes, ...]) -> bool:
-    return field.split(b":", 1)[0].strip().lower() in names
-
-
-def _from(profile: Profile) -> str:
-    """The profile's sender as a header value; a non-ASCII name as an RFC 2047 encoded word."""
-    return email.utils.formataddr((profile.from_name or "", profile.from_email), charset="utf-8")
+def _replace_from(
+    headers: Message,
+    profile: Profile,
+    original: str,
+    may_show_as: Callable[[str], bool] | None,
+) -> bool:
+    own = profile.from_email.lower()
+    if profile.provider in _STRICT_FROM and original.lower() != own:
+        return True
+    if may_show_as is None:
+        return False
+    shown = _addresses(headers, "From") + _addresses(headers, "Sender")
+    return not all(a.lower() == own or may_show_as(a) for a in shown)
 
 
 def _record(headers: Message, submitted_by: str) -> dict[str, object]:

@@ -4,7 +4,7 @@ from worker.store.claims import AttemptEntry, AttemptRecord, NextStep
 from worker.store.database import Database, StoreUnavailableError, alembic_config
 from worker.store.jobs import Store
 from worker.store.keys import check_key, rotate_stored
-from worker.store.refresh_tokens import DatabaseRefreshTokenStore
+from worker.store.refresh_tokens import DatabaseRefreshTokenStore, last_rotation
 from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, utcnow
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "StoreUnavailableError",
     "alembic_config",
     "check_key",
+    "last_rotation",
     "rotate_stored",
     "utcnow",
 ]

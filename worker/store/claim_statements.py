@@ -84,6 +84,8 @@ MOVE_ON_VALUES = {
     "finished_at": bindparam("b_finished"),
     "outcome": bindparam("b_outcome"),
     "outcome_text": bindparam("b_outcome_text"),
+    "via_profile": bindparam("b_via"),
+    "via_since": bindparam("b_via_since"),
 }
 OWNED = (JOBS.c.id == bindparam("b_id"), JOBS.c.claim_id == bindparam("b_claim"))
 MOVE_ON = update(JOBS).where(*OWNED).values(**MOVE_ON_VALUES)

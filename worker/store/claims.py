@@ -85,6 +85,9 @@ class NextStep:
     next_attempt_at: datetime | None = None
     # Recipients still to send (a partial delivery); None: as before.
     pending: Sequence[str] | None = None
+    # The profile the next attempt goes through (None: the job's own), since when.
+    via: str | None = None
+    via_since: datetime | None = None
 
 
 class Claims(Database):
@@ -261,6 +264,8 @@ def _move_on_params(entry: AttemptEntry) -> dict[str, object]:
         "b_finished": record.ended_at if finished else None,
         "b_outcome": result.kind if finished else None,
         "b_outcome_text": _cut(result.summary(), _SUMMARY_CHARS) if finished else None,
+        "b_via": step.via,
+        "b_via_since": step.via_since,
     }
 
 

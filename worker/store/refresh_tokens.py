@@ -59,6 +59,11 @@ class DatabaseRefreshTokenStore:
             return (row.seed_digest, row.updated_at) if row else None
 
     def last_rotation(self, profile: str) -> datetime | None:
-        with self.store.session() as session:
-            row = session.get(RefreshToken, profile)
-            return row.updated_at if row else None
+        return last_rotation(self.store, profile)
+
+
+def last_rotation(store: Database, profile: str) -> datetime | None:
+    """When the profile's stored refresh token was last written (no key needed to tell)."""
+    with store.session() as session:
+        row = session.get(RefreshToken, profile)
+        return row.updated_at if row else None

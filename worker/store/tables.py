@@ -100,6 +100,9 @@ class Job(Base):
     # Recipients still to send after a delivery some refused for now; None: all.
     pending: Mapped[list[str] | None] = mapped_column(JSON)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The fallback profile the next attempt goes through, and since when; None: ``profile``.
+    via_profile: Mapped[str | None] = mapped_column(String(64))
+    via_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))
     outcome_text: Mapped[str | None] = mapped_column(Text)
 

@@ -381,3 +381,32 @@ def test_empty_secrets_are_load_time_errors(tmp_path: Path) -> None:
         tmp_path, BARE.replace('client_secret_env = "ALERTS_SECRET"', 'client_secret = ""')
     )
     assert problems_of(inline)[0] == "profile 'alerts', field 'client_secret': is empty"
+
+
+def _relay(name: str, fallback: str = "") -> str:
+    return f"""
+[profiles.{name}]
+host = "smtp.example.net"
+port = 465
+security = "tls"
+from_email = "{name}@example.net"
+auth = "password"
+password = "x"
+{fallback}
+"""
+
+
+def test_fallbacks_load_in_order_and_bad_ones_are_one_line_each(tmp_path: Path) -> None:
+    good = write(tmp_path, _relay("a", 'fallback = ["b", "c"]') + _relay("b") + _relay("c"))
+    assert load_profiles(good, {}).get("a").fallback == ("b", "c")
+    unknown = write(tmp_path, _relay("a", 'fallback = ["nope", "a"]') + _relay("b"))
+    assert problems_of(unknown) == [
+        "profile 'a', field 'fallback': names unknown profile 'nope' (profiles: b)",
+        "profile 'a', field 'fallback': names itself (profiles: b)",
+    ]
+    cycle = write(
+        tmp_path,
+        _relay("a", 'fallback = ["b"]') + _relay("b", 'fallback = ["c"]')
+        + _relay("c", 'fallback = ["a"]') + _relay("d", 'fallback = ["a"]'),
+    )  # fmt: skip
+    assert problems_of(cycle) == ["profile 'a', field 'fallback': a cycle (a → b → c → a)"]

@@ -30,6 +30,7 @@ from worker.faces.http.schemas import (
     NotificationIn,
 )
 from worker.faces.http.webhooks import router as webhooks
+from worker.faces.profile_status import profile_status
 from worker.faces.reports import job_dict
 from worker.intake import notify, notify_many
 from worker.runtime import Producer
@@ -108,6 +109,14 @@ def create_app(
         if job is None or not who.may_see(job.profile):
             raise problems.Problem(404, "Not found", f"no notification {job_id}", field="id")
         return job_dict(job)
+
+    @app.get("/v1/profiles")
+    def get_profiles(
+        request: Request, who: Annotated[Caller, Depends(caller)]
+    ) -> list[dict[str, Any]]:
+        """The health of each profile the key may use (as `mailpipe profiles status --json`)."""
+        runtime = intake(request).runtime
+        return [profile_status(runtime, p) for p in runtime.profiles if who.may_see(p.name)]
 
     @app.get("/healthz", response_model=Health, responses={})
     def healthz() -> Health:

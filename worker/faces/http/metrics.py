@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from worker.celery import CRITICAL_QUEUE, QUEUE, waiting_messages
+from worker.faces.profile_status import profile_status
 from worker.metrics import COUNTERS, HISTOGRAMS
 from worker.runtime import Producer
 
@@ -40,6 +41,7 @@ class MailpipeCollector(Collector):
         try:
             yield from self._shared()
             yield from self._store()
+            yield from self._profiles()
         except Exception as exc:  # Redis or the database: say so with mailpipe_up 0
             log.warning("metrics incomplete: %s", type(exc).__name__)
             up = 0.0
@@ -88,6 +90,28 @@ class MailpipeCollector(Collector):
             value=max(age, 0.0),
         )
 
+    def _profiles(self) -> Iterator[Metric]:
+        healthy = GaugeMetricFamily(
+            "mailpipe_profile_healthy",
+            "1 when the profile's last token refresh worked, 0 when it failed "
+            "(OAuth profiles that have been refreshed).",
+            labels=["profile"],
+        )
+        idle = GaugeMetricFamily(
+            "mailpipe_refresh_token_idle_days_left",
+            "Days before the IdP's idle limit ends the profile's stored refresh token.",
+            labels=["profile"],
+        )
+        for profile in self.runtime.profiles:
+            status = profile_status(self.runtime, profile)
+            if status["healthy"] is not None:
+                healthy.add_metric([profile.name], 1.0 if status["healthy"] else 0.0)
+            refresh = status["refresh_token"]
+            if refresh and refresh["idle_days_left"] is not None:
+                idle.add_metric([profile.name], refresh["idle_days_left"])
+        yield healthy
+        yield idle
+
     def _queues(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
             "mailpipe_queue_messages", "Task messages waiting on the broker.", labels=["queue"]
@@ -110,11 +134,19 @@ def exposition(runtime: Producer) -> tuple[bytes, str]:
 _KNOWN_VALUES: dict[str, list[tuple[str, ...]]] = {
     "attempts": [(k,) for k in ("delivered", "transient", "auth_rejected", "permanent")],
     "token_requests": [(r,) for r in ("ok", "transient", "permanent")],
+    # Label values not known in advance (the IdP's error, the fallback): no zero series.
+    "token_refresh_failures": [],
+    "fallbacks": [],
 }
 
 
 def _label_names(counter: str) -> list[str]:
-    extra = {"attempts": ["outcome"], "token_requests": ["result"]}
+    extra = {
+        "attempts": ["outcome"],
+        "token_requests": ["result"],
+        "token_refresh_failures": ["error"],
+        "fallbacks": ["fallback"],
+    }
     return ["profile", *extra.get(counter, [])]
 
 

@@ -79,7 +79,7 @@ class RelayHandler:
                 None,
                 lambda: submit_raw(
                     self.runtime, user.profile, envelope.rcpt_tos, data,
-                    priority=user.priority,
+                    priority=user.priority, may_show_as=user.may_show_as,
                     submitted_by=f"relay user {user.name}",
                 ),
             )  # fmt: skip
@@ -122,6 +122,10 @@ class _Controller(Controller):
         server = _RelaySMTP(self.handler, **self.SMTP_kwargs)
         server.live = self._live
         return server
+
+    def stop(self, *args: Any, **kwargs: Any) -> None:
+        super().stop(*args, **kwargs)
+        self.handler.logins.close()
 
     def say_goodbye(self) -> None:
         """421 to every session still open (RFC 5321 §3.8), then close them."""
@@ -202,6 +206,8 @@ def relay_controllers(runtime: Producer, host: str, port: int) -> list[_Controll
         "decode_data": False,
         "auth_required": True,
         "ready_timeout": 10.0,
+        # "220 <host> ESMTP": no library name or version for a scanner to match.
+        "ident": "ESMTP",
     }
     controllers = [
         _Controller(

@@ -21,7 +21,14 @@ from worker.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 _DOMAIN = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_FIELDS = ("password_hash", "profile", "sender_domains", "recipient_domains", "priority")
+_FIELDS = (
+    "password_hash",
+    "profile",
+    "sender_domains",
+    "recipient_domains",
+    "priority",
+    "rewrite_from",
+)
 _HASHER = PasswordHasher()
 
 Priority = Literal["normal", "high"]
@@ -40,6 +47,9 @@ class RelayUser:
     sender_domains: tuple[str, ...] = ()  # empty: any
     recipient_domains: tuple[str, ...] = ()
     priority: Priority = "normal"
+    # A visible From or Sender outside sender_domains (and not the profile's own
+    # address) is replaced by the profile's, the original kept as Reply-To.
+    rewrite_from: bool = True
 
     def password_ok(self, password: str) -> bool:
         try:
@@ -52,6 +62,12 @@ class RelayUser:
 
     def may_send_to(self, address: str) -> bool:
         return _in_domains(address, self.recipient_domains)
+
+    def may_show_as(self, address: str) -> bool:
+        """May the visible From or Sender say ``address``? Never a domain it was not given."""
+        if not self.rewrite_from:
+            return True
+        return bool(self.sender_domains) and _in_domains(address, self.sender_domains)
 
 
 def _in_domains(address: str, domains: tuple[str, ...]) -> bool:
@@ -107,6 +123,8 @@ def _problems(name: str, table: Any, profile_names: Collection[str]) -> list[str
             problems.append(f"field '{field}': a list of domains, like [\"example.com\"]")
     if table.get("priority", "normal") not in ("normal", "high"):
         problems.append("field 'priority': 'normal' or 'high'")
+    if not isinstance(table.get("rewrite_from", True), bool):
+        problems.append("field 'rewrite_from': true or false")
     return problems
 
 
@@ -118,4 +136,5 @@ def _user(name: str, table: Mapping[str, Any]) -> RelayUser:
         sender_domains=tuple(d.lower() for d in table.get("sender_domains", [])),
         recipient_domains=tuple(d.lower() for d in table.get("recipient_domains", [])),
         priority=table.get("priority", "normal"),
+        rewrite_from=table.get("rewrite_from", True),
     )

@@ -13,19 +13,29 @@ from worker.transport.outcome import OutcomeKind, Phase, Reply
 _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _QUEUE_ID = re.compile(r"queued as ([A-Za-z0-9.-]+)")
 
+# Microsoft turns SMTP basic auth off by default for existing tenants at the end of 2026.
+_BASIC_AUTH_OFF = (
+    "Microsoft 365 no longer takes passwords for SMTP (basic authentication is off for this "
+    'tenant): move the profile to OAuth, auth = "oauth" with grant = "client_credentials" '
+    '(app-only) or grant = "refresh_token" and mailpipe oauth authorize NAME'
+)
+
 # (code, enhanced code or None for any, the provider it is known from or None
 # for any server) → hint. Checked in order. A provider's hint is given only for
 # that provider's profiles: a generic server's 535 is no Gmail advice.
 _HINTS: tuple[tuple[int | None, str | None, str | None, str], ...] = (
-    (535, "5.7.139", "microsoft365", "SMTP AUTH is disabled for this tenant or mailbox: "
+    (535, "5.7.139", "microsoft365", "the tenant or mailbox refuses this AUTH (basic "
+     "authentication or SMTP AUTH is off): a password profile must move to OAuth (auth = "
+     "\"oauth\", grant = \"client_credentials\" for app-only, or grant = \"refresh_token\" "
+     "and mailpipe oauth authorize NAME); an OAuth profile needs SMTP AUTH on for the mailbox: "
      "Set-CASMailbox <mailbox> -SmtpClientAuthenticationDisabled $false"),
     (535, "5.7.3", "microsoft365", "Exchange refused the token: the service principal or the "
      "mailbox permission is missing, the token's audience is not Exchange, or user= is not the "
      "mailbox"),
     (535, "5.7.8", "google_workspace", "Gmail refused the token: check domain-wide delegation "
      "for https://mail.google.com/ and that the mailbox is the JWT subject"),
-    (550, "5.7.30", "microsoft365", "basic authentication is switched off for this tenant: move "
-     "the profile to auth = \"oauth\""),
+    (550, "5.7.30", "microsoft365", _BASIC_AUTH_OFF),
+    (535, "5.7.30", "microsoft365", _BASIC_AUTH_OFF),
     (554, "5.2.252", "microsoft365", "the mailbox may not send as from_email: use the "
      "authenticated mailbox or grant it SendAs on from_email"),
     (554, "5.2.0", "microsoft365", "the mailbox's sending quota is used up (Microsoft 365: "
@@ -36,7 +46,7 @@ _HINTS: tuple[tuple[int | None, str | None, str | None, str], ...] = (
      "must use AUTH"),
     (552, None, None, "the message is too large for this server"),
 )  # fmt: skip
-_PERMANENT_AUTH = frozenset({"5.7.139"})  # a fresh token cannot fix a disabled SMTP AUTH
+_PERMANENT_AUTH = frozenset({"5.7.139", "5.7.30"})  # a fresh token cannot fix a disabled SMTP AUTH
 _AUTH_REJECTED = frozenset({535, 534})
 
 
