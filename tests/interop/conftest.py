@@ -1,19 +1,21 @@
 """Fixtures of the interop matrix: each real server once per module, a worker per test.
 
 ``upstream`` is parametrized over the servers at module scope, so pytest starts each server
-once and runs every test of a module against it before starting the next one. The sink
-behind them lives as long as the module; each test starts from an empty one.
+once per module (once per test process when the suite runs in parallel) and runs the tests
+it has for that server before starting the next one. The sink behind them lives as long;
+each test starts from an empty one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 from tests.fake_idp import FakeIdP
+from tests.interop.checks import Run
 from tests.interop.mailpipe import (
     CLIENT_SECRET,
     PASSWORD,
@@ -22,9 +24,9 @@ from tests.interop.mailpipe import (
     profiles_file,
     start_mailpipe,
 )
-from tests.interop.matrix import print_matrix
+from tests.interop.matrix import SERVERS
 from tests.interop.sink import Sink
-from tests.interop.upstreams import SERVERS, Upstream, start_upstream
+from tests.interop.upstreams import Upstream, start_upstream
 from tests.leaks import SecretRegistry
 from tests.smtp_server import TlsFiles
 
@@ -91,5 +93,12 @@ def mailpipe(
     secrets.assert_absent(pipe.worker_logs())
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    print_matrix(terminalreporter.write_line)
+@pytest.fixture
+def run(
+    mailpipe: Mailpipe,
+    upstream: Upstream,
+    sink: Sink,
+    record_property: Callable[[str, object], None],
+) -> Run:
+    """The test's case of the matrix, from now: what the server accepted so far, the time."""
+    return Run(mailpipe, upstream, sink, record_property)

@@ -2,40 +2,32 @@
 
 Dovecot's submission server, Postfix's smtpd and Exim, each with SASL by Dovecot (OAuth
 tokens checked by introspection at the test token endpoint), each relaying to a sink that
-counts the copies of every job's Message-ID. Four profiles log in four ways. A job counts as
-delivered once the server accepted it; the test waits until the server has passed on all it
-accepted, so every copy that will ever reach the sink has reached it.
+counts the copies of every job's Message-ID. Four profiles log in four ways.
 """
 
 from __future__ import annotations
 
 import base64
-import collections
 import smtplib
 import ssl
-import time
-from dataclasses import dataclass
 
 import pytest
 
 from tests.fake_idp import FakeIdP
-from tests.interop.daemons import wait_until
+from tests.interop.checks import Run
 from tests.interop.mailpipe import PROFILES, WORKER_PROCESSES, Mailpipe
-from tests.interop.matrix import ROWS, Row
 from tests.interop.sink import Sink
 from tests.interop.upstreams import Upstream
 from tests.smtp_server import TlsFiles
 from worker import redis_keys
 from worker.intake import notify, notify_many
-from worker.store import Job
 
 BACKLOG_PER_PROFILE = 50
 
 
 def test_single_sends_through_each_way_to_log_in_arrive_once_each(
-    mailpipe: Mailpipe, upstream: Upstream, sink: Sink, idp: FakeIdP
+    run: Run, mailpipe: Mailpipe, idp: FakeIdP
 ) -> None:
-    accepted_before, started = upstream.accepted(), time.monotonic()
     mailpipe.start_worker()
     ids = []
     for profile in PROFILES:
@@ -44,32 +36,28 @@ def test_single_sends_through_each_way_to_log_in_arrive_once_each(
                         runtime=mailpipe.runtime)  # fmt: skip
         mailpipe.wait_final([job_id], seconds=60)  # one at a time: each goes alone
         ids.append(job_id)
-    result = settle("single sends", ids, mailpipe, upstream, sink, accepted_before, started)
-    result.assert_exactly_once()
+    run.settle("single sends", ids).assert_exactly_once()
     # The server checked every OAuth profile's token at the token endpoint.
     checked = {idp.token_clients.get(token) for token in idp.introspections}
     assert checked == {p.client_id for p in PROFILES if p.client_id is not None}
 
 
 def test_a_backlog_of_200_jobs_over_four_profiles_arrives_once_each(
-    mailpipe: Mailpipe, upstream: Upstream, sink: Sink
+    run: Run, mailpipe: Mailpipe, upstream: Upstream
 ) -> None:
-    accepted_before, started = upstream.accepted(), time.monotonic()
     ids = queue_backlog(mailpipe)
     mailpipe.start_worker()  # the whole backlog waits: the batch path takes it in windows
-    result = settle("200-job backlog", ids, mailpipe, upstream, sink, accepted_before, started)
-    result.assert_exactly_once()
+    run.settle("200-job backlog", ids).assert_exactly_once()
     assert not grouping_turned_off(mailpipe, upstream), "grouping is off unless opted in"
 
 
 @pytest.mark.parametrize("profile_lines", ["pipeline_messages = true"], ids=["grouping"])
 def test_a_backlog_with_grouping_opted_in_keeps_it_only_where_the_server_survives_it(
-    mailpipe: Mailpipe, upstream: Upstream, sink: Sink
+    run: Run, mailpipe: Mailpipe, upstream: Upstream
 ) -> None:
-    accepted_before, started = upstream.accepted(), time.monotonic()
     ids = queue_backlog(mailpipe)
     mailpipe.start_worker()
-    result = settle("backlog, grouped", ids, mailpipe, upstream, sink, accepted_before, started)
+    result = run.settle("backlog, grouped", ids)
     if upstream.name != "dovecot":
         result.assert_exactly_once()
         assert not grouping_turned_off(mailpipe, upstream)
@@ -91,10 +79,12 @@ def test_a_backlog_with_grouping_opted_in_keeps_it_only_where_the_server_survive
 def test_a_token_the_endpoint_never_issued_is_refused_and_nothing_is_relayed(
     upstream: Upstream, sink: Sink, idp: FakeIdP, tls: TlsFiles
 ) -> None:
-    # Last of the module for each server: Dovecot delays logins from an address that failed.
     sink.clear()
     forged = f"user=xoauth2@example.test\x01auth=Bearer {'f' * 40}\x01\x01"
-    with smtplib.SMTP("127.0.0.1", upstream.port, timeout=30) as smtp:
+    # From 127.0.0.2: Dovecot delays later logins from an address that failed one, and
+    # the other tests log in from 127.0.0.1.
+    with smtplib.SMTP("127.0.0.1", upstream.port, timeout=30,
+                      source_address=("127.0.0.2", 0)) as smtp:  # fmt: skip
         smtp.starttls(context=ssl.create_default_context(cafile=str(tls.ca_pem)))
         smtp.ehlo()
         code, _ = smtp.docmd("AUTH", "XOAUTH2 " + base64.b64encode(forged.encode()).decode())
@@ -124,74 +114,3 @@ def queue_backlog(mailpipe: Mailpipe) -> list[str]:
 def grouping_turned_off(mailpipe: Mailpipe, upstream: Upstream) -> bool:
     key = redis_keys.smtp_grouping_off("127.0.0.1", upstream.port)
     return bool(mailpipe.runtime.redis.exists(key))
-
-
-@dataclass
-class Result:
-    upstream: Upstream
-    jobs: list[Job]
-    per_job: collections.Counter[int]  # copies at the sink → how many jobs had that many
-    strangers: list[str]  # Message-IDs at the sink that are no job's
-    accepted: int  # messages the server's log says it accepted during the test
-
-    @property
-    def duplicates(self) -> int:
-        return sum((copies - 1) * jobs for copies, jobs in self.per_job.items() if copies > 1)
-
-    def summary(self) -> str:
-        """One line each, readable when 200 jobs go wrong, then the servers' logs."""
-        outcomes = collections.Counter(tuple(a.outcome for a in j.attempts) for j in self.jobs)
-        statuses = collections.Counter(j.status for j in self.jobs)
-        other = next((j for j in self.jobs if len(j.attempts) != 1), None)
-        example = [(a.outcome, a.phase, a.text) for a in other.attempts] if other else []
-        return (
-            f"copies per job at the sink (copies: jobs) {dict(self.per_job)}; other messages "
-            f"{self.strangers[:3]}; job statuses {dict(statuses)}; attempts per job "
-            f"(outcomes: jobs) {dict(outcomes)}, e.g. {example}; accepted by the server "
-            f"{self.accepted}; {len(self.upstream.dovecot.panics())} Dovecot panic lines\n"
-            f"{self.upstream.logs()}"
-        )
-
-    def assert_exactly_once(self) -> None:
-        """One copy of each job at the sink, from one recorded attempt; the server agrees."""
-        count = len(self.jobs)
-        assert (self.per_job, self.strangers) == ({1: count}, []), self.summary()
-        assert [(j.status, j.attempt_count, j.sends) for j in self.jobs] == [
-            ("delivered", 1, 1)
-        ] * count, self.summary()
-        assert [[a.outcome for a in j.attempts] for j in self.jobs] == [["delivered"]] * count
-        assert self.accepted == count, self.summary()
-        assert self.upstream.dovecot.panics() == [], self.summary()
-
-
-def settle(
-    case: str,
-    ids: list[str],
-    mailpipe: Mailpipe,
-    upstream: Upstream,
-    sink: Sink,
-    accepted_before: int,
-    started: float,
-) -> Result:
-    """Wait until every job is final and the server has passed on all it accepted; count."""
-    mailpipe.wait_final(ids, seconds=90)
-    wait_until(lambda: upstream.queued() == 0, 30, f"{upstream.name} passing on its queue\n"
-               + upstream.logs())  # fmt: skip
-    jobs = [mailpipe.job(j) for j in ids]
-    message_ids = {j.message_id for j in jobs if j.status == "delivered"}
-    wait_until(lambda: message_ids <= set(sink.copies()), 20,
-               f"every delivered job at the sink\n{upstream.logs()}")  # fmt: skip
-    copies = sink.copies()
-    result = Result(
-        upstream=upstream,
-        jobs=jobs,
-        per_job=collections.Counter(copies[j.message_id] for j in jobs),
-        strangers=sorted(set(copies) - {j.message_id for j in jobs}),
-        accepted=upstream.accepted() - accepted_before,
-    )
-    ROWS.append(Row(
-        server=upstream.name, case=case, jobs=len(ids),
-        delivered=sum(jobs for copies, jobs in result.per_job.items() if copies >= 1),
-        duplicates=result.duplicates, seconds=time.monotonic() - started,
-    ))  # fmt: skip
-    return result

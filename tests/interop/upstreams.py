@@ -15,10 +15,10 @@ from pathlib import Path
 from tests.interop.daemons import tail
 from tests.interop.dovecot import Dovecot
 from tests.interop.exim import Exim
+from tests.interop.matrix import SERVERS
 from tests.interop.postfix import Postfix
 from tests.smtp_server import TlsFiles
 
-SERVERS = ("dovecot", "postfix", "exim")
 # The line each server logs once per message it accepted (Dovecot: relayed to the sink).
 ACCEPTED = {
     "dovecot": re.compile(r"Successfully relayed message"),
