@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,9 +82,10 @@ def wait_listening(
         time.sleep(0.05)
 
 
-def wait_until(condition: object, seconds: float, what: str) -> None:
+def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """Wait for a condition with a generous deadline; fail naming it if it never holds."""
     deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached in {seconds}s: {what}")
         time.sleep(0.05)

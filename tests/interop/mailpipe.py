@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fake_idp import FakeIdP
+from tests.interop.daemons import REPO
 from tests.support import fresh_database
 from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 from worker.store import Job
 
-REPO = Path(__file__).parents[2]
 CLIENT_SECRET = "interop-client-secret-value"
 PASSWORD = "interop-password-value"
 PASSWORD_USER = "password@example.test"
