@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-all test-latest bench chaos lint install lock lock-upgrade redis-server tools clean
+.PHONY: run test test-all test-latest bench chaos lint install lock lock-upgrade redis-server tools interop-servers clean
 
 # Every install takes the lock (requirements/dev.txt: exact versions and hashes, written by
 # `make lock`), so a fresh machine gets what CI passed with on any day. mailpipe itself is
@@ -51,7 +51,7 @@ redis-server:
 # swaks needs Net::SSLeay (libnet-ssleay-perl, only recommended) for STARTTLS.
 # Headless chromium signs in to the fake Microsoft login (mailpipe oauth authorize).
 # swaks, msmtp, curl and Nodemailer (npm, locked in tests/clients/) send through the relay.
-tools: redis-server
+tools: redis-server interop-servers
 	@missing=""; services=""; \
 	command -v prometheus-alertmanager >/dev/null || { \
 	  missing="$$missing prometheus-alertmanager"; services="$$services prometheus-alertmanager"; }; \
@@ -74,6 +74,35 @@ tools: redis-server
 	fi
 	@[ tests/clients/node_modules/.package-lock.json -nt tests/clients/package-lock.json ] || \
 	  npm ci --prefix tests/clients --no-audit --no-fund --silent
+
+# The interop tests (tests/interop) start their own Dovecot (submission, and SASL for the
+# others), Postfix and Exim. Debian's postfix and exim4 packages conflict (each is the MTA),
+# so Exim is not installed: its binary (exim4-daemon-heavy, the build with Dovecot
+# authentication) is extracted into $(EXIM_DIR) and only its libraries are installed;
+# libnss-wrapper lets it find its user, Debian-exim, which only the exim4 package adds.
+EXIM_DIR := .tools/exim4
+interop-servers:
+	@missing=""; \
+	command -v dovecot >/dev/null || missing="$$missing dovecot-core"; \
+	test -x /usr/lib/dovecot/submission || missing="$$missing dovecot-submissiond"; \
+	command -v postfix >/dev/null || missing="$$missing postfix"; \
+	ls /usr/lib/*/libnss_wrapper.so >/dev/null 2>&1 || missing="$$missing libnss-wrapper"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get (the tests run their own instances)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends $$missing; \
+	  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then \
+	    $(SUDO) systemctl disable --now dovecot postfix 2>/dev/null || true; fi; \
+	fi
+	@test -x $(EXIM_DIR)/usr/sbin/exim4 || { set -e; \
+	  echo "extracting exim4-daemon-heavy into $(EXIM_DIR) (postfix and exim4 conflict)"; \
+	  rm -rf $(EXIM_DIR); mkdir -p $(EXIM_DIR)/deb; $(SUDO) apt-get update -q; \
+	  (cd $(EXIM_DIR)/deb && apt-get download -q exim4-daemon-heavy); \
+	  libs=""; for lib in $$(dpkg-deb -f $(EXIM_DIR)/deb/*.deb Depends | tr ',|' '\n\n' \
+	    | sed 's/(.*)//; s/ //g' | grep '^lib'); do \
+	    dpkg -s $$lib >/dev/null 2>&1 || libs="$$libs $$lib"; done; \
+	  [ -z "$$libs" ] || $(SUDO) apt-get install -y -q --no-install-recommends $$libs; \
+	  dpkg-deb -x $(EXIM_DIR)/deb/*.deb $(EXIM_DIR); chmod u-s $(EXIM_DIR)/usr/sbin/exim4; }
 
 run: install redis-server
 	VENV=$(VENV) deploy/quickstart.sh

@@ -15,6 +15,7 @@ from pytest_httpserver import HTTPServer
 from tests.fake_graph import graph  # noqa: F401 (a fixture for every test folder)
 from tests.fake_idp import FakeIdP
 from tests.fake_login import login  # noqa: F401 (a fixture for every test folder)
+from tests.interop.matrix import print_matrix
 from tests.leaks import SecretRegistry
 from tests.pipeline import pipeline, upstream_options  # noqa: F401 (fixtures for every folder)
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles, make_tls
@@ -192,3 +193,9 @@ def make_server(tls: TlsFiles, idp: FakeIdP) -> Iterator[ServerFactory]:
     yield make
     for server in servers:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The interop matrix's table, from the rows its tests recorded (tests/interop)."""
+    reports = [r for kind in terminalreporter.stats.values() for r in kind]
+    print_matrix(terminalreporter.write_line, reports)

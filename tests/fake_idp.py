@@ -3,11 +3,16 @@
 Answers like Microsoft Entra ID / Google by default (issues Bearer tokens,
 rotates refresh tokens and retires the old one), records every request, and
 can be told to answer the next requests with errors, delays or a hang.
+
+It also answers token introspection (RFC 7662) at ``/introspect``, so that a real
+SMTP server (Dovecot's ``oauth2`` passdb) can check the tokens it issued: a token is
+active, for the user ``subjects`` names for its client, until the test ends.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 import uuid
@@ -28,8 +33,6 @@ SIGN_IN_GRANTS = ("authorization_code", "urn:ietf:params:oauth:grant-type:device
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    import json
-
     return Response(
         json.dumps(body), status=status, headers=headers, content_type="application/json"
     )
@@ -42,13 +45,25 @@ class Seen:
 
 
 class FakeIdP:
-    def __init__(self, server: HTTPServer, secrets: SecretRegistry, path: str = "/token") -> None:
+    def __init__(
+        self,
+        server: HTTPServer,
+        secrets: SecretRegistry,
+        path: str = "/token",
+        introspection_path: str = "/introspect",
+    ) -> None:
         self.server = server
         self.secrets = secrets
         self.path = path
         self.requests: list[Seen] = []
         self.issued_refresh_tokens: list[str] = []
         self.issued_access_tokens: list[str] = []
+        # The client each access token was issued to, and the user (mailbox) a client acts
+        # as: what introspection answers for the token.
+        self.token_clients: dict[str, str] = {}
+        self.subjects: dict[str, str] = {}
+        self.introspections: list[str] = []
+        self.introspection_path = introspection_path
         self.valid_refresh_tokens: set[str] = set()
         self.expires_in = 3599
         # When set, access tokens are JWTs with these claims (as Entra ID's are).
@@ -59,10 +74,17 @@ class FakeIdP:
         self.handlers: dict[str, Step] = {}
         self._lock = threading.Lock()
         server.expect_request(path, method="POST").respond_with_handler(self._handle)
+        server.expect_request(introspection_path, method="POST").respond_with_handler(
+            self._introspect
+        )
 
     @property
     def url(self) -> str:
         return self.server.url_for(self.path)
+
+    @property
+    def introspection_url(self) -> str:
+        return self.server.url_for(self.introspection_path)
 
     def then(self, *steps: Step) -> None:
         """Answer the next requests with these steps, in order; then issue tokens."""
@@ -85,7 +107,48 @@ class FakeIdP:
             self.requests.append(Seen(form, headers))
             default = self.handlers.get(form.get("grant_type", ""), issue())
             step = self._script.popleft() if self._script else default
-        return step(self, form)
+        response = step(self, form)
+        if token := _issued_token(response):
+            with self._lock:
+                self.token_clients[token] = _client_id(form, headers)
+        return response
+
+    def _introspect(self, request: Request) -> Response:
+        """RFC 7662: ``token`` in a form; the answer says whether it is active, and for whom."""
+        token = request.form.get("token", "")
+        with self._lock:
+            self.introspections.append(token)
+            client = self.token_clients.get(token)
+        if client is None:
+            return json_response(200, {"active": False})
+        body = {
+            "active": True,
+            "client_id": client,
+            "username": self.subjects.get(client, client),
+            "token_type": "Bearer",
+            "exp": int(time.time()) + self.expires_in,
+        }
+        return json_response(200, body)
+
+
+def _issued_token(response: Response) -> str | None:
+    """The access token a 200 answer carries, if it is a JSON object with one."""
+    if response.status_code != 200 or response.mimetype != "application/json":
+        return None
+    try:
+        body = json.loads(response.get_data())
+    except ValueError:
+        return None
+    token = body.get("access_token") if isinstance(body, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def _client_id(form: dict[str, str], headers: dict[str, str]) -> str:
+    """The client a token request came from: its form, or its HTTP Basic credentials."""
+    authorization = headers.get("Authorization", "")
+    if authorization.startswith("Basic "):
+        return unquote(base64.b64decode(authorization[6:]).decode().split(":", 1)[0])
+    return form.get("client_id", "")
 
 
 def issue(expires_in: int | None = None, *, rotate: bool = True) -> Step:

@@ -70,7 +70,9 @@ class FakeLogin:
         base = f"/{TENANT}/oauth2/v2.0"
         self.server = server
         self.base = base
-        self.idp = FakeIdP(server, secrets, path=f"{base}/token")
+        self.idp = FakeIdP(
+            server, secrets, path=f"{base}/token", introspection_path=f"{base}/introspect"
+        )
         # Delegated Exchange tokens, as Entra ID issues them for SMTP.Send.
         self.idp.claims = {"aud": "https://outlook.office.com", "scp": "SMTP.Send"}
         self.idp.handlers["authorization_code"] = self._redeem

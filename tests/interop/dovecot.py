@@ -1,0 +1,158 @@
+"""A private Dovecot: its ``submission`` server, and its auth service for Postfix and Exim.
+
+Users log in with a password (passwd-file, PLAIN and LOGIN) or with an OAuth token
+(XOAUTH2, OAUTHBEARER), which Dovecot's ``oauth2`` passdb checks by introspection
+(RFC 7662) at the test token endpoint. The submission server relays every message it
+accepts to ``relay`` (the test's sink). Postfix reaches the auth service over TCP, Exim
+over the unix socket ``auth_socket``. Its processes run as the users Debian's package
+created (dovecot, dovenull); mail sessions as nobody.
+"""
+
+from __future__ import annotations
+
+import pwd
+import subprocess
+from pathlib import Path
+
+from tests.interop.daemons import (
+    copy_tls,
+    private_directory,
+    remove_directory,
+    require,
+    require_root,
+    stop,
+    tail,
+    wait_listening,
+)
+from tests.smtp_server import TlsFiles
+from tests.support import free_port
+
+MECHANISMS = "plain login xoauth2 oauthbearer"
+
+
+class Dovecot:
+    def __init__(
+        self,
+        *,
+        tls: TlsFiles,
+        introspection_url: str,
+        passwords: dict[str, str],
+        relay: tuple[str, int] | None = None,
+    ) -> None:
+        require_root("Dovecot's master")
+        self.binary = require("dovecot", "Debian packages dovecot-core, dovecot-submissiond")
+        self.tls = tls
+        self.introspection_url = introspection_url
+        self.passwords = passwords
+        self.relay = relay
+        self.directory = private_directory("dovecot")
+        self.submission_port = free_port() if relay else None
+        self.auth_port = free_port()
+        self.auth_socket = self.directory / "run" / "auth-client"
+        self.log = self.directory / "dovecot.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = self._write_config()
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [self.binary, "-F", "-c", str(config)],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        ports = [self.auth_port] + ([self.submission_port] if self.submission_port else [])
+        wait_listening(ports, self.process, self.log)
+
+    def stop(self) -> None:
+        stop(self.process)
+        remove_directory(self.directory)
+
+    def panics(self) -> list[str]:
+        """Dovecot's own report of a crash: "Panic:" and "Fatal:" lines in its log."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return [line for line in text.splitlines() if "Panic:" in line or "Fatal:" in line]
+
+    def log_tail(self) -> str:
+        return tail(self.log)
+
+    def _write_config(self) -> Path:
+        d = self.directory
+        cert, key = copy_tls(self.tls, d)
+        (d / "home").mkdir()
+        (d / "home").chmod(0o1777)
+        passwd = d / "passwd"
+        passwd.write_text("".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self.passwords.items()))
+        passwd.chmod(0o644)
+        oauth2 = d / "oauth2.conf.ext"
+        oauth2.write_text(
+            f"introspection_mode = post\n"
+            f"introspection_url = {self.introspection_url}\n"
+            f"username_attribute = username\n"
+            f"active_attribute = active\n"
+            f"active_value = true\n"
+        )
+        oauth2.chmod(0o644)
+        nobody = pwd.getpwnam("nobody")  # the user mail sessions run as
+        protocols = "submission" if self.relay else "none"
+        config = d / "dovecot.conf"
+        config.write_text(f"""
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = mailpipe-{self.auth_port}
+log_path = {self.log}
+protocols = {protocols}
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{cert}
+ssl_key = <{key}
+hostname = dovecot.interop.test
+auth_mechanisms = {MECHANISMS}
+disable_plaintext_auth = yes
+auth_failure_delay = 0
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+first_valid_uid = 500
+mail_location = maildir:{d}/home/%u/Maildir
+passdb {{
+  driver = passwd-file
+  mechanisms = plain login
+  args = {passwd}
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {oauth2}
+}}
+userdb {{
+  driver = static
+  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={d}/home/%u
+}}
+service auth {{
+  unix_listener auth-client {{
+    mode = 0666
+  }}
+  inet_listener auth {{
+    address = 127.0.0.1
+    port = {self.auth_port}
+  }}
+}}
+{self._submission_config()}
+""")
+        return config
+
+    def _submission_config(self) -> str:
+        if self.relay is None:
+            return ""
+        host, port = self.relay
+        return f"""
+submission_relay_host = {host}
+submission_relay_port = {port}
+submission_relay_trusted = no
+submission_relay_ssl = no
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {self.submission_port}
+  }}
+}}
+"""
