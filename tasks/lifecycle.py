@@ -7,7 +7,7 @@ import sys
 import threading
 from typing import Any
 
-from celery.signals import worker_init, worker_process_shutdown, worker_ready
+from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from worker.errors import MailpipeError
 from worker.faces.profile_check import check_profile
@@ -34,8 +34,10 @@ def _refuse_an_old_schema(**_: Any) -> None:
             database.dispose()  # no pooled connection may cross the fork into the pool
 
 
-@worker_process_shutdown.connect
+@worker_process_shutdown.connect  # a prefork pool child
+@worker_shutdown.connect  # the main process, where the threads and solo pools send
 def _close_connections(**_: Any) -> None:
+    """QUIT on every pooled SMTP connection, close Redis and the database: a clean goodbye."""
     reset_runtime()
 
 

@@ -63,6 +63,10 @@ class Connection(SMTP):
             self.record.peer = tuple(transport.get_extra_info("peername"))
             self.fake._opened(self)
 
+    async def smtp_QUIT(self, arg: str) -> None:
+        self.record.quit = True
+        await super().smtp_QUIT(arg)
+
     def connection_lost(self, error: Exception | None) -> None:
         # aiosmtpd itself calls this a second time after a failed STARTTLS handshake.
         super().connection_lost(error)

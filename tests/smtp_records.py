@@ -36,4 +36,5 @@ class SessionRecord:
     authenticated: bool = False
     initial_response: bool | None = None  # True if the SASL response came on the AUTH line
     messages: int = 0
+    quit: bool = False  # the client said QUIT before it closed
     closed: bool = False

@@ -67,6 +67,20 @@ def test_a_notification_is_delivered_end_to_end(pipeline: Pipeline) -> None:
     assert pipeline.server.sessions[0].auth_mechanism == "XOAUTH2"
 
 
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_a_stopping_worker_says_quit_on_its_pooled_connections(
+    pipeline: Pipeline, pool: str
+) -> None:
+    worker = pipeline.start_worker(pool=pool, concurrency=2)
+    pipeline.wait_final(send(pipeline))
+    (session,) = pipeline.server.sessions
+    assert not session.closed  # pooled, waiting for the next message
+    worker.send_signal(signal.SIGTERM)  # a warm shutdown, as systemd and Kubernetes stop it
+    worker.wait(30)
+    pipeline.server.wait_closed()
+    assert session.quit, "the connection was dropped without QUIT"
+
+
 def test_transient_failure_then_success_records_two_attempts(pipeline: Pipeline) -> None:
     pipeline.server.fail_next("rcpt", "451 4.3.0 Try again later")
     pipeline.start_worker()
