@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from worker.faces.http import problems
+from worker.faces.http.console import router as console
 from worker.faces.http.deps import ERRORS, Intake, accepted, caller, intake, status_of
 from worker.faces.http.health import readiness
 from worker.faces.http.keys import ApiKeys, Caller
@@ -62,6 +63,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.api_max_body_bytes)
     problems.install(app)
     app.include_router(webhooks)
+    app.include_router(console)
 
     @app.post("/v1/notifications", status_code=202, response_model=Accepted)
     def post_notification(
