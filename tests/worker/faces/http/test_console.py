@@ -72,7 +72,9 @@ def test_search_finds_a_job_and_its_page_shows_the_250_and_the_attempts(
 def test_a_failed_job_is_retried_from_its_page_and_then_delivered(
     pipeline: Pipeline, serve: ServeFactory, browser: BrowserFactory
 ) -> None:
-    pipeline.server.fail_next("data", "554 5.2.252 SendAsDenied; not allowed to send as alerts")
+    # Every try the pipeline allows (retry_max_attempts = 4) answered "later": the job
+    # fails, and the operator's retry must get a new budget, not fail at once.
+    pipeline.server.fail_next("data", "451 4.3.0 Mail server temporarily rejected message", 4)
     pipeline.start_worker()
     job_id = page(pipeline, "[P1] payments 5xx")
     pipeline.wait_final(job_id)
@@ -82,13 +84,15 @@ def test_a_failed_job_is_retried_from_its_page_and_then_delivered(
 
     ui.open(f"/ui/jobs/{job_id}")
     assert ui.find("h1 .state").text.endswith("failed")
-    assert "554" in ui.find(".attempt .reply").text
+    assert "451" in ui.find(".attempt .reply").text
     assert ui.all("#cancel") == []  # a failed job cannot be cancelled, only retried
     ui.find("#retry").click()
 
     ui.wait_until(lambda: "Queued again" in ui.text, "the retry's note")
     ui.wait_until(lambda: ui.find("h1 .state").text.endswith("delivered"), "delivered", reload=True)
-    assert [a.text.split()[0] for a in ui.all(".attempt-head b:first-of-type")] == ["#1", "#2"]
+    numbers = [a.text.split()[0] for a in ui.all(".attempt-head b:first-of-type")]
+    assert numbers == ["#1", "#2", "#3", "#4", "#5"]
+    assert "250" in ui.all(".attempt .reply")[-1].text
     assert "retry by tests from 127.0.0.1" in ui.find("body").text
     assert ui.all("#retry") == []
     assert [m.message["Subject"] for m in pipeline.server.messages] == ["[P1] payments 5xx"]
