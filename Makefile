@@ -5,7 +5,8 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-all test-latest bench chaos lint install lock lock-upgrade redis-server tools interop-servers clean
+.PHONY: run test test-all test-latest bench chaos lint install lock lock-upgrade redis-server tools \
+	interop-servers screenshots clean
 
 # Every install takes the lock (requirements/dev.txt: exact versions and hashes, written by
 # `make lock`), so a fresh machine gets what CI passed with on any day. mailpipe itself is
@@ -49,7 +50,8 @@ redis-server:
 # their own instances, so the services the packages start are stopped and disabled.
 # systemd-analyze (package systemd) verifies deploy/systemd/; it starts nothing here.
 # swaks needs Net::SSLeay (libnet-ssleay-perl, only recommended) for STARTTLS.
-# Headless chromium signs in to the fake Microsoft login (mailpipe oauth authorize).
+# Headless chromium signs in to the fake Microsoft login (mailpipe oauth authorize) and,
+# driven by selenium through chromium-driver, uses the operator console.
 # swaks, msmtp, curl and Nodemailer (npm, locked in tests/clients/) send through the relay.
 tools: redis-server interop-servers
 	@missing=""; services=""; \
@@ -63,6 +65,7 @@ tools: redis-server interop-servers
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing="$$missing libnet-ssleay-perl"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get (the tests run their own instances)"; \
@@ -134,6 +137,12 @@ lint: install
 
 test: install tools lint
 	$(BIN)/pytest
+
+# The operator console's screenshots in docs/ (the README shows them), as its browser test
+# takes them against a real worker: run after changing how the console looks.
+screenshots: install tools
+	MAILPIPE_TEST_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -n0 -q \
+	  tests/worker/faces/http/test_console.py -k "screenshots and sqlite"
 
 # What CI runs: the suite on python3 (the oldest supported, 3.11), then on the newest.
 NEWEST_PYTHON = 3.13

@@ -26,6 +26,8 @@ SEND_TASK = "mailpipe.send_notification"
 BATCH_TASK = "mailpipe.send_batch"
 REFRESH_TASK = "mailpipe.refresh_expiring_tokens"
 REQUEUE_TASK = "mailpipe.requeue_stale_jobs"
+# A profile check the console asked for (its id only; the record is in Redis).
+CHECK_TASK = "mailpipe.check_profile"
 QUEUE = "mail"
 CRITICAL_QUEUE = "mail.critical"  # incident pages never wait behind a bulk digest
 EXCHANGE = Exchange("mailpipe", type="direct")
@@ -140,5 +142,5 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(1) from None
 
 
-app = Celery("mailpipe", include=["tasks.jobs", "tasks.tokens", "tasks.lifecycle"])
+app = Celery("mailpipe", include=["tasks.jobs", "tasks.tokens", "tasks.lifecycle", "tasks.checks"])
 app.conf.update(celery_config(_settings_or_exit()))

@@ -55,3 +55,8 @@ def smtp_grouping_off(host: str, port: int) -> str:
 def beat_lock(task: str) -> str:
     """Held while a periodic task runs, so a second beat does not double the work."""
     return f"{PREFIX}:lock:beat:{task}"
+
+
+def profile_check(check_id: str) -> str:
+    """A profile check started in the console: its steps so far, kept for a day."""
+    return f"{PREFIX}:profile_check:{check_id}"

@@ -200,7 +200,9 @@ def judge(
     attempt = job.attempt_count + 1
     way = route(job, fallbacks, settings)
     partly_sent = job.pending is not None
-    step, delay = next_step(settings, result, attempt, ended, partly_sent=partly_sent, way=way)
+    # Counted from an operator's retry of the failed job, which starts a new budget.
+    tries = attempt - (job.retried_after or 0)
+    step, delay = next_step(settings, result, tries, ended, partly_sent=partly_sent, way=way)
     entry = AttemptRecord(
         profile=job.via_profile or job.profile,
         started_at=started,

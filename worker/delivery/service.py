@@ -69,7 +69,8 @@ def before_send(
     if accepted is not None:
         log.warning("job %s: an earlier send was accepted but not recorded; recording it", job.id)
         return record(rt, job, SendResult(accepted), worker, now(), now)
-    if job.sends > settings.retry_max_attempts:
+    # An operator's retry of a failed job starts a new budget (Job.retried_after).
+    if job.sends - (job.retried_after or 0) > settings.retry_max_attempts:
         text = f"sent {job.sends - 1} times without a recorded outcome; giving up"
         return record(rt, job, _failed("connect", MailpipeError(text)), worker, now(), now)
     try:

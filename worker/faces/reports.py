@@ -49,11 +49,9 @@ def job_dict(job: Job) -> dict[str, Any]:
 
 def delivered_by(job: Job) -> str | None:
     """The profile whose attempt delivered the message (a fallback's, after a fallback)."""
-    accepted = [
-        a.profile
-        for a in job.attempts
-        if a.outcome == "delivered" or any(r.accepted for r in a.recipients)
-    ]
+    # An attempt's recipients may be accepted at RCPT and the message then refused at
+    # DATA: only a delivered attempt (all or some recipients have it) counts.
+    accepted = [a.profile for a in job.attempts if a.outcome == "delivered"]
     return accepted[-1] if accepted else None
 
 

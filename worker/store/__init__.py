@@ -11,14 +11,28 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from worker.store.claims import AttemptEntry, AttemptRecord, NextStep
+    from worker.store.console import CANCELLED, STATES, Actor, JobQuery, state_of
     from worker.store.database import Database, StoreUnavailableError, alembic_config
     from worker.store.jobs import Store
     from worker.store.keys import check_key, rotate_stored
     from worker.store.refresh_tokens import DatabaseRefreshTokenStore, last_rotation
-    from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, utcnow
+    from worker.store.tables import (
+        Attempt,
+        AttemptRecipient,
+        ConsoleAction,
+        Job,
+        RefreshToken,
+        utcnow,
+    )
 
 # Each public name and the module that defines it.
 _HOMES = {
+    "CANCELLED": "worker.store.console",
+    "STATES": "worker.store.console",
+    "Actor": "worker.store.console",
+    "ConsoleAction": "worker.store.tables",
+    "JobQuery": "worker.store.console",
+    "state_of": "worker.store.console",
     "Attempt": "worker.store.tables",
     "AttemptEntry": "worker.store.claims",
     "AttemptRecipient": "worker.store.tables",
@@ -38,13 +52,18 @@ _HOMES = {
 }
 
 __all__ = [
+    "CANCELLED",
+    "STATES",
+    "Actor",
     "Attempt",
     "AttemptEntry",
     "AttemptRecipient",
     "AttemptRecord",
+    "ConsoleAction",
     "Database",
     "DatabaseRefreshTokenStore",
     "Job",
+    "JobQuery",
     "NextStep",
     "RefreshToken",
     "Store",
@@ -53,6 +72,7 @@ __all__ = [
     "check_key",
     "last_rotation",
     "rotate_stored",
+    "state_of",
     "utcnow",
 ]
 

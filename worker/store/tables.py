@@ -131,6 +131,9 @@ class Job(Base):
     via_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))
     outcome_text: Mapped[str | None] = mapped_column(Text)
+    # Attempts made before an operator last retried the failed job: the retry
+    # budget (retry_max_attempts) counts from here.
+    retried_after: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="job", order_by="Attempt.number", cascade="all, delete-orphan"
@@ -210,3 +213,20 @@ class KeyCheck(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsoleAction(Base):
+    """What an operator did in the console (retry, cancel, check, send a test), and who."""
+
+    __tablename__ = "console_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # The API key's name, or None on an intake without keys (loopback only).
+    actor: Mapped[str | None] = mapped_column(String(200))
+    # Where the request came from (the client's address as the server saw it).
+    address: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # retry | cancel | check | send-test
+    job_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")

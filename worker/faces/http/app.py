@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from worker.faces.http import problems
+from worker.faces.http.console import router as console
 from worker.faces.http.deps import (
     ERRORS,
     Intake,
@@ -73,6 +74,7 @@ def create_app(
     problems.install(app)
     app.include_router(webhooks)
     app.include_router(profiles_api)
+    app.include_router(console)
 
     @app.post("/v1/notifications", status_code=202, response_model=Accepted)
     def post_notification(

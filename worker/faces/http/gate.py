@@ -27,6 +27,9 @@ from worker.faces.http.problems import Problem, response
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
+# The operator console signs in with a key once and then checks its own session cookie
+# and CSRF token (console/sessions.py); its forms are form-encoded, not JSON.
+CONSOLE = "/ui"
 STATE_KEY = "caller"
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -39,7 +42,9 @@ class Gate:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        console = path == CONSOLE or path.startswith(CONSOLE + "/")
+        if scope["type"] != "http" or path in OPEN_PATHS or console:
             await self.app(scope, receive, send)
             return
         try:

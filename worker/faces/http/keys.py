@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from worker.faces.http.problems import Problem
@@ -59,6 +59,12 @@ class Caller:
     def may_see(self, made_by: str | None) -> bool:
         """A job made by the key named ``made_by`` (None: not made with a key)."""
         return self.admin or (self.name is not None and made_by == self.name)
+
+    def reachable(self, profiles: Iterable[str], routes: Mapping[str, str]) -> list[str]:
+        """Of ``profiles``, those this key may send through, directly or by one of its
+        ``routes`` (route name → profile); every one for an admin key."""
+        by_route = {profile for route, profile in routes.items() if self.may_use_route(route)}
+        return sorted(p for p in profiles if self.admin or self.may_send_as(p) or p in by_route)
 
     def usable_profiles(self, known: Iterable[str]) -> list[str]:
         """Of the ``known`` profiles, those this key may send as (for an error to name)."""

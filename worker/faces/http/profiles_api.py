@@ -19,9 +19,6 @@ def get_profiles(request: Request, who: Annotated[Caller, Depends(caller)]) -> l
     token, last refresh, refresh token; an admin key sees every profile."""
     state = intake(request)
     runtime = state.runtime
-    by_route = {r.profile for name, r in state.routes.items() if who.may_use_route(name)}
-    return [
-        profile_status(runtime, p)
-        for p in runtime.profiles
-        if who.admin or who.may_send_as(p.name) or p.name in by_route
-    ]
+    routes = {name: route.profile for name, route in state.routes.items()}
+    allowed = set(who.reachable(runtime.profiles.by_name, routes))
+    return [profile_status(runtime, p) for p in runtime.profiles if p.name in allowed]

@@ -13,6 +13,7 @@ import uvicorn
 
 from tests.pipeline import API_KEY, Pipeline
 from tests.support import free_port
+from tests.worker.faces.http.console_browser import browser  # noqa: F401 (a fixture)
 from worker.faces.http.server import build_app
 from worker.runtime import Runtime
 
