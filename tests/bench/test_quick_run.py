@@ -13,7 +13,9 @@ import pytest
 REPO = Path(__file__).parents[2]
 
 
-@pytest.mark.timeout(240)  # about 15 worker starts
+# About 16 worker starts: ~2 minutes alone, more beside the suite's other process on a
+# busy machine. The limits only stop a hung run; nothing here is timed.
+@pytest.mark.timeout(660)
 def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
@@ -21,7 +23,7 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=230,
+        timeout=600,
         check=False,
     )
     elapsed = time.monotonic() - started  # every token request happened within it
