@@ -15,9 +15,9 @@ from pathlib import Path
 import bench.run
 from bench import profiling
 from bench.run.intake_runs import require_hey
-from bench.run.plan import QUICK, Plan, measure
+from bench.run.plan import QUICK, Plan, measure, measure_wan
 from bench.run.processes import REPO
-from bench.run.report import report
+from bench.run.report import report, wan_section
 from bench.run.results_json import results_json
 from tests.support import postgres_problem
 
@@ -31,7 +31,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny run (the test suite's)")
     parser.add_argument("--profile", action="store_true", help="one more drain under py-spy")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "RESULTS.md")
+    parser.add_argument(
+        "--wan-only", action="store_true", help="only the WAN section, printed (no file written)"
+    )
     args = parser.parse_args()
+    if args.wan_only:
+        plan = Plan(repetitions=args.repetitions)
+        with tempfile.TemporaryDirectory() as tmpdir:
+            wan = measure_wan(plan, Path(tmpdir))
+        print("\n".join(wan_section(plan, wan)))
+        return
     require_hey()  # before anything starts: the intake variant needs it
     plan = QUICK if args.quick else Plan(messages=args.messages, repetitions=args.repetitions)
     if args.profile:

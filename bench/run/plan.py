@@ -142,27 +142,30 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
                     skew=plan.token_skew,
                 )
             )
+    results.wan = measure_wan(plan, tmp)
+    return results
+
+
+def measure_wan(plan: Plan, tmp: Path) -> dict[str, list[Run]]:
+    """WAN mode: replies and the token endpoint delayed, at most WAN_CONNECTIONS connections."""
+    wan: dict[str, list[Run]] = {}
     with servers(tmp, reply_delay=WAN_REPLY_DELAY, token_delay=0.15) as s:
         wan_pool = Pool("prefork", WAN_CONNECTIONS)
         for _ in range(plan.repetitions):
             setup = MailpipeSetup(pool=wan_pool, max_connections=WAN_CONNECTIONS)
-            results.wan.setdefault(WAN_SINGLE, []).append(
-                run_mailpipe(s, tmp, plan.wan_messages, setup)
-            )
+            wan.setdefault(WAN_SINGLE, []).append(run_mailpipe(s, tmp, plan.wan_messages, setup))
             setup = MailpipeSetup(pool=wan_pool, max_connections=WAN_CONNECTIONS, bulk=True)
-            results.wan.setdefault(BULK, []).append(
-                run_mailpipe(s, tmp, plan.wan_bulk_messages, setup)
-            )
+            wan.setdefault(BULK, []).append(run_mailpipe(s, tmp, plan.wan_bulk_messages, setup))
             setup = MailpipeSetup(
                 pool=wan_pool, max_connections=WAN_CONNECTIONS, bulk=True, pipeline_messages=True
             )
-            results.wan.setdefault(BULK_GROUPED, []).append(
+            wan.setdefault(BULK_GROUPED, []).append(
                 run_mailpipe(s, tmp, plan.wan_bulk_messages, setup)
             )
-            results.wan.setdefault("naive", []).append(
+            wan.setdefault("naive", []).append(
                 run_baseline("naive", s, tmp, plan.wan_messages, wan_pool)
             )
-    return results
+    return wan
 
 
 def measure_intake(plan: Plan, s: Servers, tmp: Path) -> dict[str, list[IntakeRun]]:

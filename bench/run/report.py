@@ -92,18 +92,7 @@ def report(plan: Plan, results: Results, command: str) -> str:
         "",
         *token_table(results.tokens),
         "",
-        "## WAN mode",
-        "",
-        f"Token endpoint +150 ms, every SMTP reply +{WAN_REPLY_DELAY * 1000:.0f} ms, at most "
-        f"{WAN_CONNECTIONS} connections (Microsoft's limit per mailbox): each variant runs "
-        f"{WAN_CONNECTIONS} worker processes. The bulk variant sends {plan.wan_bulk_messages} "
-        f"messages, the others {plan.wan_messages}.",
-        "",
-        *table(results.wan),
-        "",
-        f"- mailpipe/naive: {ratio(results.wan[WAN_SINGLE], results.wan['naive'])}",
-        *wan_bounds(results.wan),
-        "",
+        *wan_section(plan, results.wan),
         *backlog_section(plan, results.behind_backlog),
         *intake_section(plan, results),
         *relay_section(plan, results),
@@ -112,6 +101,25 @@ def report(plan: Plan, results: Results, command: str) -> str:
         *profile_section(results.profiled),
     ]
     return "\n".join(lines) + "\n"
+
+
+def wan_section(plan: Plan, wan: dict[str, list[Run]]) -> list[str]:
+    return [
+        "## WAN mode",
+        "",
+        f"Token endpoint +150 ms, every SMTP reply +{WAN_REPLY_DELAY * 1000:.0f} ms, at most "
+        f"{WAN_CONNECTIONS} connections (Microsoft's limit per mailbox): each variant runs "
+        f"{WAN_CONNECTIONS} worker processes. The bulk variants send {plan.wan_bulk_messages} "
+        f"messages, the others {plan.wan_messages}. By default each message's content waits "
+        "for its own reply (two round trips a message); with the profile's opt-in "
+        "pipeline_messages it goes in the same write as the next message's commands (one).",
+        "",
+        *table(wan),
+        "",
+        f"- mailpipe/naive: {ratio(wan[WAN_SINGLE], wan['naive'])}",
+        *wan_bounds(wan),
+        "",
+    ]
 
 
 def wan_bounds(runs: dict[str, list[Run]]) -> list[str]:
