@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from worker.errors import ConfigError, MailpipeError, UnavailableError, UnknownProfileError
 from worker.intake import InvalidMessageError
+from worker.store.database import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,15 @@ def from_error(exc: MailpipeError) -> Problem:
         # Not str(exc): it lists every profile, and a key may use only some.
         return Problem(422, "Unknown profile", f"unknown profile '{exc.name}'", field="profile")
     if isinstance(exc, UnavailableError):
-        return Problem(503, "Service unavailable", str(exc), headers={"Retry-After": "5"})
+        # Which part, never where it is: the driver's text names hosts and ports (logged).
+        log.warning("answered 503: %s", exc)
+        part = "the database" if isinstance(exc, StoreUnavailableError) else "Redis"
+        return Problem(
+            503,
+            "Service unavailable",
+            f"{part} is unavailable; try again shortly",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, ConfigError):
         return Problem(500, "Configuration error", str(exc))
     return Problem(422, "Unprocessable", str(exc))
