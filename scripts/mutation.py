@@ -16,6 +16,7 @@ result kept from an earlier run could hide a test weakened since.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -176,7 +177,7 @@ def report(results: list[Result], accepted: dict[str, dict[str, str]]) -> list[s
             if entry is None:
                 problems.append(
                     f'{mutant} {status}, not accepted:\n  [survivor."{mutant}"]\n'
-                    f"  change = {change!r}\n  reason = ?"
+                    f"  change = {json.dumps(change, ensure_ascii=False)}\n  reason = ?"
                 )
             elif entry.get("change") != change:
                 problems.append(f"{mutant}: accepted as {entry.get('change')!r}, now {change!r}")

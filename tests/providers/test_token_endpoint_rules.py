@@ -51,24 +51,58 @@ def answer(status: int, body: Any = None, **headers: str) -> Answer:
     return respond
 
 
-class Endpoint:
-    """A TokenEndpoint whose HTTP client answers from a script; sleeps and results noted."""
+class Clock:
+    """time.monotonic for tenacity's deadline: moves only when a request or a sleep says."""
 
-    def __init__(self, *answers: Answer, policy: RetryPolicy | None = None) -> None:
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(time, "monotonic", fake)
+    return fake
+
+
+def advance(seconds: float) -> None:
+    clock = time.monotonic
+    assert isinstance(clock, Clock)
+    clock.now += seconds
+
+
+class Endpoint:
+    """A TokenEndpoint whose HTTP client answers from a script; sleeps and results noted.
+
+    Each request takes ``request_seconds`` and each sleep its seconds, on the fake clock.
+    """
+
+    def __init__(
+        self, *answers: Answer, policy: RetryPolicy | None = None, request_seconds: float = 0.0
+    ) -> None:
         self.answers = list(answers)
         self.requests: list[httpx.Request] = []
         self.waits: list[float] = []
         self.results: list[tuple[str, str]] = []
+        self.request_seconds = request_seconds
         self.http = httpx.Client(transport=httpx.MockTransport(self._answer), timeout=3.0)
         self.endpoint = TokenEndpoint(
             self.http,
             policy,
-            sleep=self.waits.append,
+            sleep=self._sleep,
             on_result=lambda profile, result: self.results.append((profile, result)),
         )
 
+    def _sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        advance(seconds)
+
     def _answer(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        advance(self.request_seconds)
         step = self.answers.pop(0) if self.answers else answer(200, TOKEN)
         return step(request)
 
@@ -160,6 +194,23 @@ def test_a_retry_after_of_zero_retries_at_once_within_a_short_deadline() -> None
     assert ep.waits == [0.0]
 
 
+def test_a_backoff_that_reaches_the_deadline_exactly_is_not_waited() -> None:
+    policy = RetryPolicy(deadline_seconds=0.5, backoff_base_seconds=0.5)
+    ep = Endpoint(answer(503, {"error": "server_error"}), policy=policy)
+    with pytest.raises(TransientProviderError):
+        ep.request()
+    assert (ep.waits, len(ep.requests)) == ([], 1)
+
+
+def test_the_time_requests_take_counts_towards_the_deadline() -> None:
+    # 0.4 s, wait 0.1, 0.4 s: 0.9 s gone, and the next wait (0.2) would end past 1 s.
+    policy = RetryPolicy(deadline_seconds=1.0, backoff_base_seconds=0.1)
+    ep = Endpoint(*[answer(503)] * 4, policy=policy, request_seconds=0.4)
+    with pytest.raises(TransientProviderError):
+        ep.request()
+    assert (ep.waits, len(ep.requests)) == ([0.1], 2)
+
+
 def test_a_backoff_that_would_pass_the_deadline_is_not_waited() -> None:
     policy = RetryPolicy(deadline_seconds=1.0, backoff_base_seconds=2.0, backoff_max_seconds=8.0)
     ep = Endpoint(answer(503, {"error": "server_error"}), policy=policy)
@@ -194,6 +245,14 @@ def test_retry_after_as_an_http_date() -> None:
     assert 3600 - (after - before) - 1 <= seconds <= 3600
 
 
+def test_a_retry_at_once_is_logged_with_no_wait(caplog: pytest.LogCaptureFixture) -> None:
+    ep = Endpoint(answer(503, {"error": "server_error"}, **{"Retry-After": "0"}))
+    with caplog.at_level(logging.WARNING, logger="providers.token_endpoint"):
+        ep.request()
+    (retry,) = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert retry.startswith("token request attempt 1 failed, retrying in 0.0s: ")
+
+
 def test_the_retry_is_logged_as_a_warning_with_its_wait(caplog: pytest.LogCaptureFixture) -> None:
     ep = Endpoint(answer(429, {"error": "too_many_requests"}, **{"Retry-After": "3"}))
     with caplog.at_level(logging.WARNING, logger="providers.token_endpoint"):
@@ -217,6 +276,7 @@ def test_a_refusal_keeps_microsofts_details_and_logs_them(
         ep.request()
     assert ep.results == [("p", "permanent")]
     assert caught.value.details.error_codes == (7000215,)
+    assert caught.value.profile == "p"
     assert "Value (not its Secret ID)" in (caught.value.hint or "")
     (line,) = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert line.startswith("token request for profile p failed: HTTP 401 invalid_client: AADSTS")
@@ -233,7 +293,19 @@ def test_a_200_without_an_access_token_is_a_configuration_error(body: Any) -> No
     assert caught.value.message == "token endpoint answered 200 without an access_token"
     assert caught.value.hint == "check that token_url is the provider's OAuth 2.0 token endpoint"
     assert caught.value.details.status == 200
+    assert caught.value.profile == "p"
     assert len(ep.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("grant", "hint"),
+    [("refresh_token", "the user must sign in and consent again"), ("client_credentials", None)],
+)
+def test_the_advice_depends_on_the_grant(grant: str, hint: str | None) -> None:
+    ep = Endpoint(answer(400, {"error": "invalid_grant", "error_description": "expired"}))
+    with pytest.raises(PermanentProviderError) as caught:
+        ep.request(grant=grant)
+    assert caught.value.hint == (f"the refresh token is no longer valid: {hint}" if hint else None)
 
 
 def test_an_unreachable_endpoint_is_transient_and_named_without_secrets() -> None:
@@ -357,12 +429,12 @@ def test_the_request_is_a_form_post_asking_for_json_with_a_fresh_form_each_time(
 
 def test_client_authentication_is_basic_with_form_encoded_id_and_secret() -> None:
     ep = Endpoint()
-    ep.request(basic_auth=("my app", "s3:cr+t%"))
+    ep.request(basic_auth=("my app/1", "s3:cr+t%/"))
     header = ep.requests[0].headers["Authorization"]
-    assert header == basic_authorization("my app", "s3:cr+t%")
+    assert header == basic_authorization("my app/1", "s3:cr+t%/")
     scheme, encoded = header.split(" ")
     assert scheme == "Basic"
-    assert base64.b64decode(encoded) == b"my%20app:s3%3Acr%2Bt%25"
+    assert base64.b64decode(encoded) == b"my%20app%2F1:s3%3Acr%2Bt%25%2F"
 
 
 def test_urls_lose_user_info_and_query_values() -> None:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import MISSING
+from aiosmtpd.smtp import MISSING, AuthResult
 from argon2 import PasswordHasher
 
 from worker.faces.relay import auth
@@ -139,7 +139,8 @@ def test_plain_that_does_not_split_in_three_is_a_syntax_error(relay: Relay) -> N
     assert relay.code("tool", "right") == 235, "no failure was counted"
 
 
-@pytest.mark.parametrize("initial", ["not base64!", "dG9vbA"])
+# The last: PLAIN's "\0tool\0right" with a character base64 does not have.
+@pytest.mark.parametrize("initial", ["not base64!", "dG9vbA", "AHRvb2wAcmlnaHQ=!"])
 def test_an_answer_that_is_not_base64_is_a_syntax_error(relay: Relay, initial: str) -> None:
     session = Session()
     result = run(relay.logins.plain(session, ["PLAIN", initial]))  # type: ignore[arg-type]
@@ -189,6 +190,19 @@ def test_a_wrong_password_is_answered_after_a_doubling_delay(
     assert caplog.records[0].levelno == logging.WARNING
 
 
+def test_a_name_or_password_that_is_not_utf8_is_a_failed_login(
+    relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    for user, password in ((b"\xfftool", b"right"), (b"tool", b"\xffright")):
+        session = Session(user, password)
+        with caplog.at_level(logging.WARNING, logger="mailpipe.relay"):
+            result = run(relay.logins.login(session, ["LOGIN"]))  # type: ignore[arg-type]
+        assert (result.success, result.handled) == (False, False)
+    assert caplog.records[0].getMessage() == (
+        "relay: failed login for '\ufffdtool' from 192.0.2.7 (1)"
+    )
+
+
 def test_a_client_without_a_known_address_is_counted_as_unknown(
     relay: Relay, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -202,8 +216,9 @@ def test_after_the_limit_the_pair_is_locked_even_with_the_right_password(
 ) -> None:
     assert [relay.code("tool", "wrong") for _ in range(3)] == [535, 535, 535]
     assert len(checks) == 3
-    assert relay.code("tool", "right") == 454
-    assert relay.plain("tool", "right").message == LOCKED_OUT
+    assert relay.plain("tool", "right") == AuthResult(
+        success=False, handled=False, message=LOCKED_OUT
+    ), "not handled: aiosmtpd sends the 454 itself"
     assert len(checks) == 3, "a locked pair costs no Argon2 check"
     assert relay.code("tool", "right", peer="192.0.2.8") == 235, "another address is not locked"
 
@@ -241,7 +256,7 @@ def test_at_most_a_few_checks_run_at_once() -> None:
     relay = Relay(users={})
     relay.logins._in_flight = auth._MAX_CHECKS
     result = run(relay.logins._check(Session(), b"tool", b"right"))  # type: ignore[arg-type]
-    assert (result.success, result.handled, result.message) == (False, False, BUSY)
+    assert result == AuthResult(success=False, handled=False, message=BUSY)
     relay.logins._in_flight = auth._MAX_CHECKS - 1
     assert relay.code("nobody", "right") == 535, "under the cap: checked (and unknown)"
     assert relay.logins._in_flight == auth._MAX_CHECKS - 1
@@ -249,6 +264,20 @@ def test_at_most_a_few_checks_run_at_once() -> None:
 
 
 # -- a password checked once is remembered for a while -----------------------------------
+
+
+def test_parallel_good_logins_of_one_pair_all_succeed(relay: Relay) -> None:
+    async def both() -> list[Any]:
+        tries = [relay.logins._check(Session(), b"tool", b"right") for _ in range(2)]  # type: ignore[arg-type]
+        return list(await asyncio.gather(*tries))
+
+    assert [r.success for r in run(both())] == [True, True]
+
+
+def test_a_wrong_password_fails_at_the_clocks_very_start(relay: Relay) -> None:
+    relay.clock.now = 0.0  # time.monotonic may be near 0 just after boot
+    assert relay.code("tool", "wrong") == 535
+    assert relay.code("tool", "right") == 235
 
 
 def test_a_good_password_is_remembered_for_five_minutes(relay: Relay, checks: list[str]) -> None:
@@ -272,6 +301,7 @@ def test_the_memory_forgets_expired_entries_when_it_is_full(relay: Relay) -> Non
     now = relay.clock.now
     relay.logins._verified = {n.to_bytes(4, "big"): now - 1 for n in range(10_001)}
     relay.logins._verified[b"live"] = now + 1
+    relay.logins._verified[b"expires-now"] = now
     assert relay.code("tool", "right") == 235
     assert set(relay.logins._verified) - {b"live"} != set()
     assert len(relay.logins._verified) == 2, "the expired went, the live and the new stay"

@@ -176,6 +176,7 @@ def test_domains_allow_exact_names_and_subdomains_of_a_wildcard() -> None:
     assert not user.may_send_as("a@evilcorp.test")
     assert not user.may_send_as("a@sub.tools.example.test")
     assert not user.may_send_as("tools.example.test@evil.test")
+    assert user.may_send_as('"a@evil.test"@tools.example.test'), "the domain follows the last @"
     assert user.may_send_to("b@example.test")
     assert not user.may_send_to("b@tools.example.test")
     anyone = RelayUser(name="t", password_hash=HASH, profile="p")
