@@ -284,8 +284,12 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def _token_response(body: Mapping[str, Any]) -> TokenResponse:
-    # Microsoft's v1 endpoint sends expires_in as a string; accept both.
-    expires_in = float(body.get("expires_in") or DEFAULT_EXPIRES_IN_SECONDS)
+    # Microsoft's v1 endpoint sends expires_in as a string; accept both. One that is no
+    # number gets the default rather than an error the callers do not expect.
+    try:
+        expires_in = float(body.get("expires_in") or DEFAULT_EXPIRES_IN_SECONDS)
+    except (TypeError, ValueError):
+        expires_in = DEFAULT_EXPIRES_IN_SECONDS
     token = Token(
         access_token=str(body["access_token"]),
         expires_at=time.time() + expires_in,

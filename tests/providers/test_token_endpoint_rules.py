@@ -387,6 +387,14 @@ def test_a_token_answer_with_the_least() -> None:
     assert parse(200, {"access_token": "a", "token_type": "mac"}).token.token_type == "mac"
 
 
+@pytest.mark.parametrize("expires_in", ["soon", {"seconds": 60}, [60]])
+def test_an_expires_in_that_is_no_number_gets_the_default_hour(expires_in: object) -> None:
+    before = time.time()
+    token = parse(200, {"access_token": "a", "expires_in": expires_in}).token
+    after = time.time()
+    assert before + 3600 <= token.expires_at <= after + 3600
+
+
 def test_error_codes_that_are_not_numbers_do_not_break_the_parser() -> None:
     body = {
         "error": "invalid_grant",
