@@ -271,8 +271,12 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def _token_response(body: Mapping[str, Any]) -> TokenResponse:
-    # Microsoft's v1 endpoint sends expires_in as a string; accept both.
-    expires_in = float(body.get("expires_in") or DEFAULT_EXPIRES_IN_SECONDS)
+    # Microsoft's v1 endpoint sends expires_in as a string; accept both. One that is no
+    # number gets the default rather than an error the callers do not expect.
+    try:
+        expires_in = float(body.get("expires_in") or DEFAULT_EXPIRES_IN_SECONDS)
+    except (TypeError, ValueError):
+        expires_in = DEFAULT_EXPIRES_IN_SECONDS
     token = Token(
         access_token=str(body["access_token"]),
         expires_at=time.time() + expires_in,
@@ -286,12 +290,14 @@ def _token_response(body: Mapping[str, Any]) -> TokenResponse:
 def error_details(status: int, body: Mapping[str, Any] | None) -> OAuthErrorDetails:
     if body is None:
         return OAuthErrorDetails(status=status)
-    codes = body.get("error_codes") or ()
+    codes = body.get("error_codes")
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    numbers = [str(c) for c in codes if isinstance(c, int | str)] if isinstance(codes, list) else []
     return OAuthErrorDetails(
         status=status,
         error=_str_or_none(body.get("error")),
         error_description=_str_or_none(body.get("error_description")),
-        error_codes=tuple(int(c) for c in codes if isinstance(c, int | str) and str(c).isdigit()),
+        error_codes=tuple(int(c) for c in numbers if c.isdecimal()),
         trace_id=_str_or_none(body.get("trace_id")),
         correlation_id=_str_or_none(body.get("correlation_id")),
     )
@@ -317,7 +323,7 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isdecimal():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

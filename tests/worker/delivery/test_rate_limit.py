@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from worker.credentials import Profile
 from worker.delivery import RateLimiter
+from worker.delivery.rate_limit import Limit, limits_of
+from worker.errors import LimitsUnavailableError
 
 
 class Clock:
@@ -78,3 +83,64 @@ def test_normal_priority_fills_only_its_share_and_high_gets_the_rest(
     high = [limiter.take(p, 1) for _ in range(7)]
     assert high[:6] == [0.0] * 6, "the page gets the 6 kept for it"
     assert high[6] > 0, "and then the whole limit holds for it too"
+
+
+class Script:
+    """Stands in for Redis: records what the rate script is asked, answers ``wait``."""
+
+    def __init__(self, wait: str = "0") -> None:
+        self.wait = wait
+        self.calls: list[tuple[list[str], list[float | int]]] = []
+        self.source = ""
+
+    def register_script(self, source: str) -> Script:
+        self.source = source
+        return self
+
+    def __call__(self, *, keys: list[str], args: list[float | int]) -> str:
+        self.calls.append((keys, args))
+        return self.wait
+
+
+def test_the_script_gets_each_limits_window_bucket_share_and_cost() -> None:
+    script = Script("12.5")
+    limiter = RateLimiter(script, clock=lambda: 1_800_000_000.5)  # type: ignore[arg-type]
+    p = profile(rate_per_minute=30, rate_per_day=2000, recipients_per_day=100)
+    assert limiter.take(p, 7, share=0.8) == 12.5
+    assert "HINCRBY" in script.source, "the script file is the one registered"
+    ((keys, args),) = script.calls
+    assert keys == ["mailpipe:rate:p:minute", "mailpipe:rate:p:day", "mailpipe:rate:p:recipients"]
+    assert args == [1_800_000_000.5, 60, 1, 24, 1, 86400, 300, 1600, 1, 86400, 300, 80, 7]
+
+
+def test_a_share_never_refuses_what_the_message_alone_costs() -> None:
+    script = Script()
+    limiter = RateLimiter(script, clock=lambda: 0.0)  # type: ignore[arg-type]
+    assert limiter.take(profile(rate_per_minute=3, recipients_per_day=10), 9, share=0.1) == 0.0
+    ((_, args),) = script.calls
+    assert args == [0.0, 60, 1, 1, 1, 86400, 300, 9, 9]
+
+
+def test_a_message_with_more_recipients_than_a_day_allows_waits_forever() -> None:
+    script = Script()
+    limiter = RateLimiter(script)  # type: ignore[arg-type]
+    assert limiter.take(profile(recipients_per_day=10), 11) == float("inf")
+    assert limiter.take(profile(rate_per_day=10), 11) == 0.0, "a message limit counts messages"
+    assert limiter.take(profile(recipients_per_day=10), 10) == 0.0
+    assert len(script.calls) == 2
+
+
+def test_limits_of_a_profile() -> None:
+    assert limits_of(profile()) == []
+    assert limits_of(profile(rate_per_minute=30, rate_per_day=2000, recipients_per_day=100)) == [
+        Limit("minute", 60, 1, 30, False),
+        Limit("day", 86400, 300, 2000, False),
+        Limit("recipients", 86400, 300, 100, True),
+    ]
+
+
+def test_redis_down_is_a_limits_error_naming_the_profile() -> None:
+    closed = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    with pytest.raises(LimitsUnavailableError, match="profile 'p': rate limits"):
+        RateLimiter(closed).take(profile(rate_per_minute=30), 1)
+    closed.close()

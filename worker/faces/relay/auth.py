@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from base64 import b64decode
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -63,11 +63,13 @@ class Logins:
         lockout_failures: int,
         lockout_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.users = users
         self.lockout_failures = lockout_failures
         self.lockout_seconds = lockout_seconds
         self._clock = clock
+        self._sleep = sleep
         self._failures: dict[tuple[str, str], _Failures] = {}
         self._verified: dict[bytes, float] = {}
         self._pepper = os.urandom(32)
@@ -116,7 +118,7 @@ class Logins:
             self._failures.pop((peer, name), None)
             return AuthResult(success=True, auth_data=name)
         log.warning("relay: failed login for %r from %s (%d)", name, peer, failures.count)
-        await asyncio.sleep(min(0.25 * 2 ** (failures.count - 1), _MAX_DELAY_SECONDS))
+        await self._sleep(min(0.25 * 2 ** (failures.count - 1), _MAX_DELAY_SECONDS))
         return AuthResult(success=False, handled=False)
 
     def _failures_of(self, peer: str, name: str) -> _Failures:
