@@ -161,6 +161,11 @@ def change_of(mutant: str, module: str) -> str:
     return " ⏎ ".join(added)
 
 
+def _function(mutant: str) -> str:
+    """``pkg.module.x_name__mutmut_12`` → ``pkg.module.x_name``."""
+    return mutant.rsplit("__mutmut_", 1)[0]
+
+
 def report(results: list[Result], accepted: dict[str, dict[str, str]]) -> list[str]:
     """Print the table; return the problems that fail the run."""
     problems: list[str] = []
@@ -171,19 +176,23 @@ def report(results: list[Result], accepted: dict[str, dict[str, str]]) -> list[s
             problems.append(f"{r.module}: no mutants (is it in modules.toml with its tests?)")
         elif r.score < MIN_SCORE:
             problems.append(f"{r.module}: score {r.score:.1%} is under {MIN_SCORE:.0%}")
+        # A survivor is matched by its function and its mutated line, not by mutmut's number,
+        # which shifts whenever a mutant is added above it in the same function.
+        pinned = {(_function(m), e.get("change")): m for m, e in accepted.items()}
+        matched: set[str] = set()
         for mutant in r.survivors:
             status, change = r.statuses[mutant], change_of(mutant, r.module)
-            entry = accepted.get(mutant)
+            entry = pinned.get((_function(mutant), change))
             if entry is None:
                 problems.append(
                     f'{mutant} {status}, not accepted:\n  [survivor."{mutant}"]\n'
                     f"  change = {json.dumps(change, ensure_ascii=False)}\n  reason = ?"
                 )
-            elif entry.get("change") != change:
-                problems.append(f"{mutant}: accepted as {entry.get('change')!r}, now {change!r}")
+            else:
+                matched.add(entry)
         prefix = r.module.removesuffix(".py").replace("/", ".") + "."
         for mutant in sorted(m for m in accepted if m.startswith(prefix)):
-            if mutant not in r.survivors:
+            if mutant not in matched:
                 problems.append(f"{mutant} is accepted but was killed or is gone: remove it")
     return problems
 
