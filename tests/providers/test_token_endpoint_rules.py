@@ -299,7 +299,10 @@ def test_a_200_without_an_access_token_is_a_configuration_error(body: Any) -> No
 
 @pytest.mark.parametrize(
     ("grant", "hint"),
-    [("refresh_token", "the user must sign in and consent again"), ("client_credentials", None)],
+    [
+        ("refresh_token", "the user must sign in again: mailpipe oauth authorize p"),
+        ("client_credentials", None),
+    ],
 )
 def test_the_advice_depends_on_the_grant(grant: str, hint: str | None) -> None:
     ep = Endpoint(answer(400, {"error": "invalid_grant", "error_description": "expired"}))
