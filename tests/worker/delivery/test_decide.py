@@ -1,21 +1,34 @@
 """The verdicts on a job, as pure functions: no worker, no store, no server.
 
 What an attempt's outcome means for the job (``next_step``): done, failed,
-retried when, or moved to a fallback profile (``fallback_reason``, ``route``).
+retried when, or moved to a fallback profile (``fallback_reason``, ``route``);
+then what is written, counted and logged for it (``judge``, ``Judged.announce``,
+``record`` with a store and metrics that only take notes).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from worker.delivery.decide import Decision, Route, fallback_reason, next_step, route
+from worker.delivery.decide import (
+    Decision,
+    Judged,
+    Route,
+    fallback_reason,
+    judge,
+    next_step,
+    record,
+    route,
+)
+from worker.metrics import Samples
 from worker.settings import Settings
-from worker.store import NextStep
-from worker.transport import Outcome, RecipientResult
+from worker.store import AttemptRecord, Job, NextStep
+from worker.transport import Outcome, RecipientResult, SendResult
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 SETTINGS = Settings(
@@ -109,8 +122,41 @@ def test_only_permanent_refusals_end_the_job_at_once() -> None:
 
 def test_a_delay_the_broker_should_not_hold_waits_in_the_database() -> None:
     limit = SETTINGS.broker_max_countdown_seconds
-    assert Decision.later(SETTINGS, limit, reason="r").action == "retry"
-    assert Decision.later(SETTINGS, limit + 0.001, reason="r").action == "wait"
+    assert Decision.later(SETTINGS, limit, reason="r") == Decision("retry", limit, "r")
+    assert Decision.later(SETTINGS, limit + 0.5, reason="r") == Decision("wait", limit + 0.5, "r")
+
+
+def test_a_plain_retry_sends_to_every_recipient_again() -> None:
+    later, _ = step(result("transient", "mail", 451))
+    assert later.pending is None  # None: all of them; () would be none
+
+
+def test_no_retry_delay_has_a_floor_of_its_own() -> None:
+    quick = Settings(_env_file=None, retry_base_seconds=0.5)  # type: ignore[call-arg]
+    for attempt in (1, 1, 1, 2):
+        later, delay = next_step(
+            quick, result("transient", "mail", 451), attempt, NOW, partly_sent=False
+        )
+        assert 0.0 <= delay <= 0.5 * attempt
+        assert later.next_attempt_at == NOW + timedelta(seconds=delay)
+
+
+def test_a_retry_delay_is_capped_by_the_longest_backoff() -> None:
+    for _ in range(5):
+        _, delay = step(result("transient", "mail", 451), 4)  # 30 s * 2^3 = 240 s at most
+        assert 0.0 <= delay <= 240.0
+    capped = Settings(_env_file=None, retry_max_seconds=45, retry_max_attempts=20)  # type: ignore[call-arg]
+    for _ in range(5):
+        _, delay = next_step(capped, result("transient", "mail", 451), 12, NOW, partly_sent=False)
+        assert 0.0 <= delay <= 45.0
+
+
+def test_a_retry_after_sets_the_delay_when_the_backoff_is_shorter() -> None:
+    quick = Settings(_env_file=None, retry_base_seconds=0.5)  # type: ignore[call-arg]
+    token = result("transient", "token", retry_after_seconds=60.0)
+    later, delay = next_step(quick, token, 1, NOW, partly_sent=False)
+    assert delay == 60.0
+    assert later.next_attempt_at == NOW + timedelta(seconds=60)
 
 
 # -- fallback -------------------------------------------------------------------------------
@@ -180,6 +226,304 @@ def test_a_fallback_is_taken_at_once_and_then_the_job_stays_on_it() -> None:
     assert (again.status, again.via, again.via_since) == ("queued", "b", NOW)
 
 
+def test_transient_errors_long_enough_move_the_job_to_the_fallback() -> None:
+    way = Route(None, NOW - timedelta(seconds=SETTINGS.fallback_after_seconds), "b")
+    moved, delay = step(result("transient", "mail", 451), 2, way=way)
+    assert (moved.status, moved.via, moved.via_since, delay) == ("queued", "b", NOW, 0.0)
+    assert moved.pending is None
+    recent = Route(None, NOW - timedelta(seconds=1), "b")
+    stay, _ = step(result("transient", "mail", 451), 2, way=recent)
+    assert (stay.status, stay.via) == ("queued", None)
+
+
+def test_the_end_of_a_job_on_a_fallback_keeps_the_fallback_and_since_when() -> None:
+    since = NOW - timedelta(minutes=5)
+    on_b = Route("b", since, None)
+    done, _ = step(result("delivered", "data", 250), way=on_b)
+    assert done == NextStep("delivered", None, (), "b", since)
+    failed, _ = step(result("permanent", "mail", 550), way=on_b)
+    assert failed == NextStep("failed", None, (), "b", since)
+    later, delay = step(result("transient", "mail", 451), way=on_b)
+    assert later == NextStep("queued", NOW + timedelta(seconds=delay), None, "b", since)
+
+
+def test_a_job_stays_on_its_fallback_when_its_priority_no_longer_falls_back() -> None:
+    moved = NOW + timedelta(seconds=5)
+    assert route(
+        job(priority="normal", via_profile="b", via_since=moved), ("b", "c"), SETTINGS
+    ) == (Route("b", moved, None))
+    assert route(job(priority="normal"), ("b",), SETTINGS) == Route(None, NOW, None)
+
+
 def test_no_fallback_once_some_recipients_have_it() -> None:
     stay, _ = step(result("permanent", "token"), partly_sent=True, way=Route(None, NOW, "b"))
     assert stay.via is None and stay.status == "delivered"
+
+
+# -- judge, announce, record: what is written, counted and logged ----------------------------
+
+STARTED = NOW - timedelta(seconds=2)
+CREATED = NOW - timedelta(minutes=10)
+BUSY = result("transient", "mail", 451, text="4.3.0 busy")
+SENT = result("delivered", "data", 250, text="2.0.0 ok")
+DECIDE = "worker.delivery.decide"
+
+
+def stored_job(**fields: Any) -> Job:
+    values: dict[str, Any] = {
+        "id": "j1",
+        "claim_id": "c1",
+        "profile": "alerts",
+        "priority": "high",
+        "attempt_count": 0,
+        "retried_after": 0,
+        "pending": None,
+        "via_profile": None,
+        "via_since": None,
+        "created_at": CREATED,
+    }
+    return Job(**{**values, **fields})
+
+
+def judged(outcome: Outcome, fallbacks: tuple[str, ...] = (), **fields: Any) -> Judged:
+    sent = SendResult(outcome, reused_connection=True, token_source="redis", token_seconds=0.25)
+    return judge(SETTINGS, stored_job(**fields), sent, "w1", STARTED, NOW, fallbacks)
+
+
+def test_judge_writes_the_attempt_numbered_after_those_made() -> None:
+    j = judged(SENT, attempt_count=2)
+    assert (j.entry.job_id, j.entry.claim_id, j.entry.number) == ("j1", "c1", 3)
+    assert j.entry.record == AttemptRecord(
+        profile="alerts",
+        started_at=STARTED,
+        ended_at=NOW,
+        worker="w1",
+        outcome=SENT,
+        token_source="redis",
+        token_seconds=0.25,
+        reused_connection=True,
+    )
+    # On its own profile since it was made.
+    assert (j.entry.step, j.delay) == (NextStep("delivered", None, (), None, CREATED), 0.0)
+
+
+def test_the_last_allowed_attempt_is_one_and_an_operators_retry_starts_a_new_budget() -> None:
+    last = SETTINGS.retry_max_attempts
+    assert judged(BUSY, attempt_count=last - 2).entry.step.status == "queued"
+    assert judged(BUSY, attempt_count=last - 1).entry.step.status == "failed"
+    again = judged(BUSY, attempt_count=last, retried_after=last)
+    assert (again.entry.number, again.entry.step.status) == (last + 1, "queued")
+    spent = judged(BUSY, attempt_count=2 * last - 1, retried_after=last)
+    assert spent.entry.step.status == "failed"
+
+
+def test_judge_gives_up_on_the_rest_of_a_partial_delivery_as_delivered() -> None:
+    refused = result("permanent", "rcpt", 550)
+    assert judged(refused, pending=["busy@x.test"]).entry.step.status == "delivered"
+    assert judged(refused).entry.step.status == "failed"
+
+
+def test_a_recipient_refused_for_good_is_tried_once_and_one_refused_for_now_again() -> None:
+    mixed = result(
+        "delivered", "data", 250,
+        recipients=(rcpt("ok@x.test", True), rcpt("gone@x.test", False, "permanent")),
+    )  # fmt: skip
+    once = judged(mixed)
+    assert (once.entry.number, once.entry.step.status, once.entry.step.pending) == (
+        1,
+        "delivered",
+        (),
+    )
+    busy = result(
+        "delivered", "data", 250,
+        recipients=(
+            rcpt("gone@x.test", False, "permanent"),
+            rcpt("busy@x.test", False, "transient"),
+        ),
+    )  # fmt: skip
+    again = judged(busy, attempt_count=1, pending=["gone@x.test", "busy@x.test"])
+    assert (again.entry.number, again.entry.step.status) == (2, "queued")
+    assert list(again.entry.step.pending or ()) == ["busy@x.test"]
+
+
+def test_judge_records_the_attempt_under_the_fallback_it_went_through() -> None:
+    since = NOW - timedelta(seconds=30)
+    j = judged(BUSY, ("b", "c"), via_profile="b", via_since=since)
+    assert j.entry.record.profile == "b"
+    assert (j.entry.step.via, j.entry.step.via_since) == ("b", since)
+    moved = judged(result("permanent", "token"), ("b", "c"))
+    assert (moved.entry.step.via, moved.entry.step.via_since) == ("b", NOW)
+    assert judged(result("permanent", "token")).entry.step.status == "failed"
+
+
+def test_a_job_not_claimed_cannot_be_judged() -> None:
+    with pytest.raises(AssertionError):
+        judged(SENT, claim_id=None)
+
+
+def test_a_delivery_is_done_counted_and_logged_as_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, DECIDE)
+    samples = Samples()
+    decision = judged(SENT, attempt_count=1).announce(SETTINGS, samples)
+    assert decision == Decision("done", reason="delivered at data: 250 2.0.0 ok")
+    labels = {"profile": "alerts"}
+    assert samples.counts == [
+        ("attempts", {"profile": "alerts", "outcome": "delivered"}, 1),
+        ("jobs_delivered", labels, 1),
+    ]
+    assert samples.observations == [
+        ("send_duration_seconds", labels, 2.0),
+        ("enqueue_to_accepted_seconds", labels, 600.0),
+    ]
+    assert caplog.record_tuples == [
+        (DECIDE, logging.INFO, "job j1 attempt 2: delivered at data: 250 2.0.0 ok")
+    ]
+
+
+def test_a_failure_is_done_counted_and_logged_as_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, DECIDE)
+    samples = Samples()
+    refused = result("permanent", "mail", 550, text="5.7.1 no")
+    decision = judged(refused).announce(SETTINGS, samples)
+    assert decision == Decision("done", reason="permanent at mail: 550 5.7.1 no")
+    labels = {"profile": "alerts"}
+    assert samples.counts == [
+        ("attempts", {"profile": "alerts", "outcome": "permanent"}, 1),
+        ("jobs_failed", labels, 1),
+    ]
+    assert samples.observations == [("send_duration_seconds", labels, 2.0)]
+    assert caplog.record_tuples == [
+        (DECIDE, logging.WARNING, "job j1 attempt 1: permanent at mail: 550 5.7.1 no")
+    ]
+
+
+def test_a_planned_retry_is_logged_as_info_and_waits_in_the_broker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, DECIDE)
+    samples = Samples()
+    j = judged(BUSY)
+    decision = j.announce(SETTINGS, samples)
+    assert decision == Decision("retry", j.delay, "transient at mail: 451 4.3.0 busy")
+    assert samples.counts == [("attempts", {"profile": "alerts", "outcome": "transient"}, 1)]
+    assert samples.observations == [("send_duration_seconds", {"profile": "alerts"}, 2.0)]
+    assert caplog.record_tuples == [
+        (
+            DECIDE,
+            logging.INFO,
+            f"job j1 attempt 1: transient at mail: 451 4.3.0 busy; retry in {j.delay:.0f}s",
+        )
+    ]
+
+
+def test_a_retry_later_than_the_broker_holds_waits_in_the_database(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, DECIDE)
+    throttled = result("transient", "token", retry_after_seconds=1200.0)
+    decision = judged(throttled).announce(SETTINGS, Samples())
+    assert decision == Decision("wait", 1200.0, "transient at token")
+    assert caplog.messages == ["job j1 attempt 1: transient at token; retry in 1200s"]
+
+
+def test_a_retry_of_some_recipients_says_how_many_are_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, DECIDE)
+    busy = result(
+        "delivered", "data", 250,
+        recipients=(rcpt("ok@x.test", True), rcpt("busy@x.test", False, "transient")),
+    )  # fmt: skip
+    j = judged(busy)
+    decision = j.announce(SETTINGS, Samples())
+    assert decision == Decision("retry", j.delay, "delivered at data: 250")
+    assert caplog.messages == [
+        f"job j1 attempt 1: delivered at data: 250 (1 recipient(s) still to send);"
+        f" retry in {j.delay:.0f}s"
+    ]
+
+
+def test_a_fallback_is_retried_at_once_counted_and_logged_as_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, DECIDE)
+    samples = Samples()
+    decision = judged(result("permanent", "token"), ("b", "c")).announce(SETTINGS, samples)
+    assert decision == Decision("retry", 0.0, "falling back to profile b")
+    assert samples.counts == [
+        ("attempts", {"profile": "alerts", "outcome": "permanent"}, 1),
+        ("fallbacks", {"profile": "alerts", "fallback": "b"}, 1),
+    ]
+    assert caplog.record_tuples == [
+        (
+            DECIDE,
+            logging.WARNING,
+            "job j1 attempt 1: permanent at token; profile alerts cannot deliver it,"
+            " sending through b",
+        )
+    ]
+    caplog.clear()
+    since = NOW - timedelta(hours=1)
+    on_b = judged(result("permanent", "token"), ("b", "c"), via_profile="b", via_since=since)
+    on_b.announce(SETTINGS, Samples())
+    assert caplog.messages == [
+        "job j1 attempt 1: permanent at token; profile b cannot deliver it, sending through c"
+    ]
+
+
+class Notes:
+    """A store and metrics that only take notes of what they are given."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[Any, ...]] = []
+        self.samples: list[Samples] = []
+
+    def record_attempt(self, *args: Any, **kwargs: Any) -> None:
+        self.attempts.append((*args, kwargs))
+
+    def record(self, samples: Samples) -> None:
+        self.samples.append(samples)
+
+
+def context(fallback: tuple[str, ...] | None) -> Any:
+    notes = Notes()
+    by_name = {} if fallback is None else {"alerts": SimpleNamespace(fallback=fallback)}
+    return SimpleNamespace(
+        settings=SETTINGS, store=notes, metrics=notes, profiles=SimpleNamespace(by_name=by_name)
+    )
+
+
+def test_record_writes_the_attempt_and_its_metrics_and_says_what_to_do() -> None:
+    rt = context(("b",))
+    job = stored_job()
+    decision = record(rt, job, SendResult(result("permanent", "token")), "w1", STARTED, lambda: NOW)
+    assert decision == Decision("retry", 0.0, "falling back to profile b")
+    [(job_id, claim_id, entry, numbered)] = rt.store.attempts
+    assert (job_id, claim_id, entry.profile, entry.worker) == ("j1", "c1", "alerts", "w1")
+    assert (entry.started_at, entry.ended_at) == (STARTED, NOW)
+    assert numbered == {"number": 1, "step": NextStep("queued", NOW, None, "b", NOW)}
+    [samples] = rt.metrics.samples
+    assert ("fallbacks", {"profile": "alerts", "fallback": "b"}, 1) in samples.counts
+
+
+def test_a_profile_gone_from_the_file_has_no_fallbacks() -> None:
+    rt = context(None)
+    decision = record(
+        rt, stored_job(), SendResult(result("permanent", "token")), "w1", STARTED, lambda: NOW
+    )
+    assert decision == Decision("done", reason="permanent at token")
+    [(_, _, _, numbered)] = rt.store.attempts
+    assert numbered["step"] == NextStep("failed", None, (), None, CREATED)
+
+
+def test_record_sends_a_long_retry_to_wait_in_the_database() -> None:
+    rt = context(())
+    throttled = SendResult(result("transient", "token", retry_after_seconds=1200.0))
+    decision = record(rt, stored_job(), throttled, "w1", STARTED, lambda: NOW)
+    assert decision == Decision("wait", 1200.0, "transient at token")
+    [(_, _, _, numbered)] = rt.store.attempts
+    assert numbered["step"] == NextStep(
+        "queued", NOW + timedelta(seconds=1200), None, None, CREATED
+    )
