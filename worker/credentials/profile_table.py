@@ -64,6 +64,7 @@ class ProfileSpec(BaseModel):
     timeout_seconds: float | None = Field(default=None, gt=0)
     sasl_initial_response: bool = True
     pipeline_messages: bool = False
+    dsn: bool = True
     fallback: list[str] = Field(default_factory=list)
     allow_insecure_token_url: bool = False
     allow_plaintext_auth: bool = False

@@ -82,6 +82,9 @@ class Profile(BaseModel):
     # (RFC 2920 §3.1): one round trip per message in a run, but some servers die on it
     # after accepting the message (Dovecot 2.3's submission), which would resend it.
     pipeline_messages: bool = False
+    # Ask for delivery status notifications (RFC 3461) where the server offers DSN:
+    # failures and delays come back to the sending mailbox, naming the job (ENVID).
+    dsn: bool = True
     # Profiles a page is sent through, in order, when this one cannot deliver it.
     fallback: tuple[str, ...] = ()
     allow_plaintext_auth: bool = False

@@ -185,6 +185,7 @@ class _Resolver(SecretReader):
             timeout_seconds=spec.timeout_seconds,
             sasl_initial_response=spec.sasl_initial_response,
             pipeline_messages=spec.pipeline_messages,
+            dsn=spec.dsn,
             fallback=tuple(spec.fallback),
             allow_plaintext_auth=spec.allow_plaintext_auth,
             graph_url=(spec.graph_url or graph.url).rstrip("/") if graph else None,
