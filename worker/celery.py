@@ -26,6 +26,8 @@ SEND_TASK = "mailpipe.send_notification"
 BATCH_TASK = "mailpipe.send_batch"
 REFRESH_TASK = "mailpipe.refresh_expiring_tokens"
 REQUEUE_TASK = "mailpipe.requeue_stale_jobs"
+# POST one of a job's events to its callback_url (worker.delivery.callbacks).
+CALLBACK_TASK = "mailpipe.send_callback"
 QUEUE = "mail"
 CRITICAL_QUEUE = "mail.critical"  # incident pages never wait behind a bulk digest
 EXCHANGE = Exchange("mailpipe", type="direct")
@@ -140,5 +142,7 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(1) from None
 
 
-app = Celery("mailpipe", include=["tasks.jobs", "tasks.tokens", "tasks.lifecycle"])
+app = Celery(
+    "mailpipe", include=["tasks.jobs", "tasks.tokens", "tasks.callbacks", "tasks.lifecycle"]
+)
 app.conf.update(celery_config(_settings_or_exit()))

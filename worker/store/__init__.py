@@ -12,10 +12,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from worker.store.claims import AttemptEntry, AttemptRecord, NextStep
     from worker.store.database import Database, StoreUnavailableError, alembic_config
+    from worker.store.events import CallbackWork, EventEntry
     from worker.store.jobs import Store
     from worker.store.keys import check_key, rotate_stored
     from worker.store.refresh_tokens import DatabaseRefreshTokenStore, last_rotation
-    from worker.store.tables import Attempt, AttemptRecipient, Job, RefreshToken, utcnow
+    from worker.store.tables import (
+        Attempt,
+        AttemptRecipient,
+        Callback,
+        CallbackAttempt,
+        Event,
+        Job,
+        RefreshToken,
+        utcnow,
+    )
 
 # Each public name and the module that defines it.
 _HOMES = {
@@ -23,7 +33,12 @@ _HOMES = {
     "AttemptEntry": "worker.store.claims",
     "AttemptRecipient": "worker.store.tables",
     "AttemptRecord": "worker.store.claims",
+    "Callback": "worker.store.tables",
+    "CallbackAttempt": "worker.store.tables",
+    "CallbackWork": "worker.store.events",
     "Database": "worker.store.database",
+    "Event": "worker.store.tables",
+    "EventEntry": "worker.store.events",
     "DatabaseRefreshTokenStore": "worker.store.refresh_tokens",
     "Job": "worker.store.tables",
     "NextStep": "worker.store.claims",
@@ -42,8 +57,13 @@ __all__ = [
     "AttemptEntry",
     "AttemptRecipient",
     "AttemptRecord",
+    "Callback",
+    "CallbackAttempt",
+    "CallbackWork",
     "Database",
     "DatabaseRefreshTokenStore",
+    "Event",
+    "EventEntry",
     "Job",
     "NextStep",
     "RefreshToken",

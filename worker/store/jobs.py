@@ -15,11 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from worker.store.claims import Claims
+from worker.store.events import Events
 from worker.store.sweeps import Sweeps
 from worker.store.tables import Attempt, Job, utcnow
 
 
-class Store(Claims, Sweeps):
+class Store(Claims, Sweeps, Events):
     """Jobs and attempts, behind a small API the tasks, the faces and the CLI share."""
 
     # -- jobs ----------------------------------------------------------------
