@@ -74,8 +74,8 @@ def event_dict(event: Event) -> dict[str, Any]:
 
 
 def event_lines(event: Event) -> list[str]:
-    code = " ".join(str(c) for c in (event.smtp_code, event.enhanced_code) if c)
-    said = f"{code} {event.text}".strip()
+    # The text already starts with the enhanced code, as an attempt's does.
+    said = f"{event.smtp_code or ''} {event.text}".strip()
     lines = [f"  event {event.event:<9} {when(event.at)}  {event.recipient or '-'}  {said}"]
     callback = getattr(event, "callback", None)
     if callback is not None:
