@@ -203,6 +203,12 @@ def xtext(value: str) -> str:
     )
 
 
+def unxtext(value: str) -> str:
+    """RFC 3461 xtext decoded: each "+HH" back to its byte (a malformed one is kept as is)."""
+    decoded = re.sub(rb"\+([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), value.encode())
+    return decoded.decode("utf-8", "replace")
+
+
 def _group(message: OutgoingMessage, *, dsn: bool = False) -> bytes:
     """MAIL, every RCPT and DATA as one pipelined group."""
     mail = ["MAIL FROM:" + smtplib.quoteaddr(message.sender), *_mail_options(message, dsn=dsn)]
