@@ -55,3 +55,8 @@ def smtp_grouping_off(host: str, port: int) -> str:
 def beat_lock(task: str) -> str:
     """Held while a periodic task runs, so a second beat does not double the work."""
     return f"{PREFIX}:lock:beat:{task}"
+
+
+def bounce_reader(mailbox: str) -> str:
+    """Held by the one worker reading a bounce mailbox (``bounces.reader.mailbox_key``)."""
+    return f"{PREFIX}:bounces:{mailbox}"

@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     callback_retry_base_seconds: float = Field(10.0, gt=0, le=3600)
     callback_retry_max_seconds: float = Field(900.0, gt=0, le=86400)
     callback_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # How often beat reads the bounce mailboxes ([profiles.NAME.bounces]).
+    bounce_poll_seconds: float = Field(60.0, ge=1, le=86400)
+    # One reader per mailbox holds its lock at most this long (a dead one's frees itself).
+    bounce_lock_seconds: float = Field(300.0, ge=10, le=3600)
 
     # -- the SMTP relay (mailpipe relay) -------------------------------------------
     relay_tls_cert_file: Path | None = None

@@ -9,6 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.credentials.presets import GrantType, ProviderName, Security, TransportName
 
 
+class BouncesSpec(BaseModel):
+    """``[profiles.NAME.bounces]``: the mailbox the profile's reports come back to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    imap_host: str | None = None
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    folder: str = "INBOX"
+    # Where a handled report is moved (IMAP MOVE); None: left where it is.
+    move_to: str | None = None
+    scope: str | None = None
+    # The mailbox to log in to; the profile's own (its SMTP user) by default.
+    username: str | None = None
+
+
 class ProfileSpec(BaseModel):
     """One ``[profiles.NAME]`` table exactly as written; unknown keys are errors."""
 
@@ -71,3 +86,5 @@ class ProfileSpec(BaseModel):
     # Microsoft Graph sendMail (transport = "graph").
     graph_url: str | None = None
     save_to_sent_items: bool = True
+    # Reports read from the sending mailbox over IMAP (opt in).
+    bounces: BouncesSpec | None = None

@@ -47,6 +47,20 @@ class OAuthConfig(BaseModel):
     subject: str | None = None
 
 
+class BounceMailbox(BaseModel):
+    """Where a profile's delivery reports are read: IMAP over TLS, presets applied."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int = 993
+    folder: str = "INBOX"
+    move_to: str | None = None
+    username: str
+    # The OAuth scope of the mailbox's token (None: password IMAP).
+    scope: str | None = None
+
+
 class Profile(BaseModel):
     """One sender, ready to use."""
 
@@ -91,6 +105,8 @@ class Profile(BaseModel):
     # transport = "graph": the Graph API root, and whether Sent Items keeps a copy.
     graph_url: str | None = None
     save_to_sent_items: bool = True
+    # ``[profiles.NAME.bounces]``: reports are read from this mailbox; None: not read.
+    bounces: BounceMailbox | None = None
 
 
 class ProfilesFileError(ConfigError):

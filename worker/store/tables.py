@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -89,6 +90,8 @@ class Job(Base):
         Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
         # The due jobs a worker takes along with its own (Claims.claim_with_queued).
         Index("ix_jobs_queued_by_profile", "profile", "priority", "status", "created_at"),
+        # A bounce that lost its ENVID names its job by the returned Message-ID.
+        Index("ix_jobs_message_id", "message_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -245,6 +248,17 @@ class CallbackAttempt(Base):
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_seconds: Mapped[float] = mapped_column(Float)
+
+
+class BounceCursor(Base):
+    """How far a bounce mailbox has been read: its UIDVALIDITY and the last UID handled."""
+
+    __tablename__ = "bounce_cursors"
+
+    mailbox: Mapped[str] = mapped_column(String(400), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class RefreshToken(Base):

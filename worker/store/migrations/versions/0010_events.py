@@ -1,7 +1,9 @@
 """delivery events and callbacks
 
 A job's events (delivered, failed, bounced, delayed; one per recipient),
-the callbacks that POST them to the job's ``callback_url``, and each POST.
+the callbacks that POST them to the job's ``callback_url``, and each POST;
+how far each bounce mailbox has been read, and jobs found by Message-ID
+(a bounce that lost its envelope id names its job by it).
 
 Revision ID: 0010
 Revises: 0007
@@ -77,9 +79,19 @@ def upgrade() -> None:
         sa.Column("duration_seconds", sa.Float(), nullable=False),
     )
     op.create_index("ix_callback_attempts_callback_id", "callback_attempts", ["callback_id"])
+    op.create_table(
+        "bounce_cursors",
+        sa.Column("mailbox", sa.String(400), primary_key=True),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    op.create_index("ix_jobs_message_id", "jobs", ["message_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_message_id", "jobs")
+    op.drop_table("bounce_cursors")
     op.drop_table("callback_attempts")
     op.drop_table("callbacks")
     op.drop_table("events")
