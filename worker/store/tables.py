@@ -96,7 +96,8 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     profile: Mapped[str] = mapped_column(String(64), index=True)
-    # queued → sending → delivered | failed (sending → queued again for a retry)
+    # queued → sending → delivered | failed (sending → queued again for a retry);
+    # delivered → bounced when a report says every recipient bounced
     status: Mapped[str] = mapped_column(String(16))
     priority: Mapped[str] = mapped_column(String(8))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
