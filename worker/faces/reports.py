@@ -74,8 +74,10 @@ def event_dict(event: Event) -> dict[str, Any]:
 
 
 def event_lines(event: Event) -> list[str]:
-    # The text already starts with the enhanced code, as an attempt's does.
-    said = f"{event.smtp_code or ''} {event.text}".strip()
+    # The text already starts with the enhanced code, as an attempt's does; a bounce's
+    # diagnostic starts with the SMTP code too.
+    code = str(event.smtp_code or "")
+    said = event.text if event.text.startswith(code) else f"{code} {event.text}".strip()
     lines = [f"  event {event.event:<9} {when(event.at)}  {event.recipient or '-'}  {said}"]
     callback = getattr(event, "callback", None)
     if callback is not None:
