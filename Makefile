@@ -88,6 +88,7 @@ interop-servers:
 	@missing=""; \
 	command -v dovecot >/dev/null || missing="$$missing dovecot-core"; \
 	test -x /usr/lib/dovecot/submission || missing="$$missing dovecot-submissiond"; \
+	test -x /usr/lib/dovecot/imap || missing="$$missing dovecot-imapd"; \
 	command -v postfix >/dev/null || missing="$$missing postfix"; \
 	ls /usr/lib/*/libnss_wrapper.so >/dev/null 2>&1 || missing="$$missing libnss-wrapper"; \
 	if [ -n "$$missing" ]; then \

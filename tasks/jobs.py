@@ -20,7 +20,7 @@ from worker.celery import (
     waiting_messages,
 )
 from worker.delivery import deliver_batch, deliver_with_queued
-from worker.intake import publish, publish_batch
+from worker.intake import publish, publish_batch, publish_callbacks
 from worker.redis_adapter import Lock
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
@@ -45,6 +45,7 @@ def send_notification(self: Task, job_id: str) -> None:
     rt = get_runtime()
     worker = f"{self.request.hostname}/{os.getpid()}"
     for job, decision in deliver_with_queued(job_id, rt, worker=worker, limit=CLAIM_WINDOW):
+        publish_callbacks(rt, decision.callbacks)
         if decision.action == "retry":
             publish(rt, job.id, job.priority, decision.countdown_seconds)
 
@@ -81,6 +82,7 @@ def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
             return
         window = job_ids[start : start + CLAIM_WINDOW]
         for job, decision in deliver_batch(window, rt, worker=worker):
+            publish_callbacks(rt, decision.callbacks)
             if decision.action == "retry":
                 publish(rt, job.id, priority, decision.countdown_seconds)
 
@@ -112,6 +114,11 @@ def requeue_stale_jobs() -> int:
             known = {p: n for p, n in waiting.items() if n is not None}
             stale += rt.store.lost_jobs(now, grace=grace, waiting_by_priority=known)
         published = sum(publish(rt, job_id, priority) for job_id, priority in stale)
+        # Callbacks whose task message was lost (a retry's arrives when it is due).
+        overdue = rt.store.due_callbacks(now, grace=grace)
+        publish_callbacks(rt, overdue)
+    if overdue:
+        log.info("requeued %d callbacks without a task message", len(overdue))
     if stale:
         log.info("requeued %d of %d jobs without a task message", published, len(stale))
     return published

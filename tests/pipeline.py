@@ -29,6 +29,8 @@ REPO = Path(__file__).parents[1]
 # The SMTP relay's users log in with this password (hashed once, Argon2 is slow).
 RELAY_PASSWORD = "relay-test-password-value"
 RELAY_HASH = hash_password(RELAY_PASSWORD)
+# The key of every callback's signature (MAILPIPE_CALLBACK_SECRET).
+CALLBACK_SECRET = "pipeline-callback-secret-value"
 # The HTTP intake's key in every pipeline: tests of `serve` present it.
 API_KEY = "mp_pipeline-test-api-key-0123456789abcdefghijklmnop"
 # A second key that may use only another profile and route: for the 403s.
@@ -173,7 +175,7 @@ to = ["ops@example.test"]
 subject_template = "{{{{ payload.check }}}} is {{{{ payload.state }}}}"
 text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ payload.state }}}}"
 """)
-    secrets.add(CLIENT_SECRET, secret_key, API_KEY, LIMITED_KEY, RELAY_PASSWORD)
+    secrets.add(CLIENT_SECRET, secret_key, API_KEY, LIMITED_KEY, RELAY_PASSWORD, CALLBACK_SECRET)
     base = redis_server.rsplit("/", 1)[0]
     values = {
         "broker_url": f"{base}/0",
@@ -199,6 +201,9 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
         # Off here, so that each test counts its own token requests and connections;
         # tests/tasks/test_preflight.py turns it on.
         "preflight": "false",
+        "callback_secret": CALLBACK_SECRET,
+        "callback_retry_base_seconds": "0.2",
+        "callback_retry_max_seconds": "0.5",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
     env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})

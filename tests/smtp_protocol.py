@@ -11,6 +11,7 @@ import collections
 import logging
 import socket
 import ssl
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, AnyStr
 
 from aiosmtpd.controller import Controller
@@ -51,9 +52,33 @@ class Connection(SMTP):
         self.fake = fake
         self.record = SessionRecord(peer=())
         self.index = -1  # position in fake.sessions; stays -1 for Controller's start-up probe
+        # The current transaction's RCPT parameters, by address (aiosmtpd keeps one flat list).
+        self.rcpt_options: dict[str, list[str]] = {}
+        self.command_arg = ""
         self.line_length_limit = SMTP.line_length_limit
         # The class-level mapping falls back to SMTP.command_size_limit (512): use our own.
         self.command_size_limits = collections.defaultdict(lambda: COMMAND_LIMIT)
+
+    # RFC 3461's parameters, accepted when the server offers DSN (aiosmtpd knows none).
+    DSN_PARAMETERS = frozenset({"RET", "ENVID", "NOTIFY", "ORCPT"})
+
+    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
+        found = super()._getparams(params)
+        if found is None or not self.fake.dsn:
+            return found
+        return {k: v for k, v in found.items() if k not in self.DSN_PARAMETERS}
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        self.command_arg = arg  # aiosmtpd gives the hooks the parameters upper-cased
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        self.command_arg = arg
+        await super().smtp_RCPT(arg)
+
+    def parameters(self) -> list[str]:
+        """The current MAIL or RCPT command's parameters as the client wrote them."""
+        return self.command_arg.rpartition(">")[2].split()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Called again with the TLS transport after STARTTLS: same connection, same record.
@@ -133,6 +158,8 @@ class Handler:
             # aiosmtpd reads commands as a stream, so pipelined ones already work;
             # it only leaves the keyword out (Exchange Online and Gmail send it).
             reply.insert(1, "250-PIPELINING")
+        if self.fake.dsn:
+            reply.insert(1, "250-DSN")
         return reply
 
     async def handle_AUTH(
@@ -152,7 +179,9 @@ class Handler:
         if reply := self.fake._take("mail"):
             return reply
         envelope.mail_from = address
-        envelope.mail_options.extend(options)
+        connection = connection_of(server)
+        envelope.mail_options.extend(connection.parameters())
+        connection.rcpt_options = {}
         return "250 2.1.0 OK"
 
     async def handle_RCPT(
@@ -166,6 +195,7 @@ class Handler:
             return reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
+        connection_of(server).rcpt_options[address] = connection_of(server).parameters()
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:

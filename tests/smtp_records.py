@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
@@ -18,6 +18,8 @@ class ReceivedMessage:
     rcpt_tos: list[str]  # only the accepted recipients
     data: bytes  # raw message bytes as received (dot-unstuffed)
     mail_options: list[str]  # e.g. ["SIZE=312", "SMTPUTF8", "BODY=8BITMIME"]
+    # Each accepted recipient's RCPT parameters, e.g. ["NOTIFY=FAILURE,DELAY"]
+    rcpt_options: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def message(self) -> EmailMessage:

@@ -54,6 +54,7 @@ class FakeSmtpServer:
         gmail_style_failure: bool = True,
         max_initial_response: int | None = None,
         pipelining: bool = True,
+        dsn: bool = False,
     ) -> None:
         if security not in ("starttls", "tls", "none"):
             raise ValueError(f"security must be starttls, tls or none, not {security!r}")
@@ -71,6 +72,7 @@ class FakeSmtpServer:
         self.gmail_style_failure = gmail_style_failure
         self.max_initial_response = max_initial_response
         self.pipelining = pipelining
+        self.dsn = dsn
         self.host = "127.0.0.1"
         self.port = 0  # set by start(); a restart keeps the port
         self.sessions: list[SessionRecord] = []
@@ -223,6 +225,7 @@ class FakeSmtpServer:
             rcpt_tos=list(envelope.rcpt_tos),
             data=envelope.original_content or b"",
             mail_options=list(envelope.mail_options),
+            rcpt_options=dict(connection.rcpt_options),
         )
         with self._lock:
             self.messages.append(message)

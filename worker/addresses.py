@@ -2,7 +2,8 @@
 
 Used by the intake (notify, the HTTP API, the relay), the profiles file
 (``from_email``, ``subject``) and routes (``to``, ``cc``, ``bcc``). Pure: the
-callers turn a problem into their own error.
+callers turn a problem into their own error. The other address a job may
+carry, its ``callback_url``, is checked here too (notify, the API, routes).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from email.errors import MessageError
 from email.headerregistry import Address
+from urllib.parse import urlsplit
 
 # Far longer than any address SMTP carries (256 octets): refused before parsing.
 MAX_ADDRESS_CHARS = 1000
@@ -69,4 +71,20 @@ def _over_smtp_limits(address: str) -> str | None:
     for octets, limit, what, who, rfc in limits:
         if octets > limit:
             return f"{shown(address)}: the {what} is {octets} octets, {who} allows {limit} ({rfc})"
+    return None
+
+
+# Longer than any callback URL needs; the store's column is this wide.
+MAX_CALLBACK_URL_CHARS = 2000
+
+
+def callback_url_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a callback URL (http or https, with a host), or None."""
+    if not isinstance(value, str):
+        return "must be a string (an http or https URL)"
+    if len(value) > MAX_CALLBACK_URL_CHARS:
+        return f"longer than {MAX_CALLBACK_URL_CHARS} characters"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http or https URL with a host"
     return None

@@ -28,6 +28,10 @@ REFRESH_TASK = "mailpipe.refresh_expiring_tokens"
 REQUEUE_TASK = "mailpipe.requeue_stale_jobs"
 # A profile check the console asked for (its id only; the record is in Redis).
 CHECK_TASK = "mailpipe.check_profile"
+# POST one of a job's events to its callback_url (worker.delivery.callbacks).
+CALLBACK_TASK = "mailpipe.send_callback"
+# Read every opted-in profile's bounce mailbox (beat, MAILPIPE_BOUNCE_POLL_SECONDS).
+BOUNCES_TASK = "mailpipe.read_bounces"
 QUEUE = "mail"
 CRITICAL_QUEUE = "mail.critical"  # incident pages never wait behind a bulk digest
 EXCHANGE = Exchange("mailpipe", type="direct")
@@ -42,6 +46,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     refresh = settings.beat_interval_seconds
     sweep = settings.sweep_interval_seconds
+    bounces = settings.bounce_poll_seconds
     return {
         "broker_url": settings.broker_url.get_secret_value(),
         "broker_transport_options": transport,
@@ -83,6 +88,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                     "queue": CRITICAL_QUEUE,
                     "expires": Settings.beat_expires_seconds(refresh),
                 },
+            },
+            "read-bounces": {
+                "task": BOUNCES_TASK,
+                "schedule": timedelta(seconds=bounces),
+                "options": {"expires": Settings.beat_expires_seconds(bounces)},
             },
             # Often: a job whose worker died is sent again within a lease and a sweep.
             "requeue-stale-jobs": {
@@ -142,5 +152,15 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(1) from None
 
 
-app = Celery("mailpipe", include=["tasks.jobs", "tasks.tokens", "tasks.lifecycle", "tasks.checks"])
+app = Celery(
+    "mailpipe",
+    include=[
+        "tasks.jobs",
+        "tasks.tokens",
+        "tasks.callbacks",
+        "tasks.bounces",
+        "tasks.checks",
+        "tasks.lifecycle",
+    ],
+)
 app.conf.update(celery_config(_settings_or_exit()))

@@ -37,6 +37,8 @@ COUNTERS: Mapping[str, str] = {
     "token_requests": "HTTP requests to token endpoints, by profile and result.",
     "fallbacks": "Pages moved to a fallback profile, by profile and fallback.",
     "token_refresh_failures": "Token refreshes that failed, by profile and OAuth error.",
+    "bounces": "Recipients a delivery status report said bounced (5.x.x), by profile.",
+    "bounce_reports_unmatched": "Reports in a bounce mailbox that named no known job, by profile.",
 }
 # Seconds. Sends over a pooled connection take milliseconds; a page should be
 # accepted within seconds of notify, and anything past a minute is a retry.

@@ -60,3 +60,8 @@ def beat_lock(task: str) -> str:
 def profile_check(check_id: str) -> str:
     """A profile check started in the console: its steps so far, kept for a day."""
     return f"{PREFIX}:profile_check:{check_id}"
+
+
+def bounce_reader(mailbox: str) -> str:
+    """Held by the one worker reading a bounce mailbox (``bounces.reader.mailbox_key``)."""
+    return f"{PREFIX}:bounces:{mailbox}"

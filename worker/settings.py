@@ -160,6 +160,20 @@ class Settings(BaseSettings):
     # The part of a profile's rate limits normal priority may fill; the rest is high's.
     rate_share_normal: float = Field(0.8, gt=0, le=1)
 
+    # -- delivery events and callbacks ---------------------------------------------
+    # The HMAC-SHA256 key of X-Mailpipe-Signature on every callback; a notification
+    # with a callback_url is refused while it is unset (nothing unsigned goes out).
+    callback_secret: SecretStr | None = None
+    # A callback a receiver does not take is tried again with full jitter, for this long.
+    callback_max_age_seconds: float = Field(86400.0, gt=0, le=7 * 86400)
+    callback_retry_base_seconds: float = Field(10.0, gt=0, le=3600)
+    callback_retry_max_seconds: float = Field(900.0, gt=0, le=86400)
+    callback_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # How often beat reads the bounce mailboxes ([profiles.NAME.bounces]).
+    bounce_poll_seconds: float = Field(60.0, ge=1, le=86400)
+    # One reader per mailbox holds its lock at most this long (a dead one's frees itself).
+    bounce_lock_seconds: float = Field(300.0, ge=10, le=3600)
+
     # -- the SMTP relay (mailpipe relay) -------------------------------------------
     relay_tls_cert_file: Path | None = None
     relay_tls_key_file: Path | None = None

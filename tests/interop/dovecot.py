@@ -38,6 +38,7 @@ class Dovecot:
         introspection_url: str,
         passwords: dict[str, str],
         relay: tuple[str, int] | None = None,
+        imap: bool = False,
     ) -> None:
         require_root("Dovecot's master")
         self.binary = require("dovecot", "Debian packages dovecot-core, dovecot-submissiond")
@@ -47,9 +48,11 @@ class Dovecot:
         self.relay = relay
         self.directory = private_directory("dovecot")
         self.submission_port = free_port() if relay else None
+        self.imap_port = free_port() if imap else None  # IMAP over TLS (993's kind)
         self.auth_port = free_port()
         self.auth_socket = self.directory / "run" / "auth-client"
         self.log = self.directory / "dovecot.log"
+        self.config = self.directory / "dovecot.conf"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -60,6 +63,7 @@ class Dovecot:
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         ports = [self.auth_port] + ([self.submission_port] if self.submission_port else [])
+        ports += [self.imap_port] if self.imap_port else []
         wait_listening(ports, self.process, self.log)
 
     def stop(self) -> None:
@@ -92,7 +96,12 @@ class Dovecot:
         )
         oauth2.chmod(0o644)
         nobody = pwd.getpwnam("nobody")  # the user mail sessions run as
-        protocols = "submission" if self.relay else "none"
+        protocols = (
+            " ".join(p for p, on in (("submission", self.relay), ("imap", self.imap_port)) if on)
+            or "none"
+        )
+        # doveadm looks a user up without a password: the static userdb answers for anyone.
+        all_users = " allow_all_users=yes" if self.imap_port else ""
         config = d / "dovecot.conf"
         config.write_text(f"""
 base_dir = {d}/run
@@ -125,7 +134,7 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={d}/home/%u
+  args = uid={nobody.pw_uid} gid={nobody.pw_gid} home={d}/home/%u{all_users}
 }}
 service auth {{
   unix_listener auth-client {{
@@ -137,8 +146,47 @@ service auth {{
   }}
 }}
 {self._submission_config()}
+{self._imap_config()}
 """)
+        self.config = config
         return config
+
+    def _imap_config(self) -> str:
+        if self.imap_port is None:
+            return ""
+        return f"""
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+    ssl = yes
+  }}
+}}
+"""
+
+    def save(self, user: str, message: bytes, folder: str = "INBOX") -> None:
+        """Put ``message`` in ``user``'s ``folder`` as delivery would (``doveadm save``)."""
+        self.doveadm("save", "-u", user, "-m", folder, input=message)
+
+    def create_folder(self, user: str, folder: str) -> None:
+        self.doveadm("mailbox", "create", "-u", user, folder)
+
+    def folder_count(self, user: str, folder: str) -> int:
+        out = self.doveadm("mailbox", "status", "-u", user, "messages", folder)
+        return int(out.split("=", 1)[1])
+
+    def doveadm(self, *args: str, input: bytes = b"") -> str:
+        doveadm = require("doveadm", "Debian package dovecot-core")
+        done = subprocess.run(
+            [doveadm, "-c", str(self.config), *args],
+            input=input, capture_output=True, timeout=30,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise AssertionError(f"doveadm {args[0]}: {done.stderr.decode(errors='replace')}")
+        return done.stdout.decode()
 
     def _submission_config(self) -> str:
         if self.relay is None:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.fake_idp import FakeIdP
 from tests.interop.checks import Run
+from tests.interop.daemons import wait_until
 from tests.interop.mailpipe import PROFILES, WORKER_PROCESSES, Mailpipe
 from tests.interop.sink import Sink
 from tests.interop.upstreams import Upstream
@@ -114,3 +115,34 @@ def queue_backlog(mailpipe: Mailpipe) -> list[str]:
 def grouping_turned_off(mailpipe: Mailpipe, upstream: Upstream) -> bool:
     key = redis_keys.smtp_grouping_off("127.0.0.1", upstream.port)
     return bool(mailpipe.runtime.redis.exists(key))
+
+
+def test_dsn_requests_reach_the_next_hop_where_the_server_offers_dsn(
+    mailpipe: Mailpipe, upstream: Upstream, sink: Sink, tls: TlsFiles
+) -> None:
+    offers_dsn = "dsn" in ehlo_keywords(upstream, tls)
+    if upstream.name == "postfix":
+        assert offers_dsn, "Postfix offers DSN: the case this test is about"
+    mailpipe.start_worker()
+    profile = PROFILES[0].name
+    job_id = notify(profile, to=["oncall@example.test"], subject="[P1] disk", text="Disk full.",
+                    runtime=mailpipe.runtime)  # fmt: skip
+    mailpipe.wait_final([job_id], seconds=60)
+    assert mailpipe.runtime.store.get_job(job_id).status == "delivered"  # type: ignore[union-attr]
+    wait_until(lambda: sink.count() == 1, seconds=30, what="the message at the sink")
+    ((mail_options, rcpt_options),) = sink.envelopes
+    if offers_dsn:
+        # The server took ENVID and NOTIFY from mailpipe and passed them on unchanged.
+        assert f"ENVID={job_id.upper()}" in mail_options
+        assert "RET=HDRS" in mail_options
+        assert "NOTIFY=FAILURE,DELAY" in rcpt_options["oncall@example.test"]
+    else:
+        assert not [o for o in mail_options if o.startswith("ENVID=")]
+
+
+def ehlo_keywords(upstream: Upstream, tls: TlsFiles) -> set[str]:
+    """What the server offers after STARTTLS, as mailpipe sees it."""
+    with smtplib.SMTP("127.0.0.1", upstream.port, timeout=30) as smtp:
+        smtp.starttls(context=ssl.create_default_context(cafile=str(tls.ca_pem)))
+        smtp.ehlo()
+        return set(smtp.esmtp_features)

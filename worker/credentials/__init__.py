@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from worker.credentials.access import Credentials, OAuthCredentials, SmtpCredentials
     from worker.credentials.profiles import (
+        BounceMailbox,
         OAuthConfig,
         Profile,
         Profiles,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "CachedToken": "worker.credentials.token_cache",
     "Credentials": "worker.credentials.access",
+    "BounceMailbox": "worker.credentials.profiles",
     "OAuthConfig": "worker.credentials.profiles",
     "OAuthCredentials": "worker.credentials.access",
     "Profile": "worker.credentials.profiles",
@@ -40,6 +42,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "BounceMailbox",
     "CachedToken",
     "Credentials",
     "OAuthConfig",

@@ -74,6 +74,29 @@ class Credentials:
         cached = self.cache.get(self.grant(name), force=force)
         return OAuthCredentials(username=profile.username, cached=cached, sasl=profile.sasl)
 
+    def mailbox(self, name: str) -> SmtpCredentials:
+        """Credentials for reading profile ``name``'s bounce mailbox (IMAP).
+
+        OAuth: a token from the profile's own client for the mailbox's scope,
+        cached apart from its SMTP token (a grant named ``NAME.bounces``).
+        """
+        profile = self.profiles.get(name)
+        mailbox = profile.bounces
+        if mailbox is None:
+            raise ValueError(f"profile '{name}' reads no bounce mailbox")
+        if profile.oauth is None:
+            password = profile.password or SecretStr("")
+            return PasswordCredentials(username=mailbox.username, password=password)
+        key = f"{name}.bounces"
+        self.grant(name)  # resets the grants when the file was reloaded
+        grant = self._grants.get(key)
+        if grant is None:
+            oauth = profile.oauth.model_copy(update={"scope": mailbox.scope})
+            reader = profile.model_copy(update={"name": key, "oauth": oauth})
+            grant = self._grants[key] = build_grant(reader, self.refresh_tokens)
+        cached = self.cache.get(grant)
+        return OAuthCredentials(username=mailbox.username, cached=cached, sasl="xoauth2")
+
     def invalidate(self, name: str, rejected: OAuthCredentials) -> None:
         """Call after the SMTP server rejected the token (535 and friends)."""
         self.cache.invalidate(name, rejected.cached.token)

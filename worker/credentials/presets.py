@@ -103,3 +103,33 @@ PRESETS: Mapping[str, Preset] = {
 # Microsoft's multi-tenant aliases; app-only tokens need the tenant itself.
 MICROSOFT_TENANT_ALIASES = frozenset({"common", "organizations", "consumers"})
 DEFAULT_PORTS: Mapping[str, int] = {"starttls": 587, "tls": 465, "none": 25}
+
+
+@dataclass(frozen=True)
+class BouncePreset:
+    """The provider's IMAP server and the scope of a token that may read the mailbox."""
+
+    host: str
+    app_scope: str  # client credentials (an app granted the mailbox)
+    user_scope: str  # delegated, or a service account acting as the user
+
+    def scope(self, grant: GrantType) -> str:
+        return self.app_scope if grant == "client_credentials" else self.user_scope
+
+
+BOUNCE_PRESETS: dict[str, BouncePreset] = {
+    # IMAP.AccessAsApp for an app (its service principal granted the mailbox);
+    # IMAP.AccessAsUser.All for a signed-in user. Learn: "Authenticate an IMAP,
+    # POP or SMTP connection using OAuth".
+    "microsoft365": BouncePreset(
+        host="outlook.office365.com",
+        app_scope="https://outlook.office365.com/.default",
+        user_scope="https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
+    ),
+    # One scope covers SMTP and IMAP.
+    "google_workspace": BouncePreset(
+        host="imap.gmail.com",
+        app_scope="https://mail.google.com/",
+        user_scope="https://mail.google.com/",
+    ),
+}

@@ -9,6 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.credentials.presets import GrantType, ProviderName, Security, TransportName
 
 
+class BouncesSpec(BaseModel):
+    """``[profiles.NAME.bounces]``: the mailbox the profile's reports come back to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    imap_host: str | None = None
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    folder: str = "INBOX"
+    # Where a handled report is moved (IMAP MOVE); None: left where it is.
+    move_to: str | None = None
+    scope: str | None = None
+    # The mailbox to log in to; the profile's own (its SMTP user) by default.
+    username: str | None = None
+
+
 class ProfileSpec(BaseModel):
     """One ``[profiles.NAME]`` table exactly as written; unknown keys are errors."""
 
@@ -64,9 +79,12 @@ class ProfileSpec(BaseModel):
     timeout_seconds: float | None = Field(default=None, gt=0)
     sasl_initial_response: bool = True
     pipeline_messages: bool = False
+    dsn: bool = True
     fallback: list[str] = Field(default_factory=list)
     allow_insecure_token_url: bool = False
     allow_plaintext_auth: bool = False
     # Microsoft Graph sendMail (transport = "graph").
     graph_url: str | None = None
     save_to_sent_items: bool = True
+    # Reports read from the sending mailbox over IMAP (opt in).
+    bounces: BouncesSpec | None = None

@@ -47,6 +47,20 @@ class OAuthConfig(BaseModel):
     subject: str | None = None
 
 
+class BounceMailbox(BaseModel):
+    """Where a profile's delivery reports are read: IMAP over TLS, presets applied."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int = 993
+    folder: str = "INBOX"
+    move_to: str | None = None
+    username: str
+    # The OAuth scope of the mailbox's token (None: password IMAP).
+    scope: str | None = None
+
+
 class Profile(BaseModel):
     """One sender, ready to use."""
 
@@ -82,12 +96,17 @@ class Profile(BaseModel):
     # (RFC 2920 §3.1): one round trip per message in a run, but some servers die on it
     # after accepting the message (Dovecot 2.3's submission), which would resend it.
     pipeline_messages: bool = False
+    # Ask for delivery status notifications (RFC 3461) where the server offers DSN:
+    # failures and delays come back to the sending mailbox, naming the job (ENVID).
+    dsn: bool = True
     # Profiles a page is sent through, in order, when this one cannot deliver it.
     fallback: tuple[str, ...] = ()
     allow_plaintext_auth: bool = False
     # transport = "graph": the Graph API root, and whether Sent Items keeps a copy.
     graph_url: str | None = None
     save_to_sent_items: bool = True
+    # ``[profiles.NAME.bounces]``: reports are read from this mailbox; None: not read.
+    bounces: BounceMailbox | None = None
 
 
 class ProfilesFileError(ConfigError):

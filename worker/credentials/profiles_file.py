@@ -20,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 
 from worker.addresses import address_problem
 from worker.credentials.presets import (
+    BOUNCE_PRESETS,
     DEFAULT_PORTS,
     MICROSOFT_TENANT_ALIASES,
     PRESETS,
@@ -29,6 +30,7 @@ from worker.credentials.presets import (
 from worker.credentials.profile_secrets import SecretReader, one_line
 from worker.credentials.profile_table import ProfileSpec
 from worker.credentials.profiles import (
+    BounceMailbox,
     OAuthConfig,
     Profile,
     Profiles,
@@ -155,6 +157,7 @@ class _Resolver(SecretReader):
         graph = self.graph(spec, preset)
         if self.problems or host is None:
             return None
+        username = spec.username or (oauth.subject if oauth else None) or spec.from_email
         max_connections = spec.max_connections or preset.max_connections
         max_message_bytes = spec.max_message_bytes
         if graph is not None:
@@ -171,7 +174,7 @@ class _Resolver(SecretReader):
             from_email=spec.from_email,
             from_name=spec.from_name,
             auth=spec.auth,
-            username=spec.username or (oauth.subject if oauth else None) or spec.from_email,
+            username=username,
             password=password,
             sasl=spec.sasl,
             oauth=oauth,
@@ -185,10 +188,37 @@ class _Resolver(SecretReader):
             timeout_seconds=spec.timeout_seconds,
             sasl_initial_response=spec.sasl_initial_response,
             pipeline_messages=spec.pipeline_messages,
+            dsn=spec.dsn,
             fallback=tuple(spec.fallback),
             allow_plaintext_auth=spec.allow_plaintext_auth,
             graph_url=(spec.graph_url or graph.url).rstrip("/") if graph else None,
             save_to_sent_items=spec.save_to_sent_items,
+            bounces=self.bounces(spec, username or spec.from_email, oauth),
+        )
+
+    def bounces(
+        self, spec: ProfileSpec, username: str, oauth: OAuthConfig | None
+    ) -> BounceMailbox | None:
+        """The mailbox of ``[profiles.NAME.bounces]``, presets applied (None: not read)."""
+        table = spec.bounces
+        if table is None:
+            return None
+        preset = BOUNCE_PRESETS.get(spec.provider)
+        host = table.imap_host or (preset.host if preset else None)
+        if host is None:
+            self.problem("bounces.imap_host", "missing (required for provider 'generic')")
+            return None
+        scope = None
+        if oauth is not None:
+            preset_scope = preset.scope(oauth.grant) if preset else None
+            scope = table.scope or preset_scope or oauth.scope
+        return BounceMailbox(
+            host=host,
+            port=table.imap_port,
+            folder=table.folder,
+            move_to=table.move_to,
+            username=table.username or username,
+            scope=scope,
         )
 
     def graph(self, spec: ProfileSpec, preset: Preset) -> GraphPreset | None:

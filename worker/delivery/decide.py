@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from providers.backoff import full_jitter
+from worker.delivery.events import settled
 from worker.metrics import Samples
 from worker.settings import Settings
 from worker.store import AttemptEntry, AttemptRecord, Job, NextStep
@@ -42,6 +43,8 @@ class Decision:
     action: Literal["done", "skip", "retry", "wait"]
     countdown_seconds: float = 0.0
     reason: str = ""
+    # Callbacks the attempt's events made, written with it: the task publishes them.
+    callbacks: tuple[str, ...] = ()
 
     @classmethod
     def later(cls, settings: Settings, delay: float, *, reason: str) -> Decision:
@@ -142,7 +145,12 @@ def record(
     judged = judge(rt.settings, job, sent, worker, started, now(), fallbacks_of(rt, job))
     entry = judged.entry
     rt.store.record_attempt(
-        entry.job_id, entry.claim_id, entry.record, number=entry.number, step=entry.step
+        entry.job_id,
+        entry.claim_id,
+        entry.record,
+        number=entry.number,
+        step=entry.step,
+        events=entry.events,
     )
     samples = Samples()
     decision = judged.announce(rt.settings, samples)
@@ -160,6 +168,11 @@ class Judged:
 
     def announce(self, settings: Settings, samples: Samples) -> Decision:
         """Once written: add its metrics to ``samples``, log it, say what the task does."""
+        decision = self._decision(settings, samples)
+        callbacks = tuple(c for c in (e.callback for e in self.entry.events) if c)
+        return replace(decision, callbacks=callbacks) if callbacks else decision
+
+    def _decision(self, settings: Settings, samples: Samples) -> Decision:
         job, entry = self.job, self.entry
         result, step, attempt = entry.record.outcome, entry.step, entry.number
         _samples(job, entry.record, step.status, samples)
@@ -203,8 +216,11 @@ def judge(
     # Counted from an operator's retry of the failed job, which starts a new budget.
     tries = attempt - (job.retried_after or 0)
     step, delay = next_step(settings, result, tries, ended, partly_sent=partly_sent, way=way)
+    profile = job.via_profile or job.profile
+    sent_to = job.pending if job.pending is not None else job.recipients  # service.envelope
+    events = settled(job, sent_to, result, step, ended, profile)
     entry = AttemptRecord(
-        profile=job.via_profile or job.profile,
+        profile=profile,
         started_at=started,
         ended_at=ended,
         worker=worker,
@@ -214,7 +230,7 @@ def judge(
         reused_connection=sent.reused_connection,
     )
     assert job.claim_id is not None
-    return Judged(job, AttemptEntry(job.id, job.claim_id, entry, attempt, step), delay)
+    return Judged(job, AttemptEntry(job.id, job.claim_id, entry, attempt, step, events), delay)
 
 
 def fallbacks_of(rt: DeliveryContext, job: Job) -> tuple[str, ...]:

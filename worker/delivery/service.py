@@ -139,6 +139,7 @@ def outgoing(job: Job, profiles: Profiles) -> OutgoingMessage:
         data=job.message,
         message_id=job.message_id,
         smtputf8=job.smtputf8,
+        envid=job.id,
     )
     return as_sent_by(message, profiles.get(job.via_profile)) if job.via_profile else message
 

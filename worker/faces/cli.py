@@ -137,16 +137,18 @@ def _header(text: str) -> tuple[str, str]:
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(job_id: str, as_json: bool) -> None:
-    """The job, its attempts and per-recipient results."""
+    """The job, its attempts, per-recipient results and events (with their callbacks)."""
     from worker.faces.reports import job_dict, job_lines
 
-    job = _store().get_job(job_id)
+    store = _store()
+    job = store.get_job(job_id)
     if job is None:
         raise MailpipeError(f"no job {job_id}")
+    events = store.events_of(job.id)
     if as_json:
-        click.echo(json.dumps(job_dict(job), indent=2))
+        click.echo(json.dumps(job_dict(job, events), indent=2))
     else:
-        click.echo("\n".join(job_lines(job)))
+        click.echo("\n".join(job_lines(job, events)))
 
 
 @main.command()

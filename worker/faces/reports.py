@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from worker.store import Attempt, Job
+from worker.store import Attempt, Event, Job
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -24,7 +25,7 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
-def job_dict(job: Job) -> dict[str, Any]:
+def job_dict(job: Job, events: Sequence[Event] = ()) -> dict[str, Any]:
     return {
         "id": job.id,
         "profile": job.profile,
@@ -44,7 +45,48 @@ def job_dict(job: Job) -> dict[str, Any]:
         "delivered_by": delivered_by(job),
         "recipients": recipient_states(job),
         "attempts": [attempt_dict(a) for a in job.attempts],
+        "callback_url": job.callback_url,
+        "events": [event_dict(e) for e in events],
     }
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    """An event as its callback's body has it, with where its callback stands."""
+    callback = getattr(event, "callback", None)  # Store.events_of attaches it
+    return {
+        "event": event.event,
+        "recipient": event.recipient,
+        "at": when(event.at),
+        "profile": event.profile,
+        "smtp_code": event.smtp_code,
+        "enhanced_code": event.enhanced_code,
+        "text": event.text,
+        "callback": None if callback is None else {
+            "status": callback.status,
+            "attempts": [
+                {"at": when(a.at), "http_status": a.http_status, "error": a.error}
+                for a in callback.attempts
+            ],
+            "next_attempt_at": when(callback.next_attempt_at)
+            if callback.status == "pending" else None,
+        },
+    }  # fmt: skip
+
+
+def event_lines(event: Event) -> list[str]:
+    # The text already starts with the enhanced code, as an attempt's does; a bounce's
+    # diagnostic starts with the SMTP code too.
+    code = str(event.smtp_code or "")
+    said = event.text if event.text.startswith(code) else f"{code} {event.text}".strip()
+    lines = [f"  event {event.event:<9} {when(event.at)}  {event.recipient or '-'}  {said}"]
+    callback = getattr(event, "callback", None)
+    if callback is not None:
+        posts = ", ".join(
+            str(a.http_status) if a.http_status is not None else (a.error or "no answer")
+            for a in callback.attempts
+        )
+        lines.append(f"      callback {callback.status}" + (f" after {posts}" if posts else ""))
+    return lines
 
 
 def delivered_by(job: Job) -> str | None:
@@ -117,7 +159,7 @@ def attempt_dict(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def job_lines(job: Job) -> list[str]:
+def job_lines(job: Job, events: Sequence[Event] = ()) -> list[str]:
     n = job.notification
     lines = [
         f"job {job.id}: {job.status} (profile {job.profile}, priority {job.priority})",
@@ -141,6 +183,7 @@ def job_lines(job: Job) -> list[str]:
     elif job.next_attempt_at:
         lines.append(f"  next try    {when(job.next_attempt_at)}")
     lines += [line for attempt in job.attempts for line in attempt_lines(attempt)]
+    lines += [line for event in events for line in event_lines(event)]
     return lines
 
 

@@ -2,7 +2,14 @@
 
 from worker.intake.arguments import check_notification_arguments, check_sizes
 from worker.intake.message import Attachment, InvalidMessageError, Notification, build_message
-from worker.intake.notify import Priority, notify, notify_many, publish, publish_batch
+from worker.intake.notify import (
+    Priority,
+    notify,
+    notify_many,
+    publish,
+    publish_batch,
+    publish_callbacks,
+)
 
 __all__ = [
     "Attachment",
@@ -16,4 +23,5 @@ __all__ = [
     "notify_many",
     "publish",
     "publish_batch",
+    "publish_callbacks",
 ]

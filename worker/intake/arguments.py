@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from worker.addresses import shown
+from worker.addresses import callback_url_problem, shown
 from worker.intake.message import Attachment, InvalidMessageError, Notification
 
 _PRIORITIES = ("normal", "high")
@@ -166,3 +166,13 @@ def _attachments(value: object) -> tuple[Attachment, ...]:
         _of_type(f"attachments[{i}].content_type", attachment.content_type, str)
         _of_type(f"attachments[{i}].data", attachment.data, bytes)
     return items
+
+
+def check_callback_url(value: object) -> str | None:
+    """``callback_url`` as given, if it is one a callback can be POSTed to (http or https)."""
+    if value is None:
+        return None
+    problem = callback_url_problem(value)
+    if problem:
+        raise InvalidMessageError("callback_url", problem)
+    return str(value)

@@ -141,6 +141,7 @@ def build_message(
         data=data,
         message_id=message_id,
         smtputf8=smtputf8,
+        envid=job_id,
     )
 
 

@@ -14,8 +14,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from worker.celery import BATCH_TASK, SEND_TASK, queue_of
-from worker.intake.arguments import check_notification_arguments, check_sizes
+from worker.celery import BATCH_TASK, CALLBACK_TASK, QUEUE, SEND_TASK, queue_of
+from worker.intake.arguments import (
+    check_callback_url,
+    check_notification_arguments,
+    check_sizes,
+)
 from worker.intake.message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Attachment,
@@ -47,6 +51,7 @@ def notify(
     idempotency_key: str | None = None,
     priority: Priority = "normal",
     *,
+    callback_url: str | None = None,
     api_key_name: str | None = None,
     runtime: Producer | None = None,
 ) -> str:
@@ -56,13 +61,22 @@ def notify(
     when the input cannot be sent: argument types first, then the profile,
     then the sizes, then the message itself. ``api_key_name``: the HTTP
     intake's key that asks (recorded on the job; its idempotency keys are its own).
+    ``callback_url``: where the job's events are POSTed, signed with
+    ``MAILPIPE_CALLBACK_SECRET`` (refused while that is unset).
     """
     notification = check_notification_arguments(
         profile, to, subject, text, html, cc, bcc, reply_to, headers, attachments,
         idempotency_key, priority,
     )  # fmt: skip
     rt = runtime or get_producer()
+    url = check_callback_url(callback_url)
+    if url is not None and rt.settings.callback_secret is None:
+        raise InvalidMessageError(
+            "callback_url",
+            "MAILPIPE_CALLBACK_SECRET is not set: callbacks are signed with it, set it first",
+        )
     job = _prepared_job(rt, profile, notification, idempotency_key, priority, api_key_name)
+    job.callback_url = url
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
     job_id, created = rt.store.add_job(job, idempotency_window=window)
     if created:
@@ -229,6 +243,23 @@ def publish(
     if record:
         rt.store.mark_published([job_id], at=datetime.now(UTC) + timedelta(seconds=countdown))
     return True
+
+
+def publish_callbacks(rt: Producer, callback_ids: Iterable[str], countdown: float = 0.0) -> int:
+    """A task message per callback; how many went out. One that did not is published
+    by the sweep once it is overdue (``Store.due_callbacks``)."""
+    published = 0
+    for callback_id in callback_ids:
+        try:
+            rt.celery.send_task(
+                CALLBACK_TASK, args=[callback_id], argsrepr=repr((callback_id,)),
+                queue=QUEUE, countdown=countdown or None,
+            )  # fmt: skip
+        except Exception as exc:  # kombu raises many types; the callback is safe in the store
+            log.warning("callback %s stored but not published (%s)", callback_id, exc)
+            continue
+        published += 1
+    return published
 
 
 def _as_record(notification: Notification) -> dict[str, object]:

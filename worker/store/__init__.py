@@ -13,13 +13,17 @@ if TYPE_CHECKING:
     from worker.store.claims import AttemptEntry, AttemptRecord, NextStep
     from worker.store.console import CANCELLED, STATES, Actor, JobQuery, state_of
     from worker.store.database import Database, StoreUnavailableError, alembic_config
+    from worker.store.events import CallbackWork, EventEntry
     from worker.store.jobs import Store
     from worker.store.keys import check_key, rotate_stored
     from worker.store.refresh_tokens import DatabaseRefreshTokenStore, last_rotation
     from worker.store.tables import (
         Attempt,
         AttemptRecipient,
+        Callback,
+        CallbackAttempt,
         ConsoleAction,
+        Event,
         Job,
         RefreshToken,
         utcnow,
@@ -37,7 +41,12 @@ _HOMES = {
     "AttemptEntry": "worker.store.claims",
     "AttemptRecipient": "worker.store.tables",
     "AttemptRecord": "worker.store.claims",
+    "Callback": "worker.store.tables",
+    "CallbackAttempt": "worker.store.tables",
+    "CallbackWork": "worker.store.events",
     "Database": "worker.store.database",
+    "Event": "worker.store.tables",
+    "EventEntry": "worker.store.events",
     "DatabaseRefreshTokenStore": "worker.store.refresh_tokens",
     "Job": "worker.store.tables",
     "NextStep": "worker.store.claims",
@@ -59,9 +68,14 @@ __all__ = [
     "AttemptEntry",
     "AttemptRecipient",
     "AttemptRecord",
+    "Callback",
+    "CallbackAttempt",
+    "CallbackWork",
     "ConsoleAction",
     "Database",
     "DatabaseRefreshTokenStore",
+    "Event",
+    "EventEntry",
     "Job",
     "JobQuery",
     "NextStep",

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Update, update
 
 from worker.store import claim_statements as sql
 from worker.store.database import Database
+from worker.store.events import EventEntry, insert_events
 from worker.store.tables import Job, utcnow
 
 # Server replies can be long; the columns are not. What is kept is cut here.
@@ -165,15 +166,22 @@ class Claims(Database):
             )
 
     def record_attempt(
-        self, job_id: str, claim_id: str, record: AttemptRecord, *, number: int, step: NextStep
+        self,
+        job_id: str,
+        claim_id: str,
+        record: AttemptRecord,
+        *,
+        number: int,
+        step: NextStep,
+        events: Sequence[EventEntry] = (),
     ) -> bool:
-        """Write attempt ``number`` and move the job on, in one transaction.
+        """Write attempt ``number`` (and its events) and move the job on, in one transaction.
 
         Plain INSERTs and one conditional UPDATE: this runs once per message.
-        False when the claim was lost: the attempt is kept as history, but the
-        job's state belongs to its new owner.
+        False when the claim was lost: the attempt is kept as history (its
+        events too: they happened), but the job's state belongs to its new owner.
         """
-        entry = AttemptEntry(job_id, claim_id, record, number, step)
+        entry = AttemptEntry(job_id, claim_id, record, number, step, tuple(events))
         with self.transaction() as connection:
             _insert_attempts(connection, [entry])
             owned = connection.execute(_move_on(step), _move_on_params(entry))
@@ -199,7 +207,9 @@ class Claims(Database):
                         raise _ClaimLost
         except _ClaimLost:
             return [
-                self.record_attempt(e.job_id, e.claim_id, e.record, number=e.number, step=e.step)
+                self.record_attempt(
+                    e.job_id, e.claim_id, e.record, number=e.number, step=e.step, events=e.events
+                )
                 for e in entries
             ]
         return [True] * len(entries)
@@ -214,6 +224,8 @@ class AttemptEntry:
     record: AttemptRecord
     number: int
     step: NextStep
+    # What the attempt meant for each recipient, when it settled something (delivery.events).
+    events: tuple[EventEntry, ...] = ()
 
 
 class _ClaimLost(Exception):
@@ -244,6 +256,7 @@ def _insert_attempts(connection: Connection, entries: Sequence[AttemptEntry]) ->
     ]
     if recipients:
         connection.execute(sql.INSERT_RECIPIENTS, recipients)
+    insert_events(connection, [event for entry in entries for event in entry.events])
     return ids
 
 

@@ -14,13 +14,15 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from worker.store.bounces import Bounces
 from worker.store.claims import Claims
 from worker.store.console import ConsoleOperations
+from worker.store.events import Events
 from worker.store.sweeps import Sweeps
 from worker.store.tables import Attempt, Job, utcnow
 
 
-class Store(Claims, Sweeps, ConsoleOperations):
+class Store(Claims, Sweeps, ConsoleOperations, Events, Bounces):
     """Jobs and attempts, behind a small API the tasks, the faces and the CLI share."""
 
     # -- jobs ----------------------------------------------------------------

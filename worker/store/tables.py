@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -89,11 +90,14 @@ class Job(Base):
         Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
         # The due jobs a worker takes along with its own (Claims.claim_with_queued).
         Index("ix_jobs_queued_by_profile", "profile", "priority", "status", "created_at"),
+        # A bounce that lost its ENVID names its job by the returned Message-ID.
+        Index("ix_jobs_message_id", "message_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     profile: Mapped[str] = mapped_column(String(64), index=True)
-    # queued → sending → delivered | failed (sending → queued again for a retry)
+    # queued → sending → delivered | failed (sending → queued again for a retry);
+    # delivered → bounced when a report says every recipient bounced
     status: Mapped[str] = mapped_column(String(16))
     priority: Mapped[str] = mapped_column(String(8))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
@@ -134,6 +138,8 @@ class Job(Base):
     # Attempts made before an operator last retried the failed job: the retry
     # budget (retry_max_attempts) counts from here.
     retried_after: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where the job's events are POSTed (signed); None: nowhere, they are only recorded.
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="job", order_by="Attempt.number", cascade="all, delete-orphan"
@@ -187,6 +193,76 @@ class AttemptRecipient(Base):
     enhanced_code: Mapped[str | None] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text, default="")
     outcome: Mapped[str] = mapped_column(String(16))
+
+
+class Event(Base):
+    """Something that happened to one recipient of a job: delivered, failed, bounced, delayed."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    # delivered | failed | bounced | delayed
+    event: Mapped[str] = mapped_column(String(16))
+    profile: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    enhanced_code: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    # What the event came from, unique where it can be seen twice (a report read by two
+    # readers); None: made once, where the delivery decided.
+    source: Mapped[str | None] = mapped_column(String(400), unique=True)
+
+
+class Callback(Base):
+    """One event to POST to a job's callback URL, until the receiver takes it or 24 h pass."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    # pending → delivered | gone (the receiver answered 410) | expired (24 h passed)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # A worker posting it holds it until then; a dead one's callback is taken over after.
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    attempts: Mapped[list[CallbackAttempt]] = relationship(
+        cascade="all, delete-orphan", order_by="CallbackAttempt.number"
+    )
+
+
+class CallbackAttempt(Base):
+    """One POST of a callback: the receiver's status, or why there was none."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    callback_id: Mapped[str] = mapped_column(
+        ForeignKey("callbacks.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[float] = mapped_column(Float)
+
+
+class BounceCursor(Base):
+    """How far a bounce mailbox has been read: its UIDVALIDITY and the last UID handled."""
+
+    __tablename__ = "bounce_cursors"
+
+    mailbox: Mapped[str] = mapped_column(String(400), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class RefreshToken(Base):

@@ -26,6 +26,8 @@ class OutgoingMessage:
     data: bytes = field(repr=False)
     message_id: str
     smtputf8: bool = False
+    # The job id, sent as the DSN envelope id (RFC 3461 ENVID) so a bounce names its job.
+    envid: str | None = None
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def create_app(
             **body.fields(),
             idempotency_key=idempotency_key,
             priority=body.priority,
+            callback_url=body.callback_url,
             api_key_name=who.name,
             runtime=intake(request).runtime,
         )
@@ -127,11 +128,12 @@ def create_app(
     def get_notification(
         job_id: str, request: Request, who: Annotated[Caller, Depends(caller)]
     ) -> dict[str, Any]:
-        """The job, every attempt and each recipient's result (as `mailpipe status --json`)."""
+        """The job, every attempt, each recipient's result and the job's events (as
+        `mailpipe status --json`)."""
         job = intake(request).runtime.store.get_job(job_id)
         if job is None or not who.may_see(job.api_key_name):
             raise problems.Problem(404, "Not found", f"no notification {job_id}", field="id")
-        return job_dict(job)
+        return job_dict(job, intake(request).runtime.store.events_of(job.id))
 
     @app.get("/healthz", response_model=Health, responses={})
     def healthz() -> Health:

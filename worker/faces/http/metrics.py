@@ -29,7 +29,7 @@ from worker.runtime import Producer
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STATUSES = ("queued", "sending", "delivered", "failed")
+STATUSES = ("queued", "sending", "delivered", "failed", "bounced")
 
 
 class MailpipeCollector(Collector):

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from jinja2 import ChainableUndefined, FileSystemLoader, Template, TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from worker.addresses import address_problem
+from worker.addresses import address_problem, callback_url_problem
 from worker.errors import ConfigError
 
 Priority = Literal["normal", "high"]
@@ -33,7 +33,7 @@ _TEMPLATES_DIR = Path(__file__).parent / "templates"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RECIPIENT_FIELDS = ("to", "cc", "bcc")
 _TEMPLATE_FIELDS = ("subject_template", "text_template", "html_template")
-_FIELDS = ("profile", *_RECIPIENT_FIELDS, "priority", *_TEMPLATE_FIELDS)
+_FIELDS = ("profile", *_RECIPIENT_FIELDS, "priority", *_TEMPLATE_FIELDS, "callback_url")
 _PRIORITIES: tuple[Priority, ...] = ("normal", "high")
 
 
@@ -132,6 +132,8 @@ class Route:
     subject_template: Template | None = None
     text_template: Template | None = None
     html_template: Template | None = None
+    # Where the events of this route's jobs are POSTed (signed); None: nowhere.
+    callback_url: str | None = None
 
 
 def load_routes_file(path: Path, profile_names: Collection[str]) -> dict[str, Route]:
@@ -194,6 +196,7 @@ class _RouteChecker:
             self.problem("to", "no recipient: give at least one address in to, cc or bcc")
         priority = self._priority(table.get("priority", "normal"))
         templates = {field: self._template(field, table.get(field)) for field in _TEMPLATE_FIELDS}
+        callback_url = self._callback_url(table.get("callback_url"))
         if self.problems or profile is None or priority is None:
             return None
         return Route(
@@ -206,7 +209,17 @@ class _RouteChecker:
             subject_template=templates["subject_template"],
             text_template=templates["text_template"],
             html_template=templates["html_template"],
+            callback_url=callback_url,
         )
+
+    def _callback_url(self, value: object) -> str | None:
+        if value is None:
+            return None
+        problem = callback_url_problem(value)
+        if problem:
+            self.problem("callback_url", problem)
+            return None
+        return str(value)
 
     def _profile(self, value: object) -> str | None:
         if value is None:

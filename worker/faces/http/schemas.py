@@ -64,6 +64,11 @@ class NotificationIn(MessageIn):
 
     profile: str = Field(min_length=1, max_length=64)
     priority: Literal["normal", "high"] = "normal"
+    callback_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="Where the job's events are POSTed as signed JSON (X-Mailpipe-Signature).",
+    )
 
 
 class BatchMessageIn(MessageIn):

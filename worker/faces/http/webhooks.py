@@ -153,6 +153,7 @@ def _queue(state: Intake, who: Caller, target: Route, rendered: Rendered) -> str
         html=rendered.html,
         idempotency_key=rendered.idempotency_key,
         priority=target.priority,
+        callback_url=target.callback_url,
         api_key_name=who.name,
         runtime=state.runtime,
     )

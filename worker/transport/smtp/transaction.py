@@ -34,7 +34,7 @@ def send(session: SmtpSession, message: OutgoingMessage) -> Outcome:
     if message.smtputf8 and not smtp.has_extn("smtputf8"):
         return _no_smtputf8(session)
     try:
-        mail, rcpts, data = _envelope(smtp, message)
+        mail, rcpts, data = _envelope(session, message)
     except (OSError, smtplib.SMTPServerDisconnected) as exc:
         raise _dropped(session, exc) from exc
     return _after_envelope(session, message, mail, rcpts, data)
@@ -89,7 +89,8 @@ def _write_group(
     """Write the held message's content and this message's group; yield the held outcome."""
     assert session.smtp is not None
     try:
-        session.smtp.send((_dot_stuffed(held[0].data) if held else b"") + _group(message))
+        group = _group(message, dsn=_asks_dsn(session))
+        session.smtp.send((_dot_stuffed(held[0].data) if held else b"") + group)
     except (OSError, smtplib.SMTPServerDisconnected) as exc:
         if held:
             session.lost_grouped_content = True
@@ -147,27 +148,76 @@ def _after_envelope(
 
 
 def _envelope(
-    smtp: smtplib.SMTP, message: OutgoingMessage
+    session: SmtpSession, message: OutgoingMessage
 ) -> tuple[ServerReply, list[ServerReply], ServerReply | None]:
     """MAIL and RCPT replies, plus DATA's when the server pipelines."""
+    smtp = session.smtp
+    assert smtp is not None
+    dsn = _asks_dsn(session)
     if not smtp.has_extn("pipelining"):
-        mail = smtp.mail(message.sender, _mail_options(message))
+        mail = smtp.mail(message.sender, _mail_options(message, dsn=dsn))
         if mail[0] != 250:
             return mail, [], None
-        return mail, [smtp.rcpt(address) for address in message.recipients], None
-    smtp.send(_group(message))
+        rcpts = [smtp.rcpt(a, _rcpt_options(a, dsn=dsn)) for a in message.recipients]
+        return mail, rcpts, None
+    smtp.send(_group(message, dsn=dsn))
     return _replies(smtp, message)
 
 
-def _mail_options(message: OutgoingMessage) -> list[str]:
-    return ["SMTPUTF8", "BODY=8BITMIME"] if message.smtputf8 else []
+def _asks_dsn(session: SmtpSession) -> bool:
+    """Reports are asked for: the profile wants them and the server offers DSN."""
+    assert session.smtp is not None
+    return session.profile.dsn and session.smtp.has_extn("dsn")
 
 
-def _group(message: OutgoingMessage) -> bytes:
+def _mail_options(message: OutgoingMessage, *, dsn: bool = False) -> list[str]:
+    options = ["SMTPUTF8", "BODY=8BITMIME"] if message.smtputf8 else []
+    if dsn:
+        # RFC 3461 §4.3, §4.4: a failure report carries the headers only, and names
+        # the job, so a bounce in the sending mailbox can be matched to it.
+        options.append("RET=HDRS")
+        if message.envid:
+            options.append("ENVID=" + xtext(message.envid[:_ENVID_MAX]))
+    return options
+
+
+def _rcpt_options(address: str, *, dsn: bool = False) -> list[str]:
+    if not dsn:
+        return []
+    # A report for failures and delays only: success reports would fill the mailbox.
+    options = ["NOTIFY=FAILURE,DELAY"]
+    if address.isascii():  # RFC 3461 §4.2; an internationalised one needs RFC 6533's utf-8 type
+        options.append("ORCPT=rfc822;" + xtext(address))
+    return options
+
+
+# RFC 3461 §4.4: ENVID is at most 100 characters.
+_ENVID_MAX = 100
+
+
+def xtext(value: str) -> str:
+    """``value`` as RFC 3461 xtext (§4): "+", "=" and what is not printable ASCII as "+HH"."""
+    return "".join(
+        c if "!" <= c <= "~" and c not in "+=" else "".join(f"+{b:02X}" for b in c.encode())
+        for c in value
+    )
+
+
+def unxtext(value: str) -> str:
+    """RFC 3461 xtext decoded: each "+HH" back to its byte (a malformed one is kept as is)."""
+    decoded = re.sub(rb"\+([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), value.encode())
+    return decoded.decode("utf-8", "replace")
+
+
+def _group(message: OutgoingMessage, *, dsn: bool = False) -> bytes:
     """MAIL, every RCPT and DATA as one pipelined group."""
+    mail = ["MAIL FROM:" + smtplib.quoteaddr(message.sender), *_mail_options(message, dsn=dsn)]
     commands = [
-        " ".join(["MAIL FROM:" + smtplib.quoteaddr(message.sender), *_mail_options(message)]),
-        *("RCPT TO:" + smtplib.quoteaddr(address) for address in message.recipients),
+        " ".join(mail),
+        *(
+            " ".join(["RCPT TO:" + smtplib.quoteaddr(a), *_rcpt_options(a, dsn=dsn)])
+            for a in message.recipients
+        ),
         "DATA",
     ]
     return "".join(c + "\r\n" for c in commands).encode("utf-8")

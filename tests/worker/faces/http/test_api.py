@@ -11,7 +11,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.pipeline import API_KEY, LIMITED_KEY, Pipeline
+from tests.callback_receiver import Receiver
+from tests.pipeline import API_KEY, CALLBACK_SECRET, LIMITED_KEY, Pipeline
 from tests.support import free_port
 from tests.tasks.test_reload import edit as edit_profiles
 from tests.worker.faces.http.conftest import Api, ServeFactory
@@ -356,3 +357,36 @@ def test_a_bad_message_in_a_batch_is_422_naming_it_and_stores_nothing(
         headers={"Authorization": f"Bearer {LIMITED_KEY}"},
     )  # fmt: skip
     problem(limited, 403)
+
+
+def test_a_callback_url_gets_the_events_and_the_status_lists_them(
+    api: Api, pipeline: Pipeline
+) -> None:
+    receiver = Receiver(CALLBACK_SECRET)
+    try:
+        pipeline.start_worker()
+        response = api.client.post(
+            "/v1/notifications", json=notification(callback_url=receiver.url)
+        )
+        assert response.status_code == 202, response.text
+        url = response.json()["status_url"]
+
+        def callback_done() -> bool:
+            events = api.client.get(url).json()["events"]
+            return bool(events) and events[0]["callback"]["status"] == "delivered"
+
+        pipeline.wait_for(callback_done)
+        job = api.client.get(url).json()
+        (event,) = job["events"]
+        assert (event["event"], event["recipient"], event["smtp_code"]) == (
+            "delivered", "oncall@example.test", 250,
+        )  # fmt: skip
+        assert [a["http_status"] for a in event["callback"]["attempts"]] == [200]
+        assert [e["job_id"] for e in receiver.taken()] == [job["id"]]
+    finally:
+        receiver.close()
+
+
+def test_a_callback_url_that_is_not_http_is_422_naming_it(api: Api) -> None:
+    response = api.client.post("/v1/notifications", json=notification(callback_url="ftp://x/y"))
+    assert problem(response, 422)["field"] == "callback_url"

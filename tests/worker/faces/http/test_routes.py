@@ -285,3 +285,18 @@ def test_timestamps_read_in_utc_and_go_zero_time_reads_as_nothing(
 )
 def test_only_http_urls_become_links(value: object, link: str) -> None:
     assert web_url(value) == link
+
+
+def test_a_route_may_name_a_callback_url_and_a_bad_one_is_an_error() -> None:
+    route = routes_of(
+        '[routes.oncall]\nprofile = "relay"\nto = ["oncall@example.com"]\n'
+        'callback_url = "https://incidents.example.com/hooks/mailpipe"\n'
+    )["oncall"]
+    assert route.callback_url == "https://incidents.example.com/hooks/mailpipe"
+    problems = problems_of(
+        '[routes.oncall]\nprofile = "relay"\nto = ["oncall@example.com"]\n'
+        'callback_url = "javascript:alert(1)"\n'
+    )
+    assert problems == [
+        "route 'oncall', field 'callback_url': must be an http or https URL with a host"
+    ]

@@ -29,11 +29,12 @@ class Scripted:
     batches: list[bytes] = field(default_factory=list)  # what came before the first reply
     body: bytes = b""
     port: int = 0
+    ehlo: bytes = EHLO
 
     def serve(self, listener: socket.socket) -> None:
         conn, _ = listener.accept()
         with conn, conn.makefile("rb") as reader:
-            greet(conn, reader)
+            greet(conn, reader, self.ehlo)
             batch = read_until(reader, b"DATA\r\n")
             if not batch.endswith(b"DATA\r\n"):
                 return
@@ -69,12 +70,12 @@ def serve_one_connection(server: S) -> S:
     return server
 
 
-def greet(conn: socket.socket, reader: BinaryIO) -> None:
+def greet(conn: socket.socket, reader: BinaryIO, ehlo: bytes = EHLO) -> None:
     """The banner, then the answer to EHLO (offering PIPELINING)."""
     conn.settimeout(5)
     conn.sendall(BANNER)
     reader.readline()  # EHLO
-    conn.sendall(EHLO)
+    conn.sendall(ehlo)
 
 
 def read_until(reader: BinaryIO, end: bytes) -> bytes:
@@ -88,8 +89,8 @@ def read_until(reader: BinaryIO, end: bytes) -> bytes:
     return received
 
 
-def start(replies: list[bytes]) -> Scripted:
-    return serve_one_connection(Scripted(replies))
+def start(replies: list[bytes], ehlo: bytes = EHLO) -> Scripted:
+    return serve_one_connection(Scripted(replies, ehlo=ehlo))
 
 
 def session(server: OneConnection) -> SmtpSession:

@@ -1,0 +1,123 @@
+"""Callbacks end to end: a real worker POSTs each event, signed, to a real receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from tests.callback_receiver import Receiver
+from tests.pipeline import CALLBACK_SECRET, Pipeline
+from worker.faces.reports import job_dict
+from worker.intake import notify
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver(CALLBACK_SECRET)
+    yield made
+    made.close()
+
+
+def callbacks_settled(pipeline: Pipeline, job_id: str, count: int) -> bool:
+    """The job has ``count`` events and none of their callbacks is still pending."""
+    events = pipeline.runtime.store.events_of(job_id)
+    states = [e.callback.status for e in events if e.callback is not None]  # type: ignore[attr-defined]
+    return len(states) == count and "pending" not in states
+
+
+def test_each_event_reaches_the_receiver_once_signed(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    pipeline.server.fail_recipient("gone@example.test", "550 5.1.1 User unknown")
+    pipeline.start_worker()
+    job_id = notify(
+        "alerts", to=["oncall@example.test", "gone@example.test"], subject="[P1] db-01 down",
+        text="Disk full", callback_url=receiver.url, runtime=pipeline.runtime,
+    )  # fmt: skip
+    pipeline.wait_final(job_id)
+    pipeline.wait_for(lambda: callbacks_settled(pipeline, job_id, 2))
+    assert receiver.forged == []
+    taken = sorted(receiver.taken(), key=lambda e: e["event"])
+    assert [(e["event"], e["recipient"]) for e in taken] == [
+        ("delivered", "oncall@example.test"),
+        ("failed", "gone@example.test"),
+    ]
+    assert receiver.statuses() == [200, 200]  # each once
+    delivered, failed = taken
+    assert delivered["job_id"] == failed["job_id"] == job_id
+    assert delivered["profile"] == "alerts"
+    assert (delivered["smtp_code"], failed["smtp_code"]) == (250, 550)
+    assert failed["enhanced_code"] == "5.1.1"
+    assert set(delivered) == {
+        "event", "job_id", "profile", "recipient", "at", "smtp_code", "enhanced_code", "text"
+    }  # fmt: skip
+    # The job's record lists its events and each one's callback.
+    job = pipeline.runtime.store.get_job(job_id)
+    assert job is not None
+    shown = job_dict(job, pipeline.runtime.store.events_of(job_id))
+    assert sorted((e["event"], e["callback"]["status"]) for e in shown["events"]) == [
+        ("delivered", "delivered"),
+        ("failed", "delivered"),
+    ]
+
+
+def test_a_receiver_that_fails_twice_gets_the_event_after_backoff(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    receiver.answers = [500, 503]
+    pipeline.start_worker()
+    job_id = notify(
+        "alerts", to=["oncall@example.test"], subject="[P1] db-01 down", text="Disk full",
+        callback_url=receiver.url, runtime=pipeline.runtime,
+    )  # fmt: skip
+    pipeline.wait_final(job_id)
+    pipeline.wait_for(lambda: callbacks_settled(pipeline, job_id, 1))
+    assert receiver.statuses() == [500, 503, 200]
+    assert [e["event"] for e in receiver.taken()] == ["delivered"]
+    (event,) = pipeline.runtime.store.events_of(job_id)
+    callback = event.callback  # type: ignore[attr-defined]
+    assert callback.status == "delivered"
+    assert [(a.number, a.http_status) for a in callback.attempts] == [
+        (1, 500),
+        (2, 503),
+        (3, 200),
+    ]
+    # Each retry waited for its backoff after the POST before it.
+    first, second, third = callback.attempts
+    assert first.at < second.at < third.at
+
+
+def test_a_receiver_answering_410_gets_no_more(pipeline: Pipeline, receiver: Receiver) -> None:
+    receiver.answers = [410]
+    pipeline.start_worker()
+    job_id = notify(
+        "alerts", to=["oncall@example.test"], subject="[P1] db-01 down", text="Disk full",
+        callback_url=receiver.url, runtime=pipeline.runtime,
+    )  # fmt: skip
+    pipeline.wait_final(job_id)
+    pipeline.wait_for(lambda: callbacks_settled(pipeline, job_id, 1))
+    (event,) = pipeline.runtime.store.events_of(job_id)
+    callback = event.callback  # type: ignore[attr-defined]
+    assert (callback.status, callback.attempt_count) == ("gone", 1)
+    assert receiver.statuses() == [410]
+    # Nothing is due: neither a retry nor the sweep would send it again.
+    a_year_on = callback.created_at + timedelta(days=365)
+    assert callback.id not in pipeline.runtime.store.due_callbacks(a_year_on, grace=timedelta(0))
+
+
+def test_a_job_without_a_callback_url_records_its_events_and_posts_nothing(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    pipeline.server.fail_next("rcpt", "550 5.1.1 User unknown")
+    pipeline.start_worker()
+    job_id = notify(
+        "alerts", to=["gone@example.test"], subject="[P1] db-01 down", text="Disk full",
+        runtime=pipeline.runtime,
+    )  # fmt: skip
+    pipeline.wait_final(job_id)
+    (event,) = pipeline.runtime.store.events_of(job_id)
+    assert (event.event, event.recipient, event.smtp_code) == ("failed", "gone@example.test", 550)
+    assert event.callback is None  # type: ignore[attr-defined]
+    assert receiver.posts == []

@@ -1,0 +1,1 @@
+"""Bounces: delivery status reports read from the sending mailbox, matched to their jobs."""

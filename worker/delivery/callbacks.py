@@ -1,0 +1,143 @@
+"""Callbacks: a job's events POSTed, signed, to its ``callback_url`` until the receiver takes one.
+
+The body is the event as JSON, ``{event, job_id, profile, recipient, at,
+smtp_code, enhanced_code, text}``; ``X-Mailpipe-Signature: t=<unix>,v1=<hex>``
+carries an HMAC-SHA256 of ``"<t>.<body>"`` keyed by ``MAILPIPE_CALLBACK_SECRET``
+(the shape Stripe and Svix use: the receiver checks it with a constant-time
+compare and refuses an old ``t``, so a replayed body is worth nothing).
+
+Any 2xx takes the event; 410 Gone says the receiver wants no more (that
+callback stops); anything else, or no answer, is tried again with full-jitter
+backoff until ``callback_max_age_seconds`` (24 h) after the event. Each POST is
+recorded. A callback never holds up a delivery: it is its own task, after the
+attempt that made the event is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+import httpx
+
+from providers.backoff import full_jitter
+from worker.settings import Settings
+from worker.store import CallbackWork, Event, Store, utcnow
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Mailpipe-Signature"
+
+
+class CallbackContext(Protocol):
+    """What posting a callback needs; a worker's ``Runtime`` is one."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+
+
+@dataclass(frozen=True)
+class CallbackDecision:
+    """What the task does next: nothing, or try again after ``countdown_seconds``."""
+
+    action: Literal["done", "skip", "retry", "wait"]
+    countdown_seconds: float = 0.0
+
+
+def body(event: Event) -> bytes:
+    """The event as the receiver gets it: compact JSON, UTF-8."""
+    fields = {
+        "event": event.event,
+        "job_id": event.job_id,
+        "profile": event.profile,
+        "recipient": event.recipient,
+        "at": event.at.isoformat().replace("+00:00", "Z"),
+        "smtp_code": event.smtp_code,
+        "enhanced_code": event.enhanced_code,
+        "text": event.text,
+    }
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signature(secret: bytes, timestamp: int, content: bytes) -> str:
+    """The ``X-Mailpipe-Signature`` value: ``t=<unix>,v1=<hex HMAC-SHA256 of "t.body">``."""
+    mac = hmac.new(secret, f"{timestamp}.".encode() + content, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def post_callback(
+    rt: CallbackContext,
+    callback_id: str,
+    client: httpx.Client,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    clock: Callable[[], float] = time.time,
+) -> CallbackDecision:
+    """POST one callback if it is due and no one else holds it; record the POST."""
+    settings = rt.settings
+    lease = timedelta(seconds=2 * settings.callback_timeout_seconds + 30)
+    work = rt.store.claim_callback(callback_id, lease)
+    if work is None:
+        return CallbackDecision("skip")
+    started = time.monotonic()
+    status, error = _post(settings, work, client, clock)
+    at = now()
+    number = work.attempt_count + 1
+    record = rt.store.record_callback_post
+    seconds = time.monotonic() - started
+    if status is not None and (200 <= status < 300 or status == 410):
+        state = "delivered" if status != 410 else "gone"
+        record(callback_id, number=number, at=at, duration_seconds=seconds, http_status=status,
+               error=None, status=state)  # fmt: skip
+        if state == "gone":
+            log.info("callback %s: the receiver answered 410 Gone; not sent again", callback_id)
+        return CallbackDecision("done")
+    delay = full_jitter(
+        number,
+        base_seconds=settings.callback_retry_base_seconds,
+        max_seconds=settings.callback_retry_max_seconds,
+    )
+    next_at = at + timedelta(seconds=delay)
+    why = error or f"HTTP {status}"
+    if next_at > work.created_at + timedelta(seconds=settings.callback_max_age_seconds):
+        record(callback_id, number=number, at=at, duration_seconds=seconds, http_status=status,
+               error=why, status="expired")  # fmt: skip
+        log.warning("callback %s: %s; given up after %d POSTs", callback_id, why, number)
+        return CallbackDecision("done")
+    record(callback_id, number=number, at=at, duration_seconds=seconds, http_status=status,
+           error=why, status="pending", next_attempt_at=next_at)  # fmt: skip
+    log.info("callback %s: %s; again in %.0fs", callback_id, why, delay)
+    if delay <= settings.broker_max_countdown_seconds:
+        return CallbackDecision("retry", delay)
+    return CallbackDecision("wait", delay)  # the sweep publishes it when due
+
+
+def _post(
+    settings: Settings, work: CallbackWork, client: httpx.Client, clock: Callable[[], float]
+) -> tuple[int | None, str | None]:
+    """The receiver's HTTP status, or None and why there was none."""
+    if settings.callback_secret is None:
+        return None, "MAILPIPE_CALLBACK_SECRET is not set: nothing unsigned is sent"
+    content = body(work.event)
+    secret = settings.callback_secret.get_secret_value().encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(secret, int(clock()), content),
+        "User-Agent": "mailpipe-callbacks",
+    }
+    try:
+        response = client.post(
+            work.url, content=content, headers=headers, timeout=settings.callback_timeout_seconds
+        )
+    except httpx.HTTPError as exc:  # the URL's host is the receiver's: naming the error is safe
+        return None, f"{type(exc).__name__}: no answer from the receiver"
+    return response.status_code, None
