@@ -277,9 +277,11 @@ def stored_job(**fields: Any) -> Job:
         "priority": "high",
         "attempt_count": 0,
         "retried_after": 0,
+        "recipients": ["oncall@example.test"],
         "pending": None,
         "via_profile": None,
         "via_since": None,
+        "callback_url": None,
         "created_at": CREATED,
     }
     return Job(**{**values, **fields})
@@ -503,7 +505,7 @@ def test_record_writes_the_attempt_and_its_metrics_and_says_what_to_do() -> None
     [(job_id, claim_id, entry, numbered)] = rt.store.attempts
     assert (job_id, claim_id, entry.profile, entry.worker) == ("j1", "c1", "alerts", "w1")
     assert (entry.started_at, entry.ended_at) == (STARTED, NOW)
-    assert numbered == {"number": 1, "step": NextStep("queued", NOW, None, "b", NOW)}
+    assert numbered == {"number": 1, "step": NextStep("queued", NOW, None, "b", NOW), "events": ()}
     [samples] = rt.metrics.samples
     assert ("fallbacks", {"profile": "alerts", "fallback": "b"}, 1) in samples.counts
 
@@ -527,3 +529,37 @@ def test_record_sends_a_long_retry_to_wait_in_the_database() -> None:
     assert numbered["step"] == NextStep(
         "queued", NOW + timedelta(seconds=1200), None, None, CREATED
     )
+
+
+# -- the attempt's events and the callbacks they make ---------------------------------------
+
+
+def test_an_attempt_makes_events_for_the_recipients_it_was_sent_to_through_its_profile() -> None:
+    # A retry of a partial delivery goes to the pending recipients only, through a fallback.
+    sent = result(
+        "delivered", "data", 250, recipients=(rcpt("b@x.test", True), rcpt("c@x.test", True))
+    )
+    entry = judged(
+        sent,
+        ("b-profile",),
+        recipients=["a@x.test", "b@x.test", "c@x.test"],
+        pending=["b@x.test", "c@x.test"],
+        via_profile="b-profile",
+        via_since=CREATED,
+    ).entry
+    assert [(e.event, e.recipient) for e in entry.events] == [
+        ("delivered", "b@x.test"),
+        ("delivered", "c@x.test"),
+    ]
+    assert {(e.at, e.profile, e.job_id) for e in entry.events} == {(NOW, "b-profile", "j1")}
+
+
+def test_the_callbacks_an_attempt_makes_go_with_the_decision_and_none_without_a_url() -> None:
+    delivered = result("delivered", "data", 250, recipients=(rcpt("oncall@example.test", True),))
+    with_url = judged(delivered, callback_url="https://incidents.example.test/hook")
+    (event,) = with_url.entry.events
+    decision = with_url.announce(SETTINGS, Samples())
+    assert decision.action == "done"
+    assert decision.callbacks == (event.callback_id,)
+    without = judged(delivered)
+    assert without.announce(SETTINGS, Samples()) == Decision("done", reason=delivered.summary())
