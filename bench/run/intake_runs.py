@@ -142,7 +142,7 @@ def _mailpipe_env(s: Servers, tmp: Path, key: str) -> tuple[dict[str, str], str]
         "database_url": database,
         "profiles_file": str(profiles),
         "secret_key": SECRET_KEY,
-        "api_keys": json.dumps([{"name": "bench", "sha256": digest(key)}]),
+        "api_keys": json.dumps([{"name": "bench", "sha256": digest(key), "profiles": ["*"]}]),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
     env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})
