@@ -59,6 +59,7 @@ def test_search_finds_a_job_and_its_page_shows_the_250_and_the_attempts(
     assert "250" in ui.find(".attempt .reply").text
     assert "token from " in attempt and "connection" in attempt
     assert "dba@example.test" in ui.find("table.plain").text
+    assert "delivered dba@example.test" in ui.find("ul.events").text  # the job's events
     headers = ui.find("table.headers").text
     assert "Subject [P1] db-01 down" in headers and "Message-ID" in headers
 

@@ -27,7 +27,7 @@ from worker.faces.http.deps import intake
 from worker.faces.http.keys import Caller
 from worker.faces.http.problems import Problem
 from worker.faces.profile_status import profile_status
-from worker.faces.reports import delivered_by, parse_since, recipient_states
+from worker.faces.reports import delivered_by, event_dict, parse_since, recipient_states
 from worker.intake import publish
 from worker.store import STATES, Actor, Job, JobQuery, state_of
 
@@ -281,6 +281,8 @@ def job_page(request: Request, job_id: str, note: str = "") -> Response:
         body=_body(job),
         attempts=[(a, views.utc(a.started_at)) for a in job.attempts],
         actions=[(a, views.utc(a.at)) for a in runtime.store.actions_for(job.id)],
+        # Delivered, failed, bounced, delayed: as GET /v1/notifications/{id} lists them.
+        events=[event_dict(e) for e in runtime.store.events_of(job.id)],
         refresh_seconds=REFRESH_SECONDS if state in ("queued", "retrying", "sending") else None,
     )
 
