@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.fake_graph import FakeGraph
-from tests.fake_idp import FakeIdP
+from tests.fake_idp import FakeIdP, reply
+from tests.idp_bodies import MS_EXPIRED_SECRET
 from tests.leaks import SecretRegistry
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 from worker.faces.http.keys import digest
@@ -97,6 +99,32 @@ class Pipeline:
         self.wait_for(
             lambda: all(self.status(j) in ("delivered", "failed") for j in job_ids), seconds
         )
+
+    def add_expired_secret_profile(
+        self, name: str, http_server: HTTPServer, secrets: SecretRegistry
+    ) -> FakeIdP:
+        """A client-credentials profile whose own token endpoint answers Microsoft's
+        "client secret expired" (invalid_client, AADSTS7000222); loaded before it returns."""
+        refusing = FakeIdP(http_server, secrets, path=f"/{name}-expired-token")
+        refusing.handlers["client_credentials"] = reply(*MS_EXPIRED_SECRET)
+        path = self.runtime.profiles_file.path
+        path.write_text(
+            path.read_text()
+            + f"""
+[profiles.{name}]
+host = "127.0.0.1"
+from_email = "{name}@example.test"
+auth = "oauth"
+grant = "client_credentials"
+token_url = "{refusing.url}"
+allow_insecure_token_url = true
+scope = "smtp.send"
+client_id = "mailpipe"
+client_secret_env = "PIPELINE_SECRET"
+"""
+        )
+        self.wait_for(lambda: name in self.runtime.profiles.by_name)
+        return refusing
 
     def worker_logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pytest_httpserver import HTTPServer
 
-from tests.fake_idp import FakeIdP, reply
-from tests.idp_bodies import MS_EXPIRED_SECRET
 from tests.leaks import SecretRegistry
 from tests.pipeline import Pipeline
 from worker.intake import notify
@@ -14,24 +12,7 @@ from worker.intake import notify
 def test_a_starting_worker_names_the_unhealthy_profile_and_serves_the_others(
     pipeline: Pipeline, http_server: HTTPServer, secrets: SecretRegistry
 ) -> None:
-    refusing = FakeIdP(http_server, secrets, path="/preflight-expired-token")
-    refusing.handlers["client_credentials"] = reply(*MS_EXPIRED_SECRET)
-    path = pipeline.runtime.profiles_file.path
-    path.write_text(
-        path.read_text()
-        + f"""
-[profiles.expired]
-host = "127.0.0.1"
-from_email = "expired@example.test"
-auth = "oauth"
-grant = "client_credentials"
-token_url = "{refusing.url}"
-allow_insecure_token_url = true
-scope = "smtp.send"
-client_id = "mailpipe"
-client_secret_env = "PIPELINE_SECRET"
-"""
-    )
+    pipeline.add_expired_secret_profile("expired", http_server, secrets)
     pipeline.env["MAILPIPE_PREFLIGHT"] = "true"
     pipeline.start_worker()
     pipeline.wait_for(lambda: "profile expired is unhealthy" in pipeline.worker_logs(), 60)

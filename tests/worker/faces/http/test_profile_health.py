@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.fake_idp import FakeIdP, reply
-from tests.idp_bodies import MS_EXPIRED_SECRET
+from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.pipeline import LIMITED_KEY, Pipeline
 from tests.worker.faces.http.conftest import Api
@@ -29,26 +28,7 @@ MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
 
 @pytest.fixture
 def broken(pipeline: Pipeline, http_server: HTTPServer, secrets: SecretRegistry) -> FakeIdP:
-    refusing = FakeIdP(http_server, secrets, path="/expired-secret-token")
-    refusing.handlers["client_credentials"] = reply(*MS_EXPIRED_SECRET)
-    path = pipeline.runtime.profiles_file.path
-    path.write_text(
-        path.read_text()
-        + f"""
-[profiles.broken]
-host = "127.0.0.1"
-from_email = "broken@example.test"
-auth = "oauth"
-grant = "client_credentials"
-token_url = "{refusing.url}"
-allow_insecure_token_url = true
-scope = "smtp.send"
-client_id = "mailpipe"
-client_secret_env = "PIPELINE_SECRET"
-"""
-    )
-    pipeline.wait_for(lambda: "broken" in pipeline.runtime.profiles.by_name)
-    return refusing
+    return pipeline.add_expired_secret_profile("broken", http_server, secrets)
 
 
 def test_one_beat_run_finds_a_broken_credential_and_warms_the_idle_ones(
