@@ -52,6 +52,11 @@ def smtp_grouping_off(host: str, port: int) -> str:
     return f"{PREFIX}:smtp_grouping_off:{host}:{port}"
 
 
+def api_batch_window(api_key: str, minute: int) -> str:
+    """Batch messages one API key queued in one minute (``faces.http.batch_rate``)."""
+    return f"{PREFIX}:api_batch:{api_key}:{minute}"
+
+
 def beat_lock(task: str) -> str:
     """Held while a periodic task runs, so a second beat does not double the work."""
     return f"{PREFIX}:lock:beat:{task}"

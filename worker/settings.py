@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(15_000_000, ge=1024, le=100_000_000)
     # Messages in one POST /v1/notifications:batch; more is a 422 before any is checked.
     api_max_batch_messages: int = Field(1000, ge=1, le=10_000)
+    # Batch messages one API key may queue a minute, across every serve process.
+    api_batch_messages_per_minute: int = Field(10_000, ge=1, le=10_000_000)
 
     # Job ids per task message of notify_many (bulk fan-out).
     batch_size: int = Field(50, ge=1, le=1000)

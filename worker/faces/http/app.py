@@ -16,9 +16,11 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from worker.faces.http import problems
+from worker.faces.http.batch_rate import check_batch_rate
 from worker.faces.http.console import router as console
 from worker.faces.http.deps import (
     ERRORS,
+    PROBLEM,
     Intake,
     accepted,
     caller,
@@ -97,7 +99,12 @@ def create_app(
         )
         return accepted(job_id, response)
 
-    @app.post("/v1/notifications:batch", status_code=202, response_model=BatchAccepted)
+    @app.post(
+        "/v1/notifications:batch",
+        status_code=202,
+        response_model=BatchAccepted,
+        responses={429: {**PROBLEM, "description": "Over the key's batch messages a minute"}},
+    )
     def post_batch(
         body: BatchIn, request: Request, who: Annotated[Caller, Depends(caller)]
     ) -> BatchAccepted:
@@ -115,6 +122,7 @@ def create_app(
                 "(MAILPIPE_API_MAX_BATCH_MESSAGES): send several batches",
                 field="messages",
             )  # fmt: skip
+        check_batch_rate(intake(request).runtime, who, len(body.messages))
         ids = notify_many(
             body.profile,
             [m.fields() | {"idempotency_key": m.idempotency_key} for m in body.messages],

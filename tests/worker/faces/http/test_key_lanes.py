@@ -7,11 +7,13 @@ body before the key, a browser's text/plain post, a batch made to be slow.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ from tests.support import free_port
 from tests.worker.faces.http.conftest import Api, ServeFactory
 from tests.worker.faces.http.samples import am_firing
 from tests.worker.faces.http.test_api import notification, problem, subjects
+from worker.faces.http import batch_rate
 from worker.faces.http.keys import digest
 from worker.intake import notify
 from worker.runtime import Producer, build_producer
@@ -330,3 +333,34 @@ def test_a_bad_last_message_fails_a_batch_before_any_message_is_built(
     assert found["field"] == "messages[499].to"
     assert built == []
     assert pipeline.runtime.store.status_counts() == {}
+
+
+def test_one_key_cannot_queue_more_batch_messages_a_minute_than_its_share(
+    pipeline: Pipeline, serve: ServeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clock stands still 10.5 s into a minute, so no window ends between the posts.
+    monkeypatch.setattr(batch_rate, "time", SimpleNamespace(time=lambda: 60 * 16_667 + 10.5))
+    # Three a minute per key here; two keys that may both send as "alerts".
+    other_key = "mp_second-batch-key-0123456789abcdefghijklmnopqrstuvw"
+    keys = (
+        ApiKeySpec(name="tests", sha256=digest(API_KEY), profiles=("*",)),
+        ApiKeySpec(name="second", sha256=digest(other_key), profiles=("alerts",)),
+    )
+    settings = pipeline.runtime.settings.model_copy(
+        update={"api_keys": keys, "api_batch_messages_per_minute": 3}
+    )
+    url = serve(dataclasses.replace(pipeline.runtime, settings=settings))
+    message = {"to": ["a@example.test"], "subject": "s", "text": "t"}
+    body = {"profile": "alerts", "messages": [message, message]}
+
+    def post(key: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.post(f"{url}/v1/notifications:batch", json=body, headers=headers, timeout=30)
+
+    assert post(API_KEY).status_code == 202
+    over = post(API_KEY)  # 4 of 3: refused whole, and it does not count
+    refused = problem(over, 429)
+    assert "MAILPIPE_API_BATCH_MESSAGES_PER_MINUTE" in str(refused["detail"])
+    assert over.headers["Retry-After"] == "50"  # the rest of the minute
+    assert post(other_key).status_code == 202  # another key's lane is its own
+    assert pipeline.runtime.store.status_counts() == {"queued": 4}
