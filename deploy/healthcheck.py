@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -85,7 +86,29 @@ def option(argv: list[str], *names: str) -> str | None:
 
 def command_line(pid: int) -> list[str]:
     raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    return untitled([part.decode(errors="replace") for part in raw.split(b"\0") if part])
+
+
+# Where setproctitle is installed, Celery replaces its processes' command lines with a
+# title, cut to the length of the original:
+#   [celeryd: celery@host:MainProcess] -active- (-A worker worker --loglevel INFO ...)
+#   [celery beat] -A worker beat --loglevel INFO --schedule /data/celerybeat-schedule
+_WORKER_TITLE = re.compile(r"\[celeryd: (?P<node>\S+?):\w+\] \S+ \((?P<args>[^)]*)\)?")
+_BEAT_TITLE = "[celery beat] "
+
+
+def untitled(argv: list[str]) -> list[str]:
+    """The command line a Celery process title stands for; any other argv as it is."""
+    text = " ".join(argv)
+    if text.startswith(_BEAT_TITLE):
+        return ["celery", *text.removeprefix(_BEAT_TITLE).split()]
+    match = _WORKER_TITLE.fullmatch(text)
+    if match is None:
+        return argv
+    args = match.group("args").split()
+    if option(args, "-n", "--hostname") is None:
+        args += ["-n", match.group("node")]
+    return ["celery", *args]
 
 
 def find_process(role: str | None) -> tuple[int, list[str]]:
@@ -172,6 +195,9 @@ def beat_schedule(pid: int, argv: list[str]) -> str:
         schedule = Path(os.readlink(f"/proc/{pid}/cwd")) / schedule
     # dbm may add a suffix (.db, or .dat/.dir/.bak): the newest of them counts.
     files = [schedule, *schedule.parent.glob(schedule.name + ".*")]
+    if not any(path.exists() for path in files):
+        # A process title may have cut the path short: beat keeps its schedule open.
+        files = open_files(pid, str(schedule))
     times = [path.stat().st_mtime for path in files if path.exists()]
     if not times:
         raise Unhealthy(f"beat schedule {schedule} not written yet")
@@ -179,6 +205,19 @@ def beat_schedule(pid: int, argv: list[str]) -> str:
     if age > BEAT_SCHEDULE_MAX_AGE_SECONDS:
         raise Unhealthy(f"beat schedule {schedule} last written {age:.0f} s ago")
     return f"beat schedule {schedule} written {age:.0f} s ago"
+
+
+def open_files(pid: int, prefix: str) -> list[Path]:
+    """The files ``pid`` holds open whose paths start with ``prefix``."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(prefix):
+            found.append(Path(target))
+    return found
 
 
 def check(role: str, pid: int, argv: list[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 import signal
 import socket
@@ -177,3 +178,21 @@ def test_the_healthcheck_finds_no_process_where_none_runs() -> None:
                             capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     assert result.returncode == 1
     assert "not relay" in result.stderr
+
+
+def test_the_healthcheck_reads_celerys_process_titles() -> None:
+    # Where setproctitle is installed, Celery's processes carry a title, cut to the
+    # length of the command line it replaced.
+    spec = importlib.util.spec_from_file_location("healthcheck", HEALTHCHECK)
+    assert spec is not None and spec.loader is not None
+    healthcheck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(healthcheck)
+    worker = ["[celeryd: w1@db-01:MainProcess] -active- (-A worker worker -Q mail.critical,mail)"]
+    assert healthcheck.untitled(worker) == [
+        "celery", "-A", "worker", "worker", "-Q", "mail.critical,mail", "-n", "w1@db-01",
+    ]  # fmt: skip
+    assert healthcheck.role_of(healthcheck.untitled(worker)) == "worker"
+    cut = ["[celery beat] -A worker beat --schedule /data/celerybeat-sch"]
+    assert healthcheck.role_of(healthcheck.untitled(cut)) == "beat"
+    plain = ["/opt/mailpipe/bin/celery", "-A", "worker", "beat"]
+    assert healthcheck.untitled(plain) == plain
