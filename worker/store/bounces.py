@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from worker.store.database import Database
 from worker.store.tables import BounceCursor, Event, Job, utcnow
@@ -17,6 +18,14 @@ class Bounces(Database):
 
     def advance_cursor(self, mailbox: str, uidvalidity: int, last_uid: int) -> None:
         """Remember the last UID handled; never moves back (two readers, one slower)."""
+        try:
+            self._advance_cursor(mailbox, uidvalidity, last_uid)
+        except IntegrityError:
+            # Another reader wrote the mailbox's first cursor between our read and our
+            # insert: the row exists now, so this is an update.
+            self._advance_cursor(mailbox, uidvalidity, last_uid)
+
+    def _advance_cursor(self, mailbox: str, uidvalidity: int, last_uid: int) -> None:
         with self.session() as session:
             row = session.get(BounceCursor, mailbox, with_for_update=True)
             if row is None:
