@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -110,33 +111,24 @@ class ConsoleOperations(Database):
         profile first, then its fallbacks as for a new job.
         """
         now = utcnow()
-        with self.session() as session:
-            done = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == "failed")
-                .values(
-                    status="queued",
-                    next_attempt_at=None,
-                    finished_at=None,
-                    outcome=None,
-                    outcome_text=None,
-                    pending=None,
-                    via_profile=None,
-                    via_since=None,
-                    worker=None,
-                    lease_until=None,
-                    claim_id=None,
-                    sends=Job.attempt_count,
-                    retried_after=Job.attempt_count,
-                    updated_at=now,
-                    published_at=now,
-                )
-                .returning(Job.profile)
-            ).first()
-            if done is None:
-                return False
-            session.execute(_action(now, actor, "retry", done.profile, job_id))
-        return True
+        values = {
+            "status": "queued",
+            "next_attempt_at": None,
+            "finished_at": None,
+            "outcome": None,
+            "outcome_text": None,
+            "pending": None,
+            "via_profile": None,
+            "via_since": None,
+            "worker": None,
+            "lease_until": None,
+            "claim_id": None,
+            "sends": Job.attempt_count,
+            "retried_after": Job.attempt_count,
+            "updated_at": now,
+            "published_at": now,
+        }
+        return self._act(job_id, "failed", values, actor, "retry", now)
 
     def cancel_queued(self, job_id: str, actor: Actor) -> bool:
         """Give up on a queued job (not yet sent, or waiting for a retry); False if not queued.
@@ -145,23 +137,36 @@ class ConsoleOperations(Database):
         """
         now = utcnow()
         who = actor.name or "an operator"
+        values = {
+            "status": "failed",
+            "outcome": CANCELLED,
+            "finished_at": now,
+            "updated_at": now,
+            "next_attempt_at": None,
+            "outcome_text": f"cancelled in the console by {who}",
+        }
+        return self._act(job_id, "queued", values, actor, "cancel", now)
+
+    def _act(
+        self,
+        job_id: str,
+        status: str,
+        values: dict[str, Any],
+        actor: Actor,
+        action: str,
+        now: datetime,
+    ) -> bool:
+        """Move a job that is in ``status`` on, and record who did it, in one transaction."""
         with self.session() as session:
             done = session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == "queued")
-                .values(
-                    status="failed",
-                    outcome=CANCELLED,
-                    finished_at=now,
-                    updated_at=now,
-                    next_attempt_at=None,
-                    outcome_text=f"cancelled in the console by {who}",
-                )
+                .where(Job.id == job_id, Job.status == status)
+                .values(**values)
                 .returning(Job.profile)
             ).first()
             if done is None:
                 return False
-            session.execute(_action(now, actor, "cancel", done.profile, job_id))
+            session.execute(_action(now, actor, action, done.profile, job_id))
         return True
 
     def record_action(
