@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-all test-latest bench chaos lint install lock lock-upgrade redis-server tools \
-	interop-servers screenshots mutation mutation-changed clean
+	interop-servers screenshots mutation mutation-changed docs clean
 
 # Every install takes the lock (requirements/dev.lock: exact versions and hashes, written by
 # `make lock`), so a fresh machine gets what CI passed with on any day. mailpipe itself is
@@ -34,7 +34,7 @@ test-latest: install
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	$(BIN)/uv pip install -q --python .venv-latest/bin/python --index-url https://pypi.org/simple \
-	  --upgrade -e '.[test,postgres,sandbox,flower,bench]'
+	  --upgrade -e '.[test,postgres,sandbox,flower,bench,docs]'
 	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
 	touch .venv-latest/bin/.installed
 	$(MAKE) test VENV=.venv-latest
@@ -139,11 +139,16 @@ lint: install
 test: install tools lint
 	$(BIN)/pytest
 
-# The operator console's screenshots in docs/ (the README shows them), as its browser test
+# The operator console's screenshots in docs/ (docs/console.md shows them), as its browser test
 # takes them against a real worker: run after changing how the console looks.
 screenshots: install tools
 	MAILPIPE_TEST_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -n0 -q \
 	  tests/worker/faces/http/test_console.py -k "screenshots and sqlite"
+
+# The documentation site (mkdocs.yml) into site/, strict: a broken link or anchor, a page
+# missing from the nav or any other warning fails it (tests/deploy/test_docs.py builds it too).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # Mutation testing (mutmut) of the modules that decide, each against its fast tests
 # (tests/mutation/modules.toml); fails on a score under 90% or a survivor that
@@ -166,4 +171,4 @@ test-all:
 	$(MAKE) mutation-changed
 
 clean:
-	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache mutants
+	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache mutants site
