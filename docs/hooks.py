@@ -12,28 +12,36 @@ on every change in the folder, does not loop.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 METHODS = ("get", "put", "post", "delete", "patch")
 
 
-def openapi_document() -> dict[str, Any]:
-    """The intake's OpenAPI document, as ``mailpipe serve`` answers it at /openapi.json."""
+def intake_app() -> FastAPI:
+    """The intake's app as ``mailpipe serve`` builds it, without a store, broker or profiles."""
     from worker.faces.http.app import create_app
     from worker.faces.http.keys import ApiKeys
     from worker.settings import Settings
 
-    # The document depends on the endpoints only. The app reads its runtime's settings
-    # (the body limit) and the profiles file's version when it is made, and nothing
-    # else until a request comes: no store, broker or profiles file is needed here.
-    # model_construct: the defaults, whatever MAILPIPE_* this shell has.
+    # The app reads its runtime's settings (the body limit) and the profiles file's
+    # version when it is made, and nothing else until a request comes; the document
+    # depends on the endpoints only. model_construct: the defaults, whatever MAILPIPE_*
+    # this shell has.
     runtime = SimpleNamespace(
         settings=Settings.model_construct(), profiles_file=SimpleNamespace(version=0)
     )
-    app = create_app(runtime, {}, ApiKeys(()))  # type: ignore[arg-type]
-    return app.openapi()
+    return create_app(runtime, {}, ApiKeys(()))  # type: ignore[arg-type]
+
+
+def openapi_document() -> dict[str, Any]:
+    """The intake's OpenAPI document, as ``mailpipe serve`` answers it at /openapi.json."""
+    return intake_app().openapi()
 
 
 def _schema_name(schema: dict[str, Any] | None) -> str:
@@ -138,9 +146,13 @@ def http_reference(document: dict[str, Any]) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    """Writes ``text`` when it differs, whole: a build reading the file meanwhile sees one."""
+    if path.exists() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def on_pre_build(config: Any) -> None:
