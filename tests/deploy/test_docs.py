@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from worker.faces.cli import main
+from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -328,3 +329,21 @@ def _picture(page: Path) -> str:
 
 def test_readme_and_the_home_page_draw_the_same_picture() -> None:
     assert _picture(REPO / "README.md") == _picture(DOCS / "index.md")
+
+
+# Names of settings in the docs are settings.
+
+# Environment variables the docs name that are not settings: make run's ports (read by
+# deploy/quickstart.sh) and a shell variable of an example.
+NOT_SETTINGS = {"MAILPIPE_API_PORT", "MAILPIPE_RELAY_PORT", "MAILPIPE_KEY"}
+
+
+def test_every_mailpipe_variable_in_the_docs_is_a_setting() -> None:
+    settings = {f"MAILPIPE_{name.upper()}" for name in Settings.model_fields}
+    named = {
+        (name, str(page.relative_to(REPO)))
+        for page in _pages()
+        for name in re.findall(r"\bMAILPIPE_[A-Z0-9_]*[A-Z0-9]", page.read_text())
+    }
+    assert len(named) >= 30
+    assert {(name, page) for name, page in named if name not in settings | NOT_SETTINGS} == set()
