@@ -106,4 +106,3 @@ def worker_rss(root: int) -> WorkerRss:
         else:
             children.append(kib / 1024)
     return WorkerRss(main, tuple(sorted(children, reverse=True)))
-
