@@ -78,10 +78,13 @@ class WorkerRss:
 
     Each process's own peak, pages shared after the fork counted in each: what
     ``ps`` and a container's per-process view show. ``total`` is their sum.
+    ``pss_total``: their proportional set sizes summed when measured (each shared
+    page split among the processes sharing it), what the machine actually spends.
     """
 
     main: float
     children: tuple[float, ...]
+    pss_total: float = 0.0
 
     @property
     def total(self) -> float:
@@ -90,7 +93,7 @@ class WorkerRss:
 
 def worker_rss(root: int) -> WorkerRss:
     """The peak RSS of worker ``root`` and its children (the prefork pool), read from /proc."""
-    main, children = 0.0, []
+    main, children, pss = 0.0, [], 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().split(") ")[1].split()
@@ -99,10 +102,12 @@ def worker_rss(root: int) -> WorkerRss:
                 continue
             status = (stat.parent / "status").read_text().splitlines()
             kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+            rollup = (stat.parent / "smaps_rollup").read_text().splitlines()
+            pss += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
         except (OSError, IndexError, ValueError, StopIteration):
             continue
         if pid == root:
             main = kib / 1024
         else:
             children.append(kib / 1024)
-    return WorkerRss(main, tuple(sorted(children, reverse=True)))
+    return WorkerRss(main, tuple(sorted(children, reverse=True)), pss)

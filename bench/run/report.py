@@ -75,7 +75,9 @@ def report(plan: Plan, results: Results, command: str) -> str:
         "### Worker memory",
         "",
         "Peak RSS (VmHWM) of each worker process at the end of the drain: pages shared "
-        "with the main process after the fork count in each child too, as `ps` shows them.",
+        "with the main process after the fork count in each child too, as `ps` shows them. "
+        "Total PSS splits each shared page among its processes (what the machine spends), "
+        "read at the same moment.",
         "",
         *rss_table({name: results.local[name] for name in ("mailpipe (sqlite)", "ideal")}),
         "",

@@ -67,6 +67,7 @@ def _rss(runs: list[Run]) -> dict[str, Any] | None:
         "main": round(rss.main, 1),
         "children": [round(c, 1) for c in rss.children],
         "total": round(rss.total, 1),
+        "pss_total": round(rss.pss_total, 1),
     }
 
 

@@ -47,15 +47,17 @@ def heaviest(runs: list[Run]) -> Run:
 def rss_table(rows: dict[str, list[Run]]) -> list[str]:
     """Peak RSS per worker process: the main one, each pool child, and their sum."""
     lines = [
-        "| variant | main process MiB | pool children MiB | total MiB |",
-        "| --- | --- | --- | --- |",
+        "| variant | main process MiB | pool children MiB | total MiB | total PSS MiB |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name, runs in rows.items():
         rss = heaviest(runs).rss
         if rss is None:
             continue
         children = ", ".join(f"{c:.0f}" for c in rss.children) or "-"
-        lines.append(f"| {name} | {rss.main:.0f} | {children} | {rss.total:.0f} |")
+        lines.append(
+            f"| {name} | {rss.main:.0f} | {children} | {rss.total:.0f} | {rss.pss_total:.0f} |"
+        )
     return lines
 
 
