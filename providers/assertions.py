@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from providers.keys import ClientCertificate
@@ -57,6 +56,8 @@ def client_assertion(
         "nbf": issued,
         "exp": issued + CLIENT_ASSERTION_LIFETIME_SECONDS,
     }
+    import jwt  # on first use: only the profiles that sign assertions pay for PyJWT
+
     return jwt.encode(claims, certificate.private_key, algorithm=algorithm, headers=headers)
 
 
@@ -81,4 +82,6 @@ def service_account_assertion(
         "exp": issued + SERVICE_ACCOUNT_LIFETIME_SECONDS,
     }
     headers = {"kid": private_key_id} if private_key_id else None
+    import jwt  # on first use, as above
+
     return jwt.encode(claims, private_key, algorithm="RS256", headers=headers)

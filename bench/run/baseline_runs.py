@@ -13,7 +13,7 @@ from pathlib import Path
 import redis
 
 from bench.run.figures import Run, redis_calls
-from bench.run.processes import Pool, peak_rss_mb, pool_args, start_worker, stop_worker, wait_for
+from bench.run.processes import Pool, pool_args, start_worker, stop_worker, wait_for, worker_rss
 from bench.run.servers import Servers
 
 
@@ -58,6 +58,7 @@ def run_baseline(variant: str, s: Servers, tmp: Path, n: int, pool: Pool) -> Run
     )
     wait_for(lambda: int(client.get("bench:done") or 0) >= n, 600, f"{variant} done")
     first, last = (float(v) for v in client.mget("bench:first", "bench:last"))  # type: ignore[arg-type]
+    rss = worker_rss(worker.pid)
     run = Run(
         variant=variant,
         messages=n,
@@ -66,7 +67,8 @@ def run_baseline(variant: str, s: Servers, tmp: Path, n: int, pool: Pool) -> Run
         token_requests=s.tokens.requests["naive"] - before_tokens,
         redis_commands_per_message=(redis_calls(client) - calls) / n,
         round_trips_per_message=s.round_trips(front, n),
-        peak_rss_mb=peak_rss_mb(worker.pid),
+        peak_rss_mb=rss.total,
+        rss=rss,
     )
     stop_worker(worker)
     return run

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import redis
 
+from bench.run.processes import WorkerRss
+
 
 @dataclass
 class Run:
@@ -19,7 +21,7 @@ class Run:
     enqueue_per_second: float
     token_requests: int
     redis_commands_per_message: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # the worker's processes together (rss.total)
     db_statements: Counter[str] | None = None  # by kind, whole run
     latency_ms: tuple[float, float, float] | None = None  # p50, p95, p99
     profile: Counter[str] | None = None  # py-spy samples per step (bench/profiling.py)
@@ -27,6 +29,7 @@ class Run:
     slowest_wait_send_ms: tuple[float, float] | None = None
     # Client flights at the SMTP front per message: connection set-up included.
     round_trips_per_message: float | None = None
+    rss: WorkerRss | None = None  # per process: the main one and each pool child
 
     @property
     def rate(self) -> float:

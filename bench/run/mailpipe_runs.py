@@ -22,7 +22,7 @@ import sqlalchemy
 
 from bench import profiling
 from bench.run.figures import Run, redis_calls
-from bench.run.processes import Pool, peak_rss_mb, pool_args, start_worker, stop_worker, wait_for
+from bench.run.processes import Pool, pool_args, start_worker, stop_worker, wait_for, worker_rss
 from bench.run.servers import Servers
 from tests.support import fresh_database
 
@@ -142,7 +142,7 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     wait_for(consumed, 300, "mailpipe's task messages consumed")
     consumed_at = dt.datetime.now(dt.UTC)
     profile = recorder.stop() if recorder else None
-    rss = peak_rss_mb(worker.pid)
+    rss = worker_rss(worker.pid)
     stop_worker(worker)
     with rt.store.engine.connect() as connection:
         rows = connection.execute(
@@ -178,7 +178,8 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
         token_requests=sum(s.tokens.requests[name] for name in names) - before_tokens,
         redis_commands_per_message=(redis_calls(client) - calls) / n,
         round_trips_per_message=s.round_trips(front, n + setup.pages),
-        peak_rss_mb=rss,
+        peak_rss_mb=rss.total,
+        rss=rss,
         db_statements=totals(counts),
         latency_ms=(_pct(latencies, 50), _pct(latencies, 95), _pct(latencies, 99))
         if setup.paced_rate or setup.pages

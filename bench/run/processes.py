@@ -72,18 +72,42 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait(5)
 
 
-def peak_rss_mb(root: int) -> float:
-    """VmHWM of a process and its children (the prefork pool), in MiB."""
-    total = 0
+@dataclass(frozen=True)
+class WorkerRss:
+    """Peak resident memory (VmHWM, MiB) of a worker's main process and each pool child.
+
+    Each process's own peak, pages shared after the fork counted in each: what
+    ``ps`` and a container's per-process view show. ``total`` is their sum.
+    ``pss_total``: their proportional set sizes summed when measured (each shared
+    page split among the processes sharing it), what the machine actually spends.
+    """
+
+    main: float
+    children: tuple[float, ...]
+    pss_total: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.main + sum(self.children)
+
+
+def worker_rss(root: int) -> WorkerRss:
+    """The peak RSS of worker ``root`` and its children (the prefork pool), read from /proc."""
+    main, children, pss = 0.0, [], 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().split(") ")[1].split()
             pid = int(stat.parent.name)
             if pid != root and int(fields[1]) != root:
                 continue
-            for line in (stat.parent / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except (OSError, IndexError, ValueError):
+            status = (stat.parent / "status").read_text().splitlines()
+            kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+            rollup = (stat.parent / "smaps_rollup").read_text().splitlines()
+            pss += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
+        except (OSError, IndexError, ValueError, StopIteration):
             continue
-    return total / 1024
+        if pid == root:
+            main = kib / 1024
+        else:
+            children.append(kib / 1024)
+    return WorkerRss(main, tuple(sorted(children, reverse=True)), pss)

@@ -33,6 +33,7 @@ from bench.run.tables import (
     relay_checks,
     relay_table,
     round_trip_bound,
+    rss_table,
     scaling_table,
     statement_mix,
     summarize,
@@ -70,6 +71,17 @@ def report(plan: Plan, results: Results, command: str) -> str:
         f"- database statements (bulk), {statement_mix(results.local[BULK])}",
         "- SMTP round trips per message are the client's flights counted at the sink's "
         "front (what it sends between two waits for a reply), connection set-up included.",
+        "",
+        "### Worker memory",
+        "",
+        "Peak RSS (VmHWM) of each worker process at the end of the drain: pages shared "
+        "with the main process after the fork count in each child too, as `ps` shows them. "
+        "Total PSS splits each shared page among its processes (what the machine spends), "
+        "read at the same moment.",
+        "",
+        *rss_table({name: results.local[name] for name in ("mailpipe (sqlite)", "ideal")}),
+        "",
+        f"- mailpipe/ideal (total): {_rss_ratio(results)}",
         "",
         "## Latency below the peak rate",
         "",
@@ -222,3 +234,8 @@ def profile_section(run: Run | None) -> list[str]:
         "",
         *profiling.table(run.profile, messages=run.messages),
     ]
+
+
+def _rss_ratio(results: Results) -> str:
+    mailpipe = summarize(results.local["mailpipe (sqlite)"])["rss"]
+    return f"{mailpipe / summarize(results.local['ideal'])['rss']:.2f}x"

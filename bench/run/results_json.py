@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.run.figures import Run
 from bench.run.plan import BULK, BULK_GROUPED, WAN_CONNECTIONS, WAN_REPLY_DELAY, WAN_SINGLE, Results
-from bench.run.tables import bound_ratio, summarize
+from bench.run.tables import bound_ratio, heaviest, summarize
 
 
 def results_json(results: Results) -> dict[str, Any]:
@@ -47,11 +47,27 @@ def results_json(results: Results) -> dict[str, Any]:
                 else None
             ),
         },
+        "worker_rss_mib": {
+            name: _rss(results.local[name]) for name in ("mailpipe (sqlite)", "ideal")
+        },
         "variants": {
             "local": {name: _variant(runs) for name, runs in results.local.items()},
             "wan": {name: _variant(runs) for name, runs in results.wan.items()},
             "latency": {name: _variant(runs) for name, runs in results.latency.items()},
         },
+    }
+
+
+def _rss(runs: list[Run]) -> dict[str, Any] | None:
+    """Peak RSS per worker process (MiB): the main one, each pool child, the total."""
+    rss = heaviest(runs).rss
+    if rss is None:
+        return None
+    return {
+        "main": round(rss.main, 1),
+        "children": [round(c, 1) for c in rss.children],
+        "total": round(rss.total, 1),
+        "pss_total": round(rss.pss_total, 1),
     }
 
 

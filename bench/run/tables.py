@@ -39,6 +39,28 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
     return out
 
 
+def heaviest(runs: list[Run]) -> Run:
+    """The repetition whose worker peaked highest (the one the tables' RSS column shows)."""
+    return max(runs, key=lambda r: r.peak_rss_mb)
+
+
+def rss_table(rows: dict[str, list[Run]]) -> list[str]:
+    """Peak RSS per worker process: the main one, each pool child, and their sum."""
+    lines = [
+        "| variant | main process MiB | pool children MiB | total MiB | total PSS MiB |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, runs in rows.items():
+        rss = heaviest(runs).rss
+        if rss is None:
+            continue
+        children = ", ".join(f"{c:.0f}" for c in rss.children) or "-"
+        lines.append(
+            f"| {name} | {rss.main:.0f} | {children} | {rss.total:.0f} | {rss.pss_total:.0f} |"
+        )
+    return lines
+
+
 def _rate(s: dict[str, Any]) -> str:
     return f"{s['rate']:.0f} ({s['min']:.0f}-{s['max']:.0f})"
 

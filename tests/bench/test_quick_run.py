@@ -56,6 +56,11 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     assert rows["mailpipe bulk (sqlite, notify_many)"][4].strip() == "1"
     (figures_line,) = [line for line in out.splitlines() if line.startswith("results.json: ")]
     figures = json.loads(figures_line.removeprefix("results.json: "))
+    rss = figures["worker_rss_mib"]  # per process: the main one and both pool children
+    for variant in ("mailpipe (sqlite)", "ideal"):
+        assert len(rss[variant]["children"]) == 2, rss
+        parts = rss[variant]["main"] + sum(rss[variant]["children"])
+        assert rss[variant]["main"] > 0 and abs(rss[variant]["total"] - parts) < 0.5, rss
     ratios = figures["ratios"]
     assert set(ratios) == {
         "single_vs_ideal", "bulk_vs_ideal", "wan_vs_naive", "wan_vs_bound",

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
-
 from worker.credentials import Credentials, OAuthCredentials, Profile, SmtpCredentials
 from worker.errors import MailpipeError
 from worker.intake.message import Notification, build_message
@@ -120,6 +118,8 @@ def _test_message(profile: Profile, send_to: str) -> OutgoingMessage:
 
 def token_step(profile: Profile, access_token: str) -> Step:
     """Show what the token claims, and catch the Microsoft mistakes before SMTP does."""
+    import jwt  # here: every worker imports this module, and only a check decodes a token
+
     try:
         claims = jwt.decode(access_token, options={"verify_signature": False})
     except jwt.DecodeError:

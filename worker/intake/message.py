@@ -21,7 +21,7 @@ from email.utils import format_datetime
 
 from worker.addresses import MAX_ADDRESS_CHARS, address_problem, shown
 from worker.errors import MailpipeError
-from worker.transport import OutgoingMessage
+from worker.outgoing import OutgoingMessage
 
 DEFAULT_MAX_RECIPIENTS = 100  # Gmail's per-message limit; Microsoft allows 500
 DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024

@@ -11,10 +11,9 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
-from worker.celery import BATCH_TASK, CALLBACK_TASK, QUEUE, SEND_TASK, queue_of
 from worker.intake.arguments import (
     check_callback_url,
     check_notification_arguments,
@@ -29,8 +28,8 @@ from worker.intake.message import (
     check_notification,
 )
 from worker.metrics import Samples
-from worker.runtime import Producer, get_producer
-from worker.store import Job, StoreUnavailableError
+from worker.queue import Producer, get_producer, publish, publish_batch
+from worker.store.tables import Job
 
 log = logging.getLogger(__name__)
 
@@ -165,23 +164,6 @@ def _naming(index: int) -> Iterator[None]:
         raise InvalidMessageError(where, problem) from None
 
 
-def publish_batch(rt: Producer, job_ids: list[str], priority: str) -> bool:
-    """One task message for several jobs; False (jobs kept, the sweep sends them) if it fails."""
-    try:
-        rt.celery.send_task(
-            BATCH_TASK, args=[job_ids, priority], argsrepr=repr((job_ids, priority)),
-            queue=queue_of(priority),
-        )  # fmt: skip
-    except Exception as exc:  # kombu raises many types; the jobs are safe in the store
-        log.warning(
-            "%d jobs stored but not published (%s); they will be requeued", len(job_ids), exc
-        )
-        with contextlib.suppress(StoreUnavailableError):
-            rt.store.mark_unpublished(job_ids)
-        return False
-    return True
-
-
 def _prepared_job(
     rt: Producer,
     profile: str,
@@ -215,51 +197,6 @@ def _prepared_job(
     job.sender, job.recipients = message.sender, list(message.recipients)
     job.message, job.message_id, job.smtputf8 = message.data, message.message_id, message.smtputf8
     return job
-
-
-def publish(
-    rt: Producer, job_id: str, priority: str, countdown: float = 0.0, *, record: bool = True
-) -> bool:
-    """Put a task message for the job on the broker; False (job kept) if the broker is down.
-
-    ``record`` notes the publish time, which keeps the sweeper from sending
-    the job again while this message is in flight.
-    """
-    queue = queue_of(priority)
-    try:
-        rt.celery.send_task(
-            SEND_TASK,
-            args=[job_id],
-            argsrepr=repr((job_id,)),
-            queue=queue,
-            countdown=countdown or None,
-        )
-    except Exception as exc:  # kombu raises many types; the job is safe in the store
-        log.warning("job %s stored but not published (%s); it will be requeued", job_id, exc)
-        # So the next sweep publishes it; if this fails too, the lost-message check will.
-        with contextlib.suppress(StoreUnavailableError):
-            rt.store.mark_unpublished([job_id])
-        return False
-    if record:
-        rt.store.mark_published([job_id], at=datetime.now(UTC) + timedelta(seconds=countdown))
-    return True
-
-
-def publish_callbacks(rt: Producer, callback_ids: Iterable[str], countdown: float = 0.0) -> int:
-    """A task message per callback; how many went out. One that did not is published
-    by the sweep once it is overdue (``Store.due_callbacks``)."""
-    published = 0
-    for callback_id in callback_ids:
-        try:
-            rt.celery.send_task(
-                CALLBACK_TASK, args=[callback_id], argsrepr=repr((callback_id,)),
-                queue=QUEUE, countdown=countdown or None,
-            )  # fmt: skip
-        except Exception as exc:  # kombu raises many types; the callback is safe in the store
-            log.warning("callback %s stored but not published (%s)", callback_id, exc)
-            continue
-        published += 1
-    return published
 
 
 def _as_record(notification: Notification) -> dict[str, object]:

@@ -23,9 +23,10 @@ from email.policy import SMTP
 
 from worker.credentials import Profile
 from worker.intake.message import DEFAULT_MAX_MESSAGE_BYTES, InvalidMessageError, check_address
-from worker.intake.notify import Priority, publish
+from worker.intake.notify import Priority
 from worker.metrics import Samples
-from worker.runtime import Producer
+from worker.queue.producer import Producer
+from worker.queue.publish import publish
 from worker.store import Job
 from worker.transport.sender import header_lines, split_head, with_profile_from
 

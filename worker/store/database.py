@@ -6,27 +6,33 @@ an unreachable or busy database is a ``StoreUnavailableError`` (transient).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.errors import ConfigError, UnavailableError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 class StoreUnavailableError(UnavailableError):
     """The database could not be reached or was busy; try again."""
 
 
+# Alembic (about 9 MiB) is imported where the schema is read or changed, not with the
+# store: a producer writing jobs never needs it.
+
+
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "worker.store:migrations")
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -68,6 +74,9 @@ class Database:
 
     def upgrade(self) -> tuple[str | None, str | None]:
         """Bring the schema to the newest migration (``mailpipe db upgrade``): (before, after)."""
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+
         with _unavailable(), self.engine.begin() as connection:
             before = MigrationContext.configure(connection).get_current_revision()
             config = alembic_config(self.url)
@@ -77,11 +86,14 @@ class Database:
         return before, after
 
     def check_schema(self) -> None:
-        """Refuse to run on a schema older (or newer) than this code expects."""
-        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        """Refuse to run on a schema older (or newer) than this code expects.
+
+        Every worker process checks it, so it reads the version without Alembic.
+        """
+        head = schema_head()
         try:
             with self.engine.connect() as connection:
-                current = MigrationContext.configure(connection).get_current_revision()
+                current = _current_revision(connection)
         except OperationalError as exc:  # an outage, not a wrong schema: try again
             raise StoreUnavailableError(f"database unreachable ({_db_error(exc)})") from exc
         if current != head:
@@ -104,6 +116,48 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (before a fork, and at shutdown)."""
         self.engine.dispose()
+
+
+MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+def schema_head() -> str:
+    """The newest migration's revision, from the migration files' ``revision`` and
+    ``down_revision`` (what Alembic reads too: its ``get_current_head()`` agrees, tested)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in MIGRATIONS.glob("*.py"):
+        values = _assignments(path, ("revision", "down_revision"))
+        if isinstance(values.get("revision"), str):
+            revisions.add(values["revision"])
+            down = values.get("down_revision")
+            parents.update([down] if isinstance(down, str) else down or ())
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise ConfigError(f"the migrations have {len(heads)} heads ({sorted(heads)}), not one")
+    return heads.pop()
+
+
+def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """The literal values a module assigns to ``names`` at its top level."""
+    values: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        target, value = None, None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        if isinstance(target, ast.Name) and target.id in names and value is not None:
+            values[target.id] = ast.literal_eval(value)
+    return values
+
+
+def _current_revision(connection: Connection) -> str | None:
+    """The revision Alembic recorded (its ``alembic_version`` table); None before any."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])
 
 
 def _missing_file(url: str, path: Path) -> str:

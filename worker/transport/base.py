@@ -10,24 +10,14 @@ every failure as an ``Outcome``; it never decides whether a job is retried.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from worker.credentials import TokenSource
+from worker.outgoing import OutgoingMessage
 from worker.transport.outcome import Outcome
 
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """The envelope and the exact bytes to send (built once, at intake)."""
-
-    sender: str
-    recipients: tuple[str, ...]
-    data: bytes = field(repr=False)
-    message_id: str
-    smtputf8: bool = False
-    # The job id, sent as the DSN envelope id (RFC 3461 ENVID) so a bounce names its job.
-    envid: str | None = None
+__all__ = ["OutgoingMessage", "SendResult", "Transport"]
 
 
 @dataclass(frozen=True)
