@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from worker import redis_keys
 from worker.delivery import deliver_batch, deliver_with_queued
@@ -36,7 +37,7 @@ def send_notification(self: Task, job_id: str) -> None:
     backlog their own messages then find nothing to do. A job that needs a
     retry goes back as a task message of its own, with its countdown.
     """
-    rt = get_runtime()
+    rt = _runtime(self)
     worker = f"{self.request.hostname}/{os.getpid()}"
     for job, decision in deliver_with_queued(job_id, rt, worker=worker, limit=CLAIM_WINDOW):
         publish_callbacks(rt, decision.callbacks)
@@ -59,7 +60,7 @@ def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
     batch) or past half the soft time limit (so a slow server cannot make the
     batch hit it).
     """
-    rt = get_runtime()
+    rt = _runtime(self)
     worker = f"{self.request.hostname}/{os.getpid()}"
     hand_over_at = time.monotonic() + rt.settings.task_soft_time_limit_seconds / 2
     look_for_pages_at = time.monotonic() + PAGE_CHECK_SECONDS
@@ -79,6 +80,17 @@ def send_batch(self: Task, job_ids: list[str], priority: str) -> None:
             publish_callbacks(rt, decision.callbacks)
             if decision.action == "retry":
                 publish(rt, job.id, priority, decision.countdown_seconds)
+
+
+def _runtime(task: Task) -> Runtime:
+    """The process's runtime, built by its first task. A build the soft time limit cut short
+    (a slow start on a busy machine) hands the task back at once: nothing was claimed yet,
+    and the job would otherwise wait for the sweep."""
+    try:
+        return get_runtime()
+    except SoftTimeLimitExceeded as exc:
+        log.warning("task %s: the worker's start ran past the soft time limit; again", task.name)
+        raise task.retry(countdown=0, exc=exc, max_retries=None) from None
 
 
 def _page_waits(rt: Runtime, priority: str) -> bool:

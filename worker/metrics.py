@@ -112,14 +112,17 @@ class Metrics:
 
     def counter(self, name: str) -> dict[tuple[tuple[str, str], ...], int]:
         """Every label set of counter ``name`` with its value."""
-        raw = self.redis.hgetall(redis_keys.metric(name))
+        with redis_errors("metrics"):
+            raw = self.redis.hgetall(redis_keys.metric(name))
         return {_labels(_text(f)): int(v) for f, v in raw.items()}
 
     def histogram(self, name: str) -> dict[tuple[tuple[str, str], ...], HistogramValue]:
         """Every label set of histogram ``name``, buckets made cumulative."""
         bounds = HISTOGRAMS[name][1]
         parts: dict[str, dict[str, float]] = {}
-        for raw_field, raw_value in self.redis.hgetall(redis_keys.metric(name)).items():
+        with redis_errors("metrics"):
+            raw = self.redis.hgetall(redis_keys.metric(name))
+        for raw_field, raw_value in raw.items():
             base, _, part = _text(raw_field).rpartition("|")
             parts.setdefault(base, {})[part] = float(raw_value)
         values = {}

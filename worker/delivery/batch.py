@@ -20,13 +20,12 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
-from worker.delivery.decide import Decision, Judged, fallbacks_of, judge, record
+from worker.delivery.decide import Decision, Judged, fallbacks_of, judge
 from worker.delivery.service import (
     DeliveryContext,
+    after_send,
     attempt_send,
     before_send,
-    busy,
-    mark_if_accepted,
     outgoing,
     sending_profile,
 )
@@ -102,11 +101,9 @@ def deliver_jobs(
         try:
             for profile, group in ready.items():
                 for job, started, sent in _send_all(rt, profile, group, now, stop_at):
-                    if sent.busy:
-                        decisions.append((job, busy(rt, job, sent, now)))
-                    elif not mark_if_accepted(rt, job, sent):
-                        # Nothing in Redis would stop a resend: record it now, not later.
-                        decisions.append((job, record(rt, job, sent, worker, started, now)))
+                    early = after_send(rt, job, sent, worker, started, now)
+                    if early is not None:
+                        decisions.append((job, early))
                     else:
                         fallbacks = fallbacks_of(rt, job)
                         judged.append(

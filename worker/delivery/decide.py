@@ -11,8 +11,14 @@
   (``fallback_reason``) goes at once through the next profile of its
   profile's ``fallback`` list, before any of the above.
 
+Before a send, a claimed job's turn may end without one (``NotNow``): it ran
+out of sends (``out_of_sends``: fails), a rate limit says wait
+(``over_limits``: back in line, or fails if it can never fit), or the
+mailbox's connections are all busy or the batch stopped before it
+(``not_tried``: back in line). Back in line is not an attempt.
+
 Delays up to ``broker_max_countdown_seconds`` wait in the broker (a Celery
-retry); longer ones wait in the database for the sweep.
+retry); longer ones wait in the database for the sweep (``later``).
 """
 
 from __future__ import annotations
@@ -46,12 +52,47 @@ class Decision:
     # Callbacks the attempt's events made, written with it: the task publishes them.
     callbacks: tuple[str, ...] = ()
 
-    @classmethod
-    def later(cls, settings: Settings, delay: float, *, reason: str) -> Decision:
-        if delay <= settings.broker_max_countdown_seconds:
-            return cls("retry", countdown_seconds=delay, reason=reason)
-        # Longer than the broker should hold a message: wait in the database.
-        return cls("wait", countdown_seconds=delay, reason=reason)
+
+def later(settings: Settings, delay: float, *, reason: str) -> Decision:
+    """Try again in ``delay`` s: a broker countdown, or the database if that is too long."""
+    if delay <= settings.broker_max_countdown_seconds:
+        return Decision("retry", countdown_seconds=delay, reason=reason)
+    # Longer than the broker should hold a message: wait in the database.
+    return Decision("wait", countdown_seconds=delay, reason=reason)
+
+
+@dataclass(frozen=True)
+class NotNow:
+    """A claimed job not sent this turn: back in line for ``wait`` s, or (None) it fails."""
+
+    reason: str
+    wait: float | None = None
+
+
+def out_of_sends(settings: Settings, job: Job) -> NotNow | None:
+    """The job fails: sent as often as its attempts allow, and no outcome was ever recorded.
+
+    An operator's retry of a failed job starts a new budget (``Job.retried_after``).
+    """
+    if job.sends - (job.retried_after or 0) > settings.retry_max_attempts:
+        return NotNow(f"sent {job.sends - 1} times without a recorded outcome; giving up")
+    return None
+
+
+def over_limits(wait: float, profile: str) -> NotNow | None:
+    """What the profile's rate limits said (the wait before its recipients fit) means."""
+    if wait == float("inf"):
+        return NotNow(f"the message has more recipients than profile {profile} may send to a day")
+    if wait > 0:
+        return NotNow(f"rate limit of profile {profile}", wait)
+    return None
+
+
+def not_tried(settings: Settings, sent: SendResult) -> NotNow | None:
+    """A send that never began (the mailbox's connections busy, the batch stopped first)."""
+    if sent.busy:
+        return NotNow(sent.outcome.text, settings.smtp_slot_wait_seconds)
+    return None
 
 
 @dataclass(frozen=True)
@@ -190,7 +231,7 @@ class Judged:
                 "job %s attempt %d: %s%s; retry in %.0fs",
                 job.id, attempt, result.summary(), waiting, self.delay,
             )  # fmt: skip
-            return Decision.later(settings, self.delay, reason=result.summary())
+            return later(settings, self.delay, reason=result.summary())
         level = logging.INFO if step.status == "delivered" else logging.WARNING
         log.log(level, "job %s attempt %d: %s", job.id, attempt, result.summary())
         return Decision("done", reason=result.summary())

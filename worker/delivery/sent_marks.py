@@ -11,17 +11,15 @@ one Redis write.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
 
 import redis
 
 from worker import redis_keys
 from worker.errors import UnavailableError
 from worker.redis_adapter import redis_errors
-from worker.transport import Outcome, RecipientResult
+from worker.transport import Outcome, outcome_from_json, outcome_json
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +30,7 @@ def mark(client: redis.Redis, job_id: str, send: int, outcome: Outcome, ttl_seco
         with redis_errors("send marks"):
             client.set(
                 redis_keys.sent_mark(job_id, send),
-                json.dumps(asdict(outcome)),
+                outcome_json(outcome),
                 px=int(ttl_seconds * 1000),
             )
     except UnavailableError as exc:
@@ -54,6 +52,4 @@ def find(client: redis.Redis, job_id: str, sends: Sequence[int]) -> Outcome | No
     found = [v for v in values if v is not None]
     if not found:
         return None
-    data = json.loads(found[-1])
-    recipients = tuple(RecipientResult(**r) for r in data.pop("recipients"))
-    return Outcome(**data, recipients=recipients)
+    return outcome_from_json(found[-1])

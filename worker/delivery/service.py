@@ -3,8 +3,8 @@ runs them for one job or many).
 
 Each ends in a Decision that the task turns into "done", a retry with a
 countdown, or nothing (the job waits in the database and the sweep publishes
-it when due). ``decide`` is the one place that decides what an outcome means
-for the job (see its docstring).
+it when due). These steps do the reading and writing; every verdict they act
+on (fail, back in line, retry when, fall back) is ``decide``'s.
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ import redis
 
 from worker.credentials import Profile, Profiles
 from worker.delivery import sent_marks
-from worker.delivery.decide import Decision, record
+from worker.delivery.decide import (
+    Decision,
+    NotNow,
+    later,
+    not_tried,
+    out_of_sends,
+    over_limits,
+    record,
+)
 from worker.delivery.leases import Leases
 from worker.delivery.rate_limit import RateLimiter
 from worker.errors import MailpipeError
@@ -63,38 +71,58 @@ def before_send(
     An earlier send accepted but not recorded is recorded now; a job out of
     sends fails; a rate limit puts it back in line (a limit is taken here).
     """
-    settings = rt.settings
     unrecorded = range(job.attempt_count + 1, job.sends)  # earlier sends with no attempt row
     accepted = sent_marks.find(rt.redis, job.id, unrecorded)
     if accepted is not None:
         log.warning("job %s: an earlier send was accepted but not recorded; recording it", job.id)
         return record(rt, job, SendResult(accepted), worker, now(), now)
-    # An operator's retry of a failed job starts a new budget (Job.retried_after).
-    if job.sends - (job.retried_after or 0) > settings.retry_max_attempts:
-        text = f"sent {job.sends - 1} times without a recorded outcome; giving up"
-        return record(rt, job, _failed("connect", MailpipeError(text)), worker, now(), now)
+    verdict = out_of_sends(rt.settings, job)
+    if verdict is not None:
+        return not_now(rt, job, verdict, worker, now)
     try:
         profile = rt.profiles.get(sending_profile(job))
     except MailpipeError as exc:
         return record(rt, job, _failed("connect", exc), worker, now(), now)
-    wait = _take_limits(rt, job, profile)
-    if wait == float("inf"):
-        text = f"the message has more recipients than profile {profile.name} may send to a day"
-        return record(rt, job, _failed("connect", MailpipeError(text)), worker, now(), now)
-    if wait > 0:
-        return _back_in_line(rt, job, wait, now, reason=f"rate limit of profile {profile.name}")
+    verdict = over_limits(_take_limits(rt, job, profile), profile.name)
+    return None if verdict is None else not_now(rt, job, verdict, worker, now)
+
+
+def after_send(
+    rt: DeliveryContext,
+    job: Job,
+    sent: SendResult,
+    worker: str,
+    started: datetime,
+    now: Callable[[], datetime],
+) -> Decision | None:
+    """What ends a sent job's turn before it is judged with the others, or None: judge it.
+
+    A send that never began goes back in line; one the server accepted but
+    that could not be marked in Redis is recorded at once (nothing else would
+    stop a resend).
+    """
+    verdict = not_tried(rt.settings, sent)
+    if verdict is not None:
+        return not_now(rt, job, verdict, worker, now)
+    if not _marked(rt, job, sent):
+        return record(rt, job, sent, worker, started, now)
     return None
 
 
-def busy(
-    rt: DeliveryContext, job: Job, result: SendResult, now: Callable[[], datetime]
+def not_now(
+    rt: DeliveryContext, job: Job, verdict: NotNow, worker: str, now: Callable[[], datetime]
 ) -> Decision:
-    """Like a rate limit: the mailbox is busy, the job did not get a try."""
-    wait = rt.settings.smtp_slot_wait_seconds
-    return _back_in_line(rt, job, wait, now, reason=result.outcome.text)
+    """Act on ``decide``'s verdict for a job not sent: record its failure, or put it back in
+    line (not an attempt, not a send)."""
+    if verdict.wait is None:
+        failed = _failed("connect", MailpipeError(verdict.reason, kind="permanent"))
+        return record(rt, job, failed, worker, now(), now)
+    assert job.claim_id is not None
+    rt.store.reschedule(job.id, job.claim_id, now() + timedelta(seconds=verdict.wait))
+    return later(rt.settings, verdict.wait, reason=verdict.reason)
 
 
-def mark_if_accepted(rt: DeliveryContext, job: Job, result: SendResult) -> bool:
+def _marked(rt: DeliveryContext, job: Job, result: SendResult) -> bool:
     """False when the server accepted it but the mark could not be written."""
     if not any(r.accepted for r in result.outcome.recipients):
         return True
@@ -110,15 +138,6 @@ def _take_limits(rt: DeliveryContext, job: Job, profile: Profile) -> float:
     except MailpipeError as exc:  # Redis unreachable: not the job's fault, try again soon
         log.warning("job %s: %s", job.id, exc)
         return rt.settings.retry_base_seconds
-
-
-def _back_in_line(
-    rt: DeliveryContext, job: Job, wait: float, now: Callable[[], datetime], *, reason: str
-) -> Decision:
-    """Not an attempt and not a send: the job just goes back in line."""
-    assert job.claim_id is not None
-    rt.store.reschedule(job.id, job.claim_id, now() + timedelta(seconds=wait))
-    return Decision.later(rt.settings, wait, reason=reason)
 
 
 def envelope(job: Job) -> tuple[str, ...]:

@@ -2,7 +2,16 @@
 
 from worker.transport.base import OutgoingMessage, SendResult, Transport
 from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError
-from worker.transport.outcome import Outcome, OutcomeKind, Phase, RecipientResult, Reply, outcome
+from worker.transport.outcome import (
+    Outcome,
+    OutcomeKind,
+    Phase,
+    RecipientResult,
+    Reply,
+    outcome,
+    outcome_from_json,
+    outcome_json,
+)
 
 __all__ = [
     "ConnectionDropped",
@@ -17,4 +26,6 @@ __all__ = [
     "SessionError",
     "Transport",
     "outcome",
+    "outcome_from_json",
+    "outcome_json",
 ]

@@ -2,14 +2,17 @@
 
 ``outcome()`` is the one place an ``Outcome`` is made: from a server's reply
 (already classified by the transport that received it, e.g.
-``transport.smtp.replies.smtp_reply``) or from one of our errors. The delivery
-service alone decides what an outcome means for the job (docs/architecture.md).
+``transport.smtp.replies.smtp_reply`` or ``transport.graph.replies``) or from
+one of our errors; ``outcome_from_json`` reads back one that ``outcome_json``
+kept. ``delivery.decide`` alone decides what an outcome means for the job
+(docs/architecture.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 from worker.errors import MailpipeError
 
@@ -28,6 +31,8 @@ class Reply:
     enhanced_code: str | None = None
     hint: str | None = None
     queue_id: str | None = None
+    # From an HTTP Retry-After (Graph's 429/503): the earliest sensible retry.
+    retry_after_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ def outcome(
             hint=source.hint,
             queue_id=source.queue_id,
             recipients=recipients,
+            retry_after_seconds=source.retry_after_seconds,
         )
     return Outcome(
         kind=source.kind,
@@ -88,3 +94,15 @@ def outcome(
         recipients=recipients,
         retry_after_seconds=source.retry_after_seconds,
     )
+
+
+def outcome_json(kept: Outcome) -> str:
+    """``kept`` as JSON, for ``outcome_from_json`` to read back (e.g. a send mark in Redis)."""
+    return json.dumps(asdict(kept))
+
+
+def outcome_from_json(text: str | bytes) -> Outcome:
+    """The Outcome that ``outcome_json`` wrote."""
+    data: dict[str, Any] = json.loads(text)
+    recipients = tuple(RecipientResult(**r) for r in data.pop("recipients"))
+    return Outcome(**data, recipients=recipients)

@@ -18,10 +18,15 @@ import pytest
 from worker.delivery.decide import (
     Decision,
     Judged,
+    NotNow,
     Route,
     fallback_reason,
     judge,
+    later,
     next_step,
+    not_tried,
+    out_of_sends,
+    over_limits,
     record,
     route,
 )
@@ -122,8 +127,8 @@ def test_only_permanent_refusals_end_the_job_at_once() -> None:
 
 def test_a_delay_the_broker_should_not_hold_waits_in_the_database() -> None:
     limit = SETTINGS.broker_max_countdown_seconds
-    assert Decision.later(SETTINGS, limit, reason="r") == Decision("retry", limit, "r")
-    assert Decision.later(SETTINGS, limit + 0.5, reason="r") == Decision("wait", limit + 0.5, "r")
+    assert later(SETTINGS, limit, reason="r") == Decision("retry", limit, "r")
+    assert later(SETTINGS, limit + 0.5, reason="r") == Decision("wait", limit + 0.5, "r")
 
 
 def test_a_plain_retry_sends_to_every_recipient_again() -> None:
@@ -563,3 +568,35 @@ def test_the_callbacks_an_attempt_makes_go_with_the_decision_and_none_without_a_
     assert decision.callbacks == (event.callback_id,)
     without = judged(delivered)
     assert without.announce(SETTINGS, Samples()) == Decision("done", reason=delivered.summary())
+
+
+# -- a claimed job's turn that ends without a send --------------------------------------------
+
+
+def test_a_job_sent_as_often_as_its_attempts_allow_without_a_record_fails() -> None:
+    # sends counts the send about to happen: 5 earlier sends, none recorded.
+    assert out_of_sends(SETTINGS, job(sends=5, retried_after=0)) is None
+    assert out_of_sends(SETTINGS, job(sends=6, retried_after=0)) == NotNow(
+        "sent 5 times without a recorded outcome; giving up"
+    )
+
+
+def test_an_operators_retry_starts_a_new_budget_of_sends() -> None:
+    assert out_of_sends(SETTINGS, job(sends=8, retried_after=5)) is None
+    assert out_of_sends(SETTINGS, job(sends=11, retried_after=5)) is not None
+
+
+def test_a_rate_limit_puts_the_job_back_in_line_and_a_message_too_big_for_a_day_fails() -> None:
+    assert over_limits(0.0, "m365") is None
+    assert over_limits(2.5, "m365") == NotNow("rate limit of profile m365", 2.5)
+    never = over_limits(float("inf"), "m365")
+    assert never == NotNow("the message has more recipients than profile m365 may send to a day")
+    assert never.wait is None  # it fails: waiting would not help
+
+
+def test_a_send_that_never_began_goes_back_in_line_for_the_slot_wait() -> None:
+    settings = SETTINGS.model_copy(update={"smtp_slot_wait_seconds": 7.0})
+    busy = SendResult(result("transient", "connect", text="all 3 connections busy"), busy=True)
+    assert not_tried(settings, busy) == NotNow("all 3 connections busy", 7.0)
+    tried = SendResult(result("transient", "connect", text="refused"))
+    assert not_tried(settings, tried) is None

@@ -11,6 +11,7 @@ import logging
 from sqlalchemy import text
 
 from worker.errors import MailpipeError
+from worker.redis_adapter import redis_errors
 from worker.runtime import Producer
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,10 @@ def readiness(rt: Producer) -> list[str]:
     except MailpipeError as exc:
         failing.append(_down("database", f"{type(exc).__name__}: {exc}"))
     try:
-        rt.redis.ping()
-    except Exception as exc:  # redis-py raises many types; only the type is logged
-        failing.append(_down("redis", type(exc).__name__))
+        with redis_errors("redis"):
+            rt.redis.ping()
+    except MailpipeError as exc:
+        failing.append(_down("redis", str(exc)))
     try:
         with rt.celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=_BROKER_TIMEOUT_SECONDS)

@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from worker.celery import CRITICAL_QUEUE, QUEUE, waiting_messages
+from worker.errors import MailpipeError
 from worker.faces.profile_status import profile_status
 from worker.metrics import COUNTERS, HISTOGRAMS
 from worker.runtime import Producer
@@ -42,8 +43,8 @@ class MailpipeCollector(Collector):
             yield from self._shared()
             yield from self._store()
             yield from self._profiles()
-        except Exception as exc:  # Redis or the database: say so with mailpipe_up 0
-            log.warning("metrics incomplete: %s", type(exc).__name__)
+        except MailpipeError as exc:  # Redis or the database unavailable (a bug still raises)
+            log.warning("metrics incomplete: %s", exc)
             up = 0.0
         yield from self._queues()
         yield GaugeMetricFamily(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 
 from providers.token_endpoint import parse_retry_after
-from worker.transport.outcome import Outcome, OutcomeKind, Phase, RecipientResult
+from worker.transport.outcome import Outcome, OutcomeKind, Phase, RecipientResult, Reply, outcome
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -43,22 +43,19 @@ def graph_outcome(response: httpx.Response, recipients: tuple[str, ...]) -> Outc
     request_ids = _request_ids(response)
     if response.status_code == 202:
         accepted = tuple(RecipientResult(a, True, code=202, text="Accepted") for a in recipients)
-        return Outcome(
-            "delivered", "data", code=202, text="Accepted", queue_id=request_ids,
-            recipients=accepted,
-        )  # fmt: skip
+        reply = Reply("delivered", 202, "Accepted", queue_id=request_ids)
+        return outcome("data", reply, recipients=accepted)
     code, message = _error_of(response)
     kind, phase = _classify(response.status_code, code)
-    text = f"{code}: {message}" if message else code
-    return Outcome(
+    reply = Reply(
         kind,
-        phase,
-        code=response.status_code,
-        text=text,
+        response.status_code,
+        f"{code}: {message}" if message else code,
         hint=AUTH_HINT if phase == "auth" else HINTS.get(code),
         queue_id=request_ids,
         retry_after_seconds=parse_retry_after(response.headers.get("Retry-After")),
     )
+    return outcome(phase, reply)
 
 
 def _classify(status: int, code: str) -> tuple[OutcomeKind, Phase]:

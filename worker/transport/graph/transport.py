@@ -32,7 +32,7 @@ from worker.settings import DEFAULTS, Settings
 from worker.transport.base import OutgoingMessage, SendResult
 from worker.transport.errors import ConnectionsBusy, SessionError
 from worker.transport.graph.replies import graph_outcome
-from worker.transport.outcome import Outcome, Phase
+from worker.transport.outcome import Outcome, Phase, Reply, outcome
 from worker.transport.slots import ConnectionSlots, release, try_lease
 from worker.transport.tls import ssl_context
 
@@ -174,17 +174,16 @@ def _network_outcome(profile: Profile, exc: httpx.TransportError, request_id: st
     ids = f"client-request-id={request_id}"
     untrusted = certificate_error(exc)
     if untrusted is not None:
-        return Outcome(
-            "permanent", "tls", text=f"certificate of {profile.graph_url} not trusted: {untrusted}",
-            hint="set ca_file to the CA that signed it, or fix graph_url", queue_id=ids,
-        )  # fmt: skip
+        text = f"certificate of {profile.graph_url} not trusted: {untrusted}"
+        hint = "set ca_file to the CA that signed it, or fix graph_url"
+        return outcome("tls", Reply("permanent", None, text, hint=hint, queue_id=ids))
     # Before the request went out nothing was sent; after it, Graph may have
     # taken the message: a retry can then send it twice (as after an SMTP timeout
     # at the end of DATA), which beats never sending a page.
     connecting = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
     phase: Phase = "connect" if connecting else "data"
     text = f"Graph unreachable: {type(exc).__name__}"
-    return Outcome("transient", phase, text=text, queue_id=ids)
+    return outcome(phase, Reply("transient", None, text, queue_id=ids))
 
 
 def with_bcc(message: OutgoingMessage) -> bytes:

@@ -102,3 +102,9 @@ def smtp_reply(
         hint=hint_for(code, enhanced, provider),
         queue_id=queue.group(1) if queue else None,
     )
+
+
+def lost(phase: Phase, exc: OSError, provider: str | None = None) -> Reply:
+    """The connection failed with no reply from the server (``smtplib``'s exceptions are
+    OSErrors too, so one ``except OSError`` catches them all): transient, named by type."""
+    return smtp_reply(phase, None, f"{type(exc).__name__}: {exc}", provider)

@@ -23,7 +23,7 @@ from worker.transport.base import OutgoingMessage
 from worker.transport.errors import SessionError
 from worker.transport.outcome import Outcome, Phase, Reply
 from worker.transport.smtp import transaction
-from worker.transport.smtp.replies import smtp_reply
+from worker.transport.smtp.replies import lost, smtp_reply
 from worker.transport.smtp.sasl import BearerResponder, Mechanism, oauthbearer, xoauth2
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,10 @@ class SmtpSession:
                 hint="set ca_file to the CA that signed the server's certificate, "
                 "or fix host to match the certificate",
             )
-        except (OSError, smtplib.SMTPException) as exc:
+        except OSError as exc:
             self._fail(
                 phase,
-                smtp_reply(phase, None, f"{type(exc).__name__}: {exc}", self.profile.provider),
+                lost(phase, exc, self.profile.provider),
             )
 
     def _ehlo(self) -> None:
@@ -164,10 +164,10 @@ class SmtpSession:
             # smtplib ASCII-encodes the SASL response; the exception would carry
             # the whole response (password or token) in its repr: say only what.
             self._fail("auth", "the username or password is not ASCII, which SMTP AUTH cannot send")
-        except (OSError, smtplib.SMTPException) as exc:
+        except OSError as exc:
             self._fail(
                 "auth",
-                smtp_reply("auth", None, f"{type(exc).__name__}: {exc}", self.profile.provider),
+                lost("auth", exc, self.profile.provider),
             )
         self.credentials = credentials
 
@@ -267,7 +267,7 @@ class SmtpSession:
             return False
         try:
             return self.smtp.noop()[0] == 250
-        except (OSError, smtplib.SMTPException):
+        except OSError:
             self.broken = True
             return False
 
@@ -277,7 +277,7 @@ class SmtpSession:
         try:
             if not self.broken:
                 self.smtp.quit()
-        except (OSError, smtplib.SMTPException):
+        except OSError:
             pass
         finally:
             self.smtp.close()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from worker.transport.base import OutgoingMessage
 from worker.transport.errors import ConnectionDropped, SessionError
 from worker.transport.outcome import Outcome, OutcomeKind, RecipientResult, Reply, outcome
-from worker.transport.smtp.replies import smtp_reply
+from worker.transport.smtp.replies import lost, smtp_reply
 
 if TYPE_CHECKING:
     from worker.transport.smtp.session import SmtpSession
@@ -35,7 +35,7 @@ def send(session: SmtpSession, message: OutgoingMessage) -> Outcome:
         return _no_smtputf8(session)
     try:
         mail, rcpts, data = _envelope(session, message)
-    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+    except OSError as exc:
         raise _dropped(session, exc) from exc
     return _after_envelope(session, message, mail, rcpts, data)
 
@@ -69,7 +69,7 @@ def send_many(
         held = None
         try:
             mail, rcpts, data = _replies(smtp, message)
-        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+        except OSError as exc:
             raise _dropped(session, exc) from exc
         results = _ready_for_content(session, message, mail, rcpts, data)
         if results:
@@ -91,7 +91,7 @@ def _write_group(
     try:
         group = _group(message, dsn=_asks_dsn(session))
         session.smtp.send((_dot_stuffed(held[0].data) if held else b"") + group)
-    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+    except OSError as exc:
         if held:
             session.lost_grouped_content = True
             yield _lost_after_data(session, exc)
@@ -251,11 +251,10 @@ def _no_smtputf8(session: SmtpSession) -> Outcome:
     )
 
 
-def _dropped(session: SmtpSession, exc: BaseException) -> ConnectionDropped:
+def _dropped(session: SmtpSession, exc: OSError) -> ConnectionDropped:
     """The connection failed before any of the message was sent."""
     session.broken = True
-    lost = smtp_reply("mail", None, f"{type(exc).__name__}: {exc}", session.profile.provider)
-    return ConnectionDropped("mail", lost)
+    return ConnectionDropped("mail", lost("mail", exc, session.profile.provider))
 
 
 def _all_refused(results: tuple[RecipientResult, ...], provider: str) -> Reply:
@@ -280,7 +279,7 @@ def _abort_data(session: SmtpSession, data: ServerReply | None) -> None:
     try:
         session.smtp.send(b".\r\n")
         session.smtp.getreply()
-    except (OSError, smtplib.SMTPException):
+    except OSError:
         session.broken = True
 
 
@@ -294,7 +293,7 @@ def _data(
     assert smtp is not None
     try:
         code, reply = data or smtp.docmd("DATA")
-    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+    except OSError as exc:
         return _lost_after_data(session, exc)
     if code != 354:  # nothing was sent
         return _refused(
@@ -313,7 +312,7 @@ def _content(
     assert session.smtp is not None
     try:
         session.smtp.send(_dot_stuffed(message.data))
-    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+    except OSError as exc:
         return _lost_after_data(session, exc)
     return _content_reply(session, recipients)
 
@@ -323,7 +322,7 @@ def _content_reply(session: SmtpSession, recipients: tuple[RecipientResult, ...]
     assert session.smtp is not None
     try:
         code, reply = session.smtp.getreply()
-    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+    except OSError as exc:
         return _lost_after_data(session, exc)
     if code == 421:
         session.broken = True
@@ -350,7 +349,7 @@ def _refused(session: SmtpSession, result: Outcome) -> Outcome:
     try:
         assert session.smtp is not None
         session.smtp.rset()
-    except (OSError, smtplib.SMTPException):
+    except OSError:
         session.broken = True
     return result
 
