@@ -24,6 +24,7 @@ import trustme
 from bench.run.figures import redis_calls
 from bench.run.mailpipe_runs import SECRET_KEY, profile_table
 from bench.run.processes import REPO, stop_worker, wait_for
+from bench.run.progress import Progress
 from bench.run.relay_clients import PASSWORD, USER, Connection, send_concurrently
 from bench.run.servers import Servers
 from tests.support import free_port, fresh_database
@@ -190,12 +191,20 @@ def run_relay(
 
 
 def measure_relay(
-    s: Servers, tmp: Path, repetitions: int, per_connection: int
+    s: Servers, tmp: Path, repetitions: int, per_connection: int, progress: Progress
 ) -> dict[str, list[RelayRun]]:
-    """The relay and the discarding server, repetitions interleaved."""
+    """The relay and its yardsticks, repetitions interleaved."""
     files = relay_files(s, tmp)
     runs: dict[str, list[RelayRun]] = {variant: [] for variant in SERVERS}
     for _ in range(repetitions):
         for variant in SERVERS:
-            runs[variant].append(run_relay(variant, s, tmp, files, per_connection))
+
+            def relay(variant: str = variant) -> RelayRun:
+                return run_relay(variant, s, tmp, files, per_connection)
+
+            runs[variant].append(
+                progress.run(
+                    f"SMTP relay, {variant}", relay, lambda run: f"{run.rate:.0f} accepted msg/s"
+                )
+            )
     return runs

@@ -71,14 +71,7 @@ def report(plan: Plan, results: Results, command: str) -> str:
         "- SMTP round trips per message are the client's flights counted at the sink's "
         "front (what it sends between two waits for a reply), connection set-up included.",
         "",
-        "## Latency below the peak rate",
-        "",
-        "Enqueue to accepted by the sink, with the workers running and notify() "
-        "called at half and a quarter of the drain rate above (the producer shares "
-        "the 2 cores).",
-        "",
-        *latency_table(results.latency),
-        "",
+        *latency_section(results),
         "## Scaling",
         "",
         *scaling_table(results.scaling),
@@ -101,6 +94,19 @@ def report(plan: Plan, results: Results, command: str) -> str:
         *profile_section(results.profiled),
     ]
     return "\n".join(lines) + "\n"
+
+
+def latency_section(results: Results) -> list[str]:
+    return [
+        "## Latency below the peak rate",
+        "",
+        "Enqueue to accepted by the sink, with the workers running and notify() "
+        "called at half and a quarter of the drain rate above (the producer shares "
+        "the 2 cores).",
+        "",
+        *latency_table(results.latency),
+        "",
+    ]
 
 
 def wan_section(plan: Plan, wan: dict[str, list[Run]]) -> list[str]:

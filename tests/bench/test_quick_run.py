@@ -29,6 +29,12 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started  # every token request happened within it
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
+    # A line as each run starts and ends (stderr), the last one counting every run planned.
+    ends = [line for line in result.stderr.splitlines() if line.startswith("bench [") and
+            not line.endswith(" ...")]  # fmt: skip
+    total = ends[-1].split("/", 1)[1].split("]", 1)[0]
+    assert len(ends) == int(total), ends
+    assert ends[-1].endswith("; done"), ends[-1]
     rows: dict[str, list[str]] = {}
     for line in out.splitlines():
         if line.startswith("| "):  # the first table that names a row wins (local before WAN)
