@@ -51,8 +51,8 @@ def test_the_estimate_is_the_mean_run_so_far_times_the_runs_to_come() -> None:
 
 def test_the_planned_total_counts_every_kind_of_run() -> None:
     # Full run, two stores, profiled: local 3x6, scaling 3x2x3, backlog 1, intake and
-    # relay 3x(2+2), py-spy 1, latency 4, tokens 3, WAN 3x4.
+    # relay 3x(3+3), py-spy 1, latency 4, tokens 3, WAN 3x4.
     full = Plan(profile=True)
-    assert planned_runs(full, ["sqlite", "postgresql"]) == 18 + 18 + 1 + 12 + 1 + 4 + 3 + 12
+    assert planned_runs(full, ["sqlite", "postgresql"]) == 18 + 18 + 1 + 18 + 1 + 4 + 3 + 12
     assert planned_runs(full, ["sqlite", "postgresql"], latency_only=True) == 3 * 2 + 4
-    assert planned_runs(QUICK, ["sqlite"]) == 5 + 2 + 1 + 4 + 0 + 2 + 1 + 4
+    assert planned_runs(QUICK, ["sqlite"]) == 5 + 2 + 1 + 6 + 0 + 2 + 1 + 4
