@@ -66,6 +66,7 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     assert set(ratios) == {
         "single_vs_ideal", "bulk_vs_ideal", "wan_vs_naive", "wan_vs_bound",
         "wan_single_vs_bound", "rss_vs_ideal", "wan_safe_vs_bound", "wan_grouped_vs_bound",
+        "intake_vs_fair", "relay_vs_fair",
     }  # fmt: skip
     assert all(v > 0 for k, v in ratios.items() if k != "rss_vs_ideal"), ratios
     wan = figures["variants"]["wan"]
@@ -77,8 +78,14 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     # Round trips are counted at the sink's front: every message costs at least one.
     for name, variant in [*figures["variants"]["local"].items(), *wan.items()]:
         assert variant["round_trips_per_message"] >= 1, (name, variant)
-    assert set(figures["latency_ms"]) == {"p99_half_peak", "p99_high_behind_backlog"}
+    assert set(figures["latency_ms"]) == {
+        "p99_half_peak", "p99_quarter_peak", "p99_high_behind_backlog",
+    }  # fmt: skip
     assert figures["latency_ms"]["p99_half_peak"] > 0
+    assert figures["latency_ms"]["p99_quarter_peak"] > 0
+    # The faces' fair yardsticks ran, and each answer was a stored job there too.
+    assert "- mailpipe/fair accepted/s" in out and "- mailpipe relay/fair accepted/s" in out
+    assert out.count("(all there)") == 2, [s for s in out.splitlines() if "stored" in s]
     assert figures["latency_ms"]["p99_high_behind_backlog"] > 0
     assert "## A page behind a bulk backlog" in out
     assert figures["variants"]["local"]["ideal"]["msg_per_s"]["median"] > 0
