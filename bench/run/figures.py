@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import redis
 
+from bench.run.tail import TailSplit
+
 
 @dataclass
 class Run:
@@ -27,6 +29,8 @@ class Run:
     slowest_wait_send_ms: tuple[float, float] | None = None
     # Client flights at the SMTP front per message: connection set-up included.
     round_trips_per_message: float | None = None
+    # Latency runs: the slowest 1%'s wait split into steps (bench/run/tail.py).
+    tail: TailSplit | None = None
 
     @property
     def rate(self) -> float:

@@ -9,7 +9,8 @@ import datetime as dt
 import os
 import platform
 
-from bench import profiling
+from bench import profiling, timeline
+from bench.run import tail
 from bench.run.figures import Run
 from bench.run.intake_runs import PACED_CONNECTIONS, PEAK_CONNECTIONS, requests_sent
 from bench.run.mailpipe_runs import PAGE_INTERVAL
@@ -105,6 +106,32 @@ def latency_section(results: Results) -> list[str]:
         "the 2 cores).",
         "",
         *latency_table(results.latency),
+        "",
+        *tail_section(results.latency),
+    ]
+
+
+def tail_section(latency: dict[str, list[Run]]) -> list[str]:
+    runs = {name: r[0].tail for name, r in latency.items() if r and r[0].tail is not None}
+    if not runs:
+        return []
+    return [
+        "### Where the slowest 1% wait",
+        "",
+        "Each process of a latency run notes when each job passes each point of its way "
+        "(bench/timeline.py: Celery signals, wrappers on the store's claim and add_job, "
+        "`gc.callbacks`, and the attempt's own started_at and ended_at), and when it paused "
+        f"for something else: a garbage collection, a lease renewal, a commit over "
+        f"{timeline.COMMIT_MS:.0f} ms (a SQLite WAL checkpoint runs in one), a statement over "
+        f"{timeline.STATEMENT_MS:.0f} ms (a lock wait). Mean ms per step for the slowest 1% "
+        "(by store to accepted) and for every job; below, how many of the slowest had a pause "
+        "of each kind (in any process) overlap their wait between the store and the send.",
+        "",
+        *tail.table(runs),
+        "",
+        "Every pause noted in each run, by process (count, total ms):",
+        "",
+        *tail.totals_lines(runs),
         "",
     ]
 
