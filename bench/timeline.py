@@ -59,7 +59,10 @@ class Timeline:
             self.pauses.append((kind, start, end, detail))
 
     def as_json(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "marks": self.marks, "pauses": self.pauses}
+        """A copy of the notes so far: clearing them later leaves it whole."""
+        with self._guard:
+            marks = {job: dict(points) for job, points in self.marks.items()}
+            return {"pid": os.getpid(), "marks": marks, "pauses": list(self.pauses)}
 
     def clear(self) -> None:
         with self._guard:

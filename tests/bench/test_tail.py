@@ -65,7 +65,9 @@ def test_a_job_taken_along_by_another_jobs_task_counts_its_wait_before_the_claim
     assert split.slowest_ids == ["j5"] and split.taken_along == 1
     # Its own message's hand-over came after the claim: no part of its wait.
     assert split.slowest["hand-over to a pool child"] == 0.0
-    assert split.slowest["broker hop, prefetch (until the worker's parent takes it)"] == pytest.approx(0.5)
+    assert split.slowest[
+        "broker hop, prefetch (until the worker's parent takes it)"
+    ] == pytest.approx(0.5)
     assert split.slowest["send (SMTP transaction)"] == pytest.approx(496.3)
     assert all(ms >= 0 for ms in split.everyone.values())
     lines = tail.table({"sqlite, half of the peak": split})
