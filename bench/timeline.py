@@ -55,19 +55,20 @@ class Timeline:
             self.marks.setdefault(job_id, {}).setdefault(point, when)
 
     def pause(self, kind: str, start: float, end: float, detail: str = "") -> None:
-        with self._guard:
-            self.pauses.append((kind, start, end, detail))
+        # No lock: a gc callback runs wherever a collection starts, also inside this
+        # object's own locked blocks (a lock here deadlocked). list.append is atomic.
+        self.pauses.append((kind, start, end, detail))
 
     def as_json(self) -> dict[str, Any]:
         """A copy of the notes so far: clearing them later leaves it whole."""
         with self._guard:
             marks = {job: dict(points) for job, points in self.marks.items()}
-            return {"pid": os.getpid(), "marks": marks, "pauses": list(self.pauses)}
+        return {"pid": os.getpid(), "marks": marks, "pauses": list(self.pauses)}
 
     def clear(self) -> None:
         with self._guard:
             self.marks.clear()
-            self.pauses.clear()
+        self.pauses.clear()
 
 
 CURRENT = Timeline()  # this process's (after a fork, the child starts its own: see reset)
