@@ -36,12 +36,15 @@ def any_password(*_: Any) -> AuthResult:
     return AuthResult(success=True)
 
 
-def serve(port: int, cert_file: str, key_file: str) -> None:
-    """Serve on 127.0.0.1:``port`` until SIGTERM or SIGINT."""
+def serve(
+    port: int, cert_file: str, key_file: str, handler: Any = None, name: str = "discard"
+) -> None:
+    """Serve on 127.0.0.1:``port`` until SIGTERM or SIGINT (``handler``: Discard by default;
+    bench/fair_smtp.py passes its own)."""
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert_file, key_file)
     controller = Controller(
-        Discard(),
+        handler or Discard(),
         hostname="127.0.0.1",
         port=port,
         tls_context=tls,
@@ -55,7 +58,7 @@ def serve(port: int, cert_file: str, key_file: str) -> None:
         ready_timeout=10.0,
     )
     controller.start()
-    print(f"discard: listening on 127.0.0.1:{port}", flush=True)
+    print(f"{name}: listening on 127.0.0.1:{port}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -5,6 +5,10 @@ When it exits, each worker process writes its totals to
 worker's time); bench/run/mailpipe_runs.py sums the files and divides by
 the messages sent. A SQLAlchemy event listener costs about a microsecond per
 statement, nothing next to the statements themselves.
+
+With ``$BENCH_TIMELINE_DIR`` set (the latency runs), each process also notes
+when each job passes each point of its way, and its own pauses
+(bench/timeline.py), and writes them there at exit.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
+from bench import timeline
 from worker.celery import app
 
 __all__ = ["app"]
 
 _counts: Counter[str] = Counter()
+_TIMELINE_DIR = os.environ.get("BENCH_TIMELINE_DIR")
+if _TIMELINE_DIR:
+    timeline.install_worker()
 
 
 @event.listens_for(Engine, "before_cursor_execute")
@@ -48,3 +56,5 @@ def _checkout(*_: Any) -> None:
 def _write(**_: Any) -> None:
     path = Path(os.environ["BENCH_COUNTS_DIR"]) / f"{os.getpid()}.json"
     path.write_text(json.dumps(_counts))
+    if _TIMELINE_DIR:
+        timeline.write(Path(_TIMELINE_DIR))

@@ -7,11 +7,17 @@ import sys
 import threading
 from typing import Any
 
-from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from worker.errors import MailpipeError
 from worker.faces.profile_check import check_profile
-from worker.runtime import build_runtime, reset_runtime
+from worker.runtime import build_runtime, get_runtime, reset_runtime
 from worker.settings import get_settings
 from worker.store import Database
 
@@ -32,6 +38,28 @@ def _refuse_an_old_schema(**_: Any) -> None:
     finally:
         if database is not None:
             database.dispose()  # no pooled connection may cross the fork into the pool
+
+
+@worker_process_init.connect  # each prefork pool child, right after its fork
+def _warm_up(**_: Any) -> None:
+    """Build this child's runtime now, in the background, not in its first task.
+
+    Building it (profiles and secrets, the schema and key checks, the lazily
+    imported transports) was the wait of the slowest 1% in bench/RESULTS.md's
+    latency runs: the first task of each child built it while the messages
+    behind it waited, held by the parent (prefetch) or taken along by that
+    task's claim. A thread, because this signal's handler must return within
+    worker_proc_alive_timeout (4 s); a first task that comes sooner waits for
+    the same build under get_runtime()'s lock instead of starting a second.
+    """
+    threading.Thread(target=_build_runtime, name="mailpipe-warm-up", daemon=True).start()
+
+
+def _build_runtime() -> None:
+    try:
+        get_runtime()
+    except Exception as exc:  # the first task builds it again and fails with the reason
+        log.warning("could not build the runtime ahead of the first task: %s", type(exc).__name__)
 
 
 @worker_process_shutdown.connect  # a prefork pool child

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import redis
 
 from bench.run.processes import WorkerRss
+from bench.run.tail import TailSplit
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Run:
     # Client flights at the SMTP front per message: connection set-up included.
     round_trips_per_message: float | None = None
     rss: WorkerRss | None = None  # per process: the main one and each pool child
+    # Latency runs: the slowest 1%'s wait split into steps (bench/run/tail.py).
+    tail: TailSplit | None = None
 
     @property
     def rate(self) -> float:

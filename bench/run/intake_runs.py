@@ -1,13 +1,17 @@
-"""One HTTP intake run: `hey` against mailpipe's `POST /v1/notifications` or a bare endpoint.
+"""One HTTP intake run: `hey` against mailpipe's `POST /v1/notifications` or a yardstick.
 
-The bare FastAPI endpoint (bench/bare_api.py) does nothing, so mailpipe's
-share of it is what validating, storing and queueing a job costs. Each run
+Two yardsticks: the fair one (bench/fair_api.py) validates the same JSON with
+pydantic, inserts one row, commits and LPUSHes the id: what accepting a job
+without losing it costs at the least, so mailpipe's share of it is its own
+overhead. The bare one (bench/bare_api.py) does nothing: the ceiling of the
+HTTP stack alone, kept beside it. Each run
 starts its server afresh, warms it up, measures the peak (closed loop, 16
 connections), then paces 4 connections at half that peak for the latency.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import redis
 
+from bench import fair_store
 from bench.run.mailpipe_runs import SECRET_KEY, profile_table
 from bench.run.processes import REPO, stop_worker
 from bench.run.servers import Servers
@@ -34,7 +39,7 @@ from tests.support import free_port, fresh_database
 HEY_MISSING = "hey not found: run `make bench` (it installs hey with apt-get)"
 PEAK_CONNECTIONS = 16
 PACED_CONNECTIONS = 4
-SERVERS = {"mailpipe": "bench.intake_server", "bare": "bench.bare_api"}
+SERVERS = {"mailpipe": "bench.intake_server", "fair": "bench.fair_api", "bare": "bench.bare_api"}
 
 
 @dataclass
@@ -58,10 +63,10 @@ class Hey:
 
 @dataclass
 class IntakeRun:
-    variant: str  # "mailpipe" or "bare"
+    variant: str  # "mailpipe", "fair" or "bare"
     peak: Hey  # closed loop
     paced: Hey  # 4 connections at half the peak
-    stored: int | None  # jobs in mailpipe's database afterwards (None: bare)
+    stored: int | None  # jobs in the variant's database afterwards, warm-up excluded (None: bare)
 
     @property
     def sent(self) -> int:
@@ -185,7 +190,13 @@ def run_intake(
     """Peak (``requests`` in a closed loop), then ``paced_seconds`` at half that peak."""
     redis.Redis.from_url(s.redis_url).flushall()
     key = "mp_" + secrets.token_urlsafe(32)
-    env, database = _mailpipe_env(s, tmp, key) if variant == "mailpipe" else (dict(os.environ), "")
+    env, database = (dict(os.environ), "")
+    if variant == "mailpipe":
+        env, database = _mailpipe_env(s, tmp, key)
+    elif variant == "fair":
+        database = str(tmp / f"fair-intake-{secrets.token_hex(4)}.db")
+        env["BENCH_FAIR_DB"], env["BENCH_FAIR_REDIS"] = database, f"{s.redis_url}/0"
+        env["BENCH_FAIR_KEY_SHA256"] = hashlib.sha256(key.encode()).hexdigest()
     body = body_file(tmp)
     with _server(SERVERS[variant], env, tmp / f"intake-{variant}.log") as url:
         # Warm-up: connections, lazy imports, caches. Its jobs are not counted below.
@@ -196,7 +207,9 @@ def run_intake(
         half = peak.accepted_per_second / 2
         paced = hey(url, body, key, round(half * paced_seconds), PACED_CONNECTIONS, half)
     stored = None
-    if database:
+    if variant == "fair":
+        stored = fair_store.stored(database) - warm.statuses[202]
+    elif database:
         from worker.store import Store
 
         store = Store(database)

@@ -20,7 +20,8 @@ from typing import Any
 import redis
 import sqlalchemy
 
-from bench import profiling
+from bench import profiling, timeline
+from bench.run import tail
 from bench.run.figures import Run, redis_calls
 from bench.run.processes import Pool, pool_args, start_worker, stop_worker, wait_for, worker_rss
 from bench.run.servers import Servers
@@ -91,6 +92,11 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
     env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})
     env["BENCH_COUNTS_DIR"] = str(counts)
+    notes = Path(tempfile.mkdtemp(dir=tmp))
+    if setup.paced_rate is not None:  # latency: per-job timestamps (bench/timeline.py)
+        env["BENCH_TIMELINE_DIR"] = str(notes)
+        timeline.install_producer()
+        timeline.CURRENT.clear()
     worker_args = ["-A", "bench.instrumented", "worker", *pool_args(setup.pool)]
     worker_args += ["-Q", "mail.critical,mail"] + (["-E"] if setup.task_events else [])
     rt = build_runtime(Settings(_env_file=None, **values))  # type: ignore[arg-type]
@@ -111,13 +117,15 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     for i in range(0 if setup.bulk else n):
         if interval:
             time.sleep(max(0.0, started + i * interval - time.perf_counter()))
-        notify(
+        called = time.time()
+        job_id = notify(
             names[i % len(names)],
             to=["oncall@bench.test"],
             subject=f"[P1] bench {i}",
             text=_text(),
             runtime=rt,
         )
+        timeline.CURRENT.mark(job_id, "call", called)
     enqueued = time.perf_counter() - started
     if worker is None:
         worker = start_worker(worker_args, env, tmp / "mailpipe.log")
@@ -144,11 +152,14 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     profile = recorder.stop() if recorder else None
     rss = worker_rss(worker.pid)
     stop_worker(worker)
+    producer_notes = timeline.CURRENT.as_json()
+    timeline.uninstall()
+    timeline.CURRENT.clear()
     with rt.store.engine.connect() as connection:
         rows = connection.execute(
             sqlalchemy.text(
-                "SELECT jobs.created_at, attempts.started_at, attempts.ended_at, jobs.priority "
-                "FROM jobs JOIN attempts ON attempts.job_id = jobs.id"
+                "SELECT jobs.created_at, attempts.started_at, attempts.ended_at, jobs.priority, "
+                "jobs.id FROM jobs JOIN attempts ON attempts.job_id = jobs.id"
             )
         ).all()
     times = [tuple(_time(v) for v in row[:3]) for row in rows]
@@ -185,10 +196,25 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
         if setup.paced_rate or setup.pages
         else None,
         slowest_wait_send_ms=slow_split if setup.paced_rate or setup.pages else None,
+        tail=(
+            tail.split(producer_notes, tail.load(notes), _first_attempts(rows))
+            if setup.paced_rate is not None
+            else None
+        ),
         profile=profile,
     )
     rt.close()
     return run
+
+
+def _first_attempts(rows: Any) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """(job id, started_at, ended_at) of each job's first attempt."""
+    first: dict[str, tuple[str, dt.datetime, dt.datetime]] = {}
+    for row in rows:
+        started, ended = _time(row[1]), _time(row[2])
+        if row[4] not in first or started < first[row[4]][1]:
+            first[row[4]] = (row[4], started, ended)
+    return list(first.values())
 
 
 def profile_table(

@@ -6,14 +6,18 @@ variant alike rather than one of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.run.baseline_runs import run_baseline
 from bench.run.figures import Run
-from bench.run.intake_runs import SERVERS, IntakeRun, run_intake
+from bench.run.intake_runs import SERVERS as INTAKE_SERVERS
+from bench.run.intake_runs import IntakeRun, run_intake
 from bench.run.mailpipe_runs import MailpipeSetup, run_mailpipe
 from bench.run.processes import Pool
+from bench.run.progress import Progress
+from bench.run.relay_runs import SERVERS as RELAY_SERVERS
 from bench.run.relay_runs import RelayRun, measure_relay
 from bench.run.servers import Servers, servers
 from bench.run.tables import summarize
@@ -90,22 +94,55 @@ class Results:
     profiled: Run | None = None
 
 
-def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
+def planned_runs(plan: Plan, stores: list[str], *, latency_only: bool = False) -> int:
+    """How many runs ``measure`` (or ``measure_latency``) makes: the progress lines' total."""
+    latency = 2 * len(stores)
+    if latency_only:
+        return len(stores) * plan.repetitions + latency
+    local = plan.repetitions * (len(stores) + 4)
+    scaling = plan.repetitions * 2 * len(plan.scaling)
+    faces = plan.repetitions * (len(INTAKE_SERVERS) + len(RELAY_SERVERS))
+    wan = plan.repetitions * 4
+    return local + scaling + 1 + faces + int(plan.profile) + latency + len(plan.token_runs) + wan
+
+
+def _drain(run: Run) -> str:
+    if run.latency_ms:
+        return f"{run.rate:.0f} msg/s, p99 {run.latency_ms[2]:.0f} ms"
+    return f"{run.rate:.0f} msg/s"
+
+
+def _mailpipe_run(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Callable[[], Run]:
+    """One mailpipe run, to be made when called (by ``Progress.run``)."""
+    return lambda: run_mailpipe(s, tmp, n, setup)
+
+
+def measure(plan: Plan, stores: list[str], tmp: Path, progress: Progress) -> Results:
     results = Results()
     n = plan.messages
+
+    def mailpipe(name: str, setup: MailpipeSetup, messages: int = n) -> Run:
+        return progress.run(name, lambda: run_mailpipe(s, tmp, messages, setup), _drain)
+
+    def baseline(variant: str, pool: Pool) -> Run:
+        return progress.run(
+            f"{variant} ({pool})", lambda: run_baseline(variant, s, tmp, n, pool), _drain
+        )
+
     with servers(tmp, reply_delay=0.0, token_delay=0.0) as s:
         results.sink = s.sink_name
         for _ in range(plan.repetitions):
             for store in stores:
-                run = run_mailpipe(s, tmp, n, MailpipeSetup(store=store, pool=MAIN_POOL))
-                results.local.setdefault(f"mailpipe ({store})", []).append(run)
-            run = run_mailpipe(s, tmp, n, MailpipeSetup(pool=MAIN_POOL, task_events=True))
-            results.local.setdefault("mailpipe (sqlite, task events on)", []).append(run)
-            run = run_mailpipe(s, tmp, n, MailpipeSetup(pool=MAIN_POOL, bulk=True))
+                name = f"mailpipe ({store})"
+                run = mailpipe(name, MailpipeSetup(store=store, pool=MAIN_POOL))
+                results.local.setdefault(name, []).append(run)
+            name = "mailpipe (sqlite, task events on)"
+            run = mailpipe(name, MailpipeSetup(pool=MAIN_POOL, task_events=True))
+            results.local.setdefault(name, []).append(run)
+            run = mailpipe(BULK, MailpipeSetup(pool=MAIN_POOL, bulk=True))
             results.local.setdefault(BULK, []).append(run)
             for variant in ("ideal", "naive"):
-                run = run_baseline(variant, s, tmp, n, MAIN_POOL)
-                results.local.setdefault(variant, []).append(run)
+                results.local.setdefault(variant, []).append(baseline(variant, MAIN_POOL))
         results.scaling[MAIN_POOL] = {
             "mailpipe": results.local["mailpipe (sqlite)"],
             "ideal": results.local["ideal"],
@@ -113,26 +150,22 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
         for _ in range(plan.repetitions):
             for pool in plan.scaling:
                 runs = results.scaling.setdefault(pool, {})
-                runs.setdefault("mailpipe", []).append(
-                    run_mailpipe(s, tmp, n, MailpipeSetup(pool=pool))
-                )
-                runs.setdefault("ideal", []).append(run_baseline("ideal", s, tmp, n, pool))
+                run = mailpipe(f"mailpipe (sqlite, {pool})", MailpipeSetup(pool=pool))
+                runs.setdefault("mailpipe", []).append(run)
+                runs.setdefault("ideal", []).append(baseline("ideal", pool))
         setup = MailpipeSetup(pool=MAIN_POOL, bulk=True, pages=plan.backlog_pages)
-        results.behind_backlog = run_mailpipe(s, tmp, plan.backlog_messages, setup)
-        results.intake = measure_intake(plan, s, tmp)
-        results.relay = measure_relay(s, tmp, plan.repetitions, plan.relay_messages)
+        results.behind_backlog = mailpipe("pages behind a backlog", setup, plan.backlog_messages)
+        results.intake = measure_intake(plan, s, tmp, progress)
+        results.relay = measure_relay(s, tmp, plan.repetitions, plan.relay_messages, progress)
         if plan.profile:
             setup = MailpipeSetup(pool=MAIN_POOL, profile_to=tmp / "py-spy.raw")
-            results.profiled = run_mailpipe(s, tmp, n, setup)
-        for store in stores:
-            peak = summarize(results.local[f"mailpipe ({store})"])["rate"]
-            for share, name in ((2, "half"), (4, "a quarter")):
-                setup = MailpipeSetup(store=store, pool=MAIN_POOL, paced_rate=peak / share)
-                results.latency[f"{store}, {name} of the peak"] = [run_mailpipe(s, tmp, n, setup)]
+            results.profiled = mailpipe("mailpipe (sqlite) under py-spy", setup)
+        results.latency = latency_runs(plan, stores, results.local, s, tmp, progress)
         s.tokens.lifetime_seconds = plan.token_lifetime
         for profiles, pool in plan.token_runs:
-            results.tokens.append(
-                run_tokens(
+
+            def tokens(profiles: int = profiles, pool: Pool = pool) -> TokenRun:
+                return run_tokens(
                     s,
                     tmp,
                     profiles=profiles,
@@ -141,39 +174,100 @@ def measure(plan: Plan, stores: list[str], tmp: Path) -> Results:
                     rate=plan.token_rate,
                     skew=plan.token_skew,
                 )
+
+            results.tokens.append(
+                progress.run(
+                    f"tokens, {profiles} profiles ({pool})",
+                    tokens,
+                    lambda run: f"{run.total} token requests",
+                )
             )
-    results.wan = measure_wan(plan, tmp)
+    results.wan = measure_wan(plan, tmp, progress)
     return results
 
 
-def measure_wan(plan: Plan, tmp: Path) -> dict[str, list[Run]]:
+def latency_runs(
+    plan: Plan,
+    stores: list[str],
+    drains: dict[str, list[Run]],
+    s: Servers,
+    tmp: Path,
+    progress: Progress,
+) -> dict[str, list[Run]]:
+    """Each store paced at half and a quarter of its drain rate (the median of ``drains``)."""
+    latency: dict[str, list[Run]] = {}
+    for store in stores:
+        peak = summarize(drains[f"mailpipe ({store})"])["rate"]
+        for share, pace in ((2, "half"), (4, "a quarter")):
+            name = f"{store}, {pace} of the peak"
+            setup = MailpipeSetup(store=store, pool=MAIN_POOL, paced_rate=peak / share)
+            latency[name] = [
+                progress.run(name, _mailpipe_run(s, tmp, plan.messages, setup), _drain)
+            ]
+    return latency
+
+
+def measure_latency(plan: Plan, stores: list[str], tmp: Path, progress: Progress) -> Results:
+    """Only what the latency table needs: each store's drain rate, then the paced runs."""
+    results = Results()
+    with servers(tmp, reply_delay=0.0, token_delay=0.0) as s:
+        results.sink = s.sink_name
+        for _ in range(plan.repetitions):
+            for store in stores:
+                name = f"mailpipe ({store})"
+                measure = _mailpipe_run(
+                    s, tmp, plan.messages, MailpipeSetup(store=store, pool=MAIN_POOL)
+                )
+                run = progress.run(name, measure, _drain)
+                results.local.setdefault(name, []).append(run)
+        results.latency = latency_runs(plan, stores, results.local, s, tmp, progress)
+    return results
+
+
+def measure_wan(plan: Plan, tmp: Path, progress: Progress) -> dict[str, list[Run]]:
     """WAN mode: replies and the token endpoint delayed, at most WAN_CONNECTIONS connections."""
     wan: dict[str, list[Run]] = {}
     with servers(tmp, reply_delay=WAN_REPLY_DELAY, token_delay=0.15) as s:
         wan_pool = Pool("prefork", WAN_CONNECTIONS)
+
+        def mailpipe(name: str, messages: int, setup: MailpipeSetup) -> None:
+            run = progress.run(f"WAN {name}", lambda: run_mailpipe(s, tmp, messages, setup), _drain)
+            wan.setdefault(name, []).append(run)
+
         for _ in range(plan.repetitions):
             setup = MailpipeSetup(pool=wan_pool, max_connections=WAN_CONNECTIONS)
-            wan.setdefault(WAN_SINGLE, []).append(run_mailpipe(s, tmp, plan.wan_messages, setup))
+            mailpipe(WAN_SINGLE, plan.wan_messages, setup)
             setup = MailpipeSetup(pool=wan_pool, max_connections=WAN_CONNECTIONS, bulk=True)
-            wan.setdefault(BULK, []).append(run_mailpipe(s, tmp, plan.wan_bulk_messages, setup))
+            mailpipe(BULK, plan.wan_bulk_messages, setup)
             setup = MailpipeSetup(
                 pool=wan_pool, max_connections=WAN_CONNECTIONS, bulk=True, pipeline_messages=True
             )
-            wan.setdefault(BULK_GROUPED, []).append(
-                run_mailpipe(s, tmp, plan.wan_bulk_messages, setup)
+            mailpipe(BULK_GROUPED, plan.wan_bulk_messages, setup)
+            naive = progress.run(
+                "WAN naive",
+                lambda: run_baseline("naive", s, tmp, plan.wan_messages, wan_pool),
+                _drain,
             )
-            wan.setdefault("naive", []).append(
-                run_baseline("naive", s, tmp, plan.wan_messages, wan_pool)
-            )
+            wan.setdefault("naive", []).append(naive)
     return wan
 
 
-def measure_intake(plan: Plan, s: Servers, tmp: Path) -> dict[str, list[IntakeRun]]:
-    """mailpipe's HTTP intake and the bare endpoint, repetitions interleaved."""
-    runs: dict[str, list[IntakeRun]] = {variant: [] for variant in SERVERS}
+def measure_intake(
+    plan: Plan, s: Servers, tmp: Path, progress: Progress
+) -> dict[str, list[IntakeRun]]:
+    """mailpipe's HTTP intake and its yardsticks, repetitions interleaved."""
+    runs: dict[str, list[IntakeRun]] = {variant: [] for variant in INTAKE_SERVERS}
     for _ in range(plan.repetitions):
-        for variant in SERVERS:
+        for variant in INTAKE_SERVERS:
+
+            def intake(variant: str = variant) -> IntakeRun:
+                return run_intake(variant, s, tmp, plan.intake_requests, plan.intake_paced_seconds)
+
             runs[variant].append(
-                run_intake(variant, s, tmp, plan.intake_requests, plan.intake_paced_seconds)
+                progress.run(
+                    f"HTTP intake, {variant}",
+                    intake,
+                    lambda run: f"{run.peak.accepted_per_second:.0f} accepted/s at the peak",
+                )
             )
     return runs

@@ -1,8 +1,11 @@
-"""One SMTP relay run: smtplib clients against `mailpipe relay` or a discarding aiosmtpd.
+"""One SMTP relay run: smtplib clients against `mailpipe relay` or an aiosmtpd yardstick.
 
-The discarding server (bench/discard_smtp.py) has the relay's certificate,
-STARTTLS and AUTH PLAIN but keeps nothing, so the relay's share of its rate is
-what checking, storing and queueing a message costs. Each run starts its
+Both yardsticks have the relay's certificate, STARTTLS and AUTH PLAIN. The
+fair one (bench/fair_smtp.py) parses each message, inserts one row, commits
+and LPUSHes the id: what relaying without losing a message costs at the
+least, so the relay's share of its rate is mailpipe's own overhead. The
+discarding one (bench/discard_smtp.py) keeps nothing: aiosmtpd's ceiling,
+kept beside it. Each run starts its
 server afresh, warms it up over one connection (imports, pools, the relay's
 one Argon2 check), then times CLIENTS connections sending back to back.
 """
@@ -10,6 +13,7 @@ one Argon2 check), then times CLIENTS connections sending back to back.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections import Counter
@@ -21,15 +25,17 @@ from pathlib import Path
 import redis
 import trustme
 
+from bench import fair_store
 from bench.run.figures import redis_calls
 from bench.run.mailpipe_runs import SECRET_KEY, profile_table
 from bench.run.processes import REPO, stop_worker, wait_for
+from bench.run.progress import Progress
 from bench.run.relay_clients import PASSWORD, USER, Connection, send_concurrently
 from bench.run.servers import Servers
 from tests.support import free_port, fresh_database
 
 RELAY = "mailpipe relay"
-SERVERS = {RELAY: "bench.relay_server", "discard": "bench.discard_smtp"}
+SERVERS = {RELAY: "bench.relay_server", "fair": "bench.fair_smtp", "discard": "bench.discard_smtp"}
 CLIENTS = 4
 # Threads: processes sent no faster on 2 cores, and spawning 4 costs 5-10 s a run.
 CLIENT_KIND = "threads"
@@ -50,7 +56,7 @@ class RelayFiles:
 class RelayRun:
     variant: str
     connections: list[Connection]  # the timed ones
-    stored: int | None  # new jobs in mailpipe's database, warm-up excluded (None: discard)
+    stored: int | None  # new jobs in the variant's database, warm-up excluded (None: discard)
     queued: int | None  # new messages in the broker's queues, likewise
     server_cpu: float  # the server's CPU seconds (user + system) from the clients' start to end
     redis_commands: int  # every Redis command while timed (the relay's; none for discard)
@@ -166,6 +172,9 @@ def run_relay(
         env, database, args = *_relay_env(files, s, tmp), []
     else:
         env, database, args = dict(os.environ), "", [str(files.cert_file), str(files.key_file)]
+        if variant == "fair":
+            database = str(tmp / f"fair-relay-{secrets.token_hex(4)}.db")
+            env["BENCH_FAIR_DB"], env["BENCH_FAIR_REDIS"] = database, f"{s.redis_url}/0"
     log = tmp / f"relay-{variant.replace(' ', '-')}.log"
     ca = str(files.ca_file)
     with _server(variant, args, env, log) as (port, pid):
@@ -178,7 +187,10 @@ def run_relay(
         answers = [dict(c.answers) for c in timed]
         raise RuntimeError(f"{variant}: {errors or answers}\n{log.read_text()[-2000:]}")
     stored = queued = None
-    if database:
+    if variant == "fair":
+        stored = fair_store.stored(database) - warm[0].answers[250]
+        queued = _queued(s.redis_url) - warm[0].answers[250]
+    elif database:
         from worker.store import Store
 
         store = Store(database)
@@ -190,12 +202,20 @@ def run_relay(
 
 
 def measure_relay(
-    s: Servers, tmp: Path, repetitions: int, per_connection: int
+    s: Servers, tmp: Path, repetitions: int, per_connection: int, progress: Progress
 ) -> dict[str, list[RelayRun]]:
-    """The relay and the discarding server, repetitions interleaved."""
+    """The relay and its yardsticks, repetitions interleaved."""
     files = relay_files(s, tmp)
     runs: dict[str, list[RelayRun]] = {variant: [] for variant in SERVERS}
     for _ in range(repetitions):
         for variant in SERVERS:
-            runs[variant].append(run_relay(variant, s, tmp, files, per_connection))
+
+            def relay(variant: str = variant) -> RelayRun:
+                return run_relay(variant, s, tmp, files, per_connection)
+
+            runs[variant].append(
+                progress.run(
+                    f"SMTP relay, {variant}", relay, lambda run: f"{run.rate:.0f} accepted msg/s"
+                )
+            )
     return runs

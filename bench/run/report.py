@@ -9,7 +9,8 @@ import datetime as dt
 import os
 import platform
 
-from bench import profiling
+from bench import profiling, timeline
+from bench.run import tail
 from bench.run.figures import Run
 from bench.run.intake_runs import PACED_CONNECTIONS, PEAK_CONNECTIONS, requests_sent
 from bench.run.mailpipe_runs import PAGE_INTERVAL
@@ -83,14 +84,7 @@ def report(plan: Plan, results: Results, command: str) -> str:
         "",
         f"- mailpipe/ideal (total): {_rss_ratio(results)}",
         "",
-        "## Latency below the peak rate",
-        "",
-        "Enqueue to accepted by the sink, with the workers running and notify() "
-        "called at half and a quarter of the drain rate above (the producer shares "
-        "the 2 cores).",
-        "",
-        *latency_table(results.latency),
-        "",
+        *latency_section(results),
         "## Scaling",
         "",
         *scaling_table(results.scaling),
@@ -113,6 +107,45 @@ def report(plan: Plan, results: Results, command: str) -> str:
         *profile_section(results.profiled),
     ]
     return "\n".join(lines) + "\n"
+
+
+def latency_section(results: Results) -> list[str]:
+    return [
+        "## Latency below the peak rate",
+        "",
+        "Enqueue to accepted by the sink, with the workers running and notify() "
+        "called at half and a quarter of the drain rate above (the producer shares "
+        "the 2 cores).",
+        "",
+        *latency_table(results.latency),
+        "",
+        *tail_section(results.latency),
+    ]
+
+
+def tail_section(latency: dict[str, list[Run]]) -> list[str]:
+    runs = {name: r[0].tail for name, r in latency.items() if r and r[0].tail is not None}
+    if not runs:
+        return []
+    return [
+        "### Where the slowest 1% wait",
+        "",
+        "Each process of a latency run notes when each job passes each point of its way "
+        "(bench/timeline.py: Celery signals, wrappers on the store's claim and add_job, "
+        "`gc.callbacks`, and the attempt's own started_at and ended_at), and when it paused "
+        f"for something else: a garbage collection, a lease renewal, a commit over "
+        f"{timeline.COMMIT_MS:.0f} ms (a SQLite WAL checkpoint runs in one), a statement over "
+        f"{timeline.STATEMENT_MS:.0f} ms (a lock wait). Mean ms per step for the slowest 1% "
+        "(by store to accepted) and for every job; below, how many of the slowest had a pause "
+        "of each kind (in any process) overlap their wait between the store and the send.",
+        "",
+        *tail.table(runs),
+        "",
+        "Every pause noted in each run, by process (count, total ms):",
+        "",
+        *tail.totals_lines(runs),
+        "",
+    ]
 
 
 def wan_section(plan: Plan, wan: dict[str, list[Run]]) -> list[str]:
@@ -175,9 +208,13 @@ def intake_section(plan: Plan, results: Results) -> list[str]:
         "## HTTP intake",
         "",
         "`POST /v1/notifications` of `mailpipe serve` (one uvicorn process serving "
-        "`build_app(build_runtime())`, SQLite, one API key) against a bare FastAPI endpoint "
-        "that only answers 202 (bench/bare_api.py: also a plain `def` in the thread pool, same "
-        "uvicorn settings, same `Authorization` header). Every request is the same ~2 KB JSON "
+        "`build_app(build_runtime())`, SQLite, one API key) against two yardsticks with the "
+        "same route, a plain `def` in the thread pool too, the same uvicorn settings and the "
+        "same `Authorization` header: fair (bench/fair_api.py) checks the key's SHA-256, "
+        "validates the same JSON with a pydantic model of the same fields and limits, "
+        "inserts one row into SQLite (WAL, synchronous=NORMAL, as mailpipe), commits and "
+        "LPUSHes the id to Redis, the least that loses no job; bare (bench/bare_api.py) only "
+        "answers 202, the HTTP stack alone. Every request is the same ~2 KB JSON "
         "notification (profile bench0, one recipient, 1,800 characters of text) without an "
         "Idempotency-Key, so each one is a new job, stored and queued (no worker runs) before "
         "the 202. `hey` shares the 2 cores: the peak is "
@@ -202,8 +239,11 @@ def relay_section(plan: Plan, results: Results) -> list[str]:
         "`mailpipe relay --host 127.0.0.1` (bench/relay_server.py runs the command's own entry "
         "point: STARTTLS with a test CA's certificate, relay user `bench` for profile bench0 "
         "with an Argon2 hash, SQLite, the run's Redis as broker; no worker runs) against "
-        "bench/discard_smtp.py, an aiosmtpd server with the same options and certificate whose "
-        "AUTH PLAIN takes any password and whose DATA answers 250 and keeps nothing. The relay "
+        "two aiosmtpd yardsticks with the same options and certificate whose AUTH PLAIN takes "
+        "any password: fair (bench/fair_smtp.py) parses each message with the standard "
+        "library's email parser, inserts one row into SQLite (WAL, synchronous=NORMAL), "
+        "commits and LPUSHes the id to Redis before its 250, the least that loses no message; "
+        "discard (bench/discard_smtp.py) answers 250 and keeps nothing. The relay "
         "answers 250 only once the job is stored and its task published. "
         f"{CLIENTS} smtplib clients, each over ONE connection: STARTTLS and AUTH PLAIN once "
         f"(untimed), then {plan.relay_messages} messages back to back (a ~2 KB text/plain "

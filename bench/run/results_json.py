@@ -9,13 +9,14 @@ from typing import Any
 
 from bench.run.figures import Run
 from bench.run.plan import BULK, BULK_GROUPED, WAN_CONNECTIONS, WAN_REPLY_DELAY, WAN_SINGLE, Results
-from bench.run.tables import bound_ratio, heaviest, summarize
+from bench.run.tables import bound_ratio, heaviest, intake_vs, relay_vs, summarize
 
 
 def results_json(results: Results) -> dict[str, Any]:
     single = results.local["mailpipe (sqlite)"]
     ideal = results.local["ideal"]
     half = results.latency.get("sqlite, half of the peak")
+    quarter = results.latency.get("sqlite, a quarter of the peak")
     return {
         "written": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%MZ}",
         "machine": {"arch": platform.machine(), "python": platform.python_version()},
@@ -38,9 +39,13 @@ def results_json(results: Results) -> dict[str, Any]:
                 bound_ratio(results.wan[WAN_SINGLE], WAN_CONNECTIONS, WAN_REPLY_DELAY), 2
             ),
             "rss_vs_ideal": round(summarize(single)["rss"] / summarize(ideal)["rss"], 2),
+            # The faces against the least that loses nothing (bench/fair_api.py, fair_smtp.py).
+            "intake_vs_fair": round(intake_vs(results.intake, "fair"), 2),
+            "relay_vs_fair": round(relay_vs(results.relay, "fair"), 2),
         },
         "latency_ms": {
             "p99_half_peak": summarize(half)["p99"] if half else None,
+            "p99_quarter_peak": summarize(quarter)["p99"] if quarter else None,
             "p99_high_behind_backlog": (
                 results.behind_backlog.latency_ms[2]
                 if results.behind_backlog and results.behind_backlog.latency_ms

@@ -29,6 +29,12 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started  # every token request happened within it
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
+    # A line as each run starts and ends (stderr), the last one counting every run planned.
+    ends = [line for line in result.stderr.splitlines() if line.startswith("bench [") and
+            not line.endswith(" ...")]  # fmt: skip
+    total = ends[-1].split("/", 1)[1].split("]", 1)[0]
+    assert len(ends) == int(total), ends
+    assert ends[-1].endswith("; done"), ends[-1]
     rows: dict[str, list[str]] = {}
     for line in out.splitlines():
         if line.startswith("| "):  # the first table that names a row wins (local before WAN)
@@ -65,6 +71,7 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     assert set(ratios) == {
         "single_vs_ideal", "bulk_vs_ideal", "wan_vs_naive", "wan_vs_bound",
         "wan_single_vs_bound", "rss_vs_ideal", "wan_safe_vs_bound", "wan_grouped_vs_bound",
+        "intake_vs_fair", "relay_vs_fair",
     }  # fmt: skip
     assert all(v > 0 for k, v in ratios.items() if k != "rss_vs_ideal"), ratios
     wan = figures["variants"]["wan"]
@@ -76,8 +83,14 @@ def test_the_benchmark_runs_every_part_end_to_end(tmp_path: Path) -> None:
     # Round trips are counted at the sink's front: every message costs at least one.
     for name, variant in [*figures["variants"]["local"].items(), *wan.items()]:
         assert variant["round_trips_per_message"] >= 1, (name, variant)
-    assert set(figures["latency_ms"]) == {"p99_half_peak", "p99_high_behind_backlog"}
+    assert set(figures["latency_ms"]) == {
+        "p99_half_peak", "p99_quarter_peak", "p99_high_behind_backlog",
+    }  # fmt: skip
     assert figures["latency_ms"]["p99_half_peak"] > 0
+    assert figures["latency_ms"]["p99_quarter_peak"] > 0
+    # The faces' fair yardsticks ran, and each answer was a stored job there too.
+    assert "- mailpipe/fair accepted/s" in out and "- mailpipe relay/fair accepted/s" in out
+    assert out.count("(all there)") == 2, [s for s in out.splitlines() if "stored" in s]
     assert figures["latency_ms"]["p99_high_behind_backlog"] > 0
     assert "## A page behind a bulk backlog" in out
     assert figures["variants"]["local"]["ideal"]["msg_per_s"]["median"] > 0
