@@ -1,9 +1,9 @@
 """Fixtures of the interop matrix: each real server once per module, a worker per test.
 
 ``upstream`` is parametrized over the servers at module scope, so pytest starts each server
-once per module (once per test process when the suite runs in parallel) and runs the tests
-it has for that server before starting the next one. The sink behind them lives as long;
-each test starts from an empty one.
+once per module and runs the tests it has for that server before starting the next one; in
+parallel, the tests of one server run in one test process (an xdist group per server). The
+sink behind them lives as long; each test starts from an empty one.
 """
 
 from __future__ import annotations
@@ -39,7 +39,14 @@ def sink() -> Iterator[Sink]:
     server.stop()
 
 
-@pytest.fixture(scope="module", params=SERVERS)
+# With the suite in parallel (``--dist loadgroup``), all the tests of one server go to
+# the same test process, so each server starts once per run, not once per process.
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=pytest.mark.xdist_group(f"interop-{name}")) for name in SERVERS
+    ],
+)
 def upstream(
     request: pytest.FixtureRequest, tls: TlsFiles, http_server: HTTPServer, sink: Sink
 ) -> Iterator[Upstream]:
