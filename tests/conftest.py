@@ -195,6 +195,25 @@ def make_server(tls: TlsFiles, idp: FakeIdP) -> Iterator[ServerFactory]:
         server.stop()
 
 
+# Fixtures that start real processes (Celery workers, a browser, mail servers): a test
+# file that uses one takes seconds per test.
+SLOW_FIXTURES = frozenset({"pipeline", "browser", "mailpipe", "upstream"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of slow tests first, so that the parallel run ends on short tests.
+
+    With the suite spread over processes, a slow test handed out last keeps one process
+    busy while the others have finished. The sort is stable: each file's tests stay
+    together and in order (their module fixtures start once), and every process
+    computes the same order, as pytest-xdist requires.
+    """
+    slow = {item.path for item in items if SLOW_FIXTURES.intersection(item.fixturenames)}
+    slow.update(item.path for item in items if "bench" in item.path.parts)
+    items.sort(key=lambda item: item.path not in slow)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The interop matrix's table, from the rows its tests recorded (tests/interop)."""
     reports = [r for kind in terminalreporter.stats.values() for r in kind]
