@@ -214,6 +214,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path not in slow)
 
 
+# Test files whose module-scoped fixtures start real servers (Dovecot, Postfix and Exim;
+# the whole quickstart sandbox): all of a file's tests go to one test process, so that
+# each server starts once per run, not once in every process that gets one of its tests.
+SHARED_FIXTURE_FILES = frozenset(
+    {"tests/interop/test_matrix.py", "tests/deploy/test_quickstart.py"}
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup`` (the default here), with each of SHARED_FIXTURE_FILES one group.
+
+    Every other test is handed out on its own to whichever process is free. (pytest-xdist
+    3.8 cannot read ``xdist_group`` marks under pytest 9, whose node ids it cannot
+    suffix, so the groups are named here, by file.)
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SharedFixtureScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in SHARED_FIXTURE_FILES else super()._split_scope(nodeid)
+
+    return SharedFixtureScheduling(config, log)  # type: ignore[arg-type]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The interop matrix's table, from the rows its tests recorded (tests/interop)."""
     reports = [r for kind in terminalreporter.stats.values() for r in kind]

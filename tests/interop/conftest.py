@@ -2,8 +2,9 @@
 
 ``upstream`` is parametrized over the servers at module scope, so pytest starts each server
 once per module and runs the tests it has for that server before starting the next one; in
-parallel, the tests of one server run in one test process (an xdist group per server). The
-sink behind them lives as long; each test starts from an empty one.
+parallel, the module's tests all run in one test process (``SHARED_FIXTURE_FILES`` in
+tests/conftest.py), so each server starts once per run. The sink behind them lives as long;
+each test starts from an empty one.
 """
 
 from __future__ import annotations
@@ -39,14 +40,7 @@ def sink() -> Iterator[Sink]:
     server.stop()
 
 
-# With the suite in parallel (``--dist loadgroup``), all the tests of one server go to
-# the same test process, so each server starts once per run, not once per process.
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param(name, marks=pytest.mark.xdist_group(f"interop-{name}")) for name in SERVERS
-    ],
-)
+@pytest.fixture(scope="module", params=SERVERS)
 def upstream(
     request: pytest.FixtureRequest, tls: TlsFiles, http_server: HTTPServer, sink: Sink
 ) -> Iterator[Upstream]:
