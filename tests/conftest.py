@@ -12,7 +12,7 @@ import redis
 from cryptography.fernet import Fernet, MultiFernet
 from pytest_httpserver import HTTPServer
 
-from tests.fake_graph import graph  # noqa: F401 (a fixture for every test folder)
+from tests.fake_graph import graph, graph_server  # noqa: F401 (fixtures for every folder)
 from tests.fake_idp import FakeIdP
 from tests.fake_login import login  # noqa: F401 (a fixture for every test folder)
 from tests.interop.matrix import print_matrix
