@@ -12,7 +12,7 @@ import redis
 from cryptography.fernet import Fernet, MultiFernet
 from pytest_httpserver import HTTPServer
 
-from tests.fake_graph import graph  # noqa: F401 (a fixture for every test folder)
+from tests.fake_graph import graph, graph_server  # noqa: F401 (fixtures for every folder)
 from tests.fake_idp import FakeIdP
 from tests.fake_login import login  # noqa: F401 (a fixture for every test folder)
 from tests.interop.matrix import print_matrix
@@ -193,6 +193,53 @@ def make_server(tls: TlsFiles, idp: FakeIdP) -> Iterator[ServerFactory]:
     yield make
     for server in servers:
         server.stop()
+
+
+# Fixtures that start real processes (Celery workers, a browser, mail servers): a test
+# file that uses one takes seconds per test.
+SLOW_FIXTURES = frozenset({"pipeline", "browser", "mailpipe", "upstream"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of slow tests first, so that the parallel run ends on short tests.
+
+    With the suite spread over processes, a slow test handed out last keeps one process
+    busy while the others have finished. The sort is stable: each file's tests stay
+    together and in order (their module fixtures start once), and every process
+    computes the same order, as pytest-xdist requires.
+    """
+    slow = {item.path for item in items if SLOW_FIXTURES.intersection(item.fixturenames)}
+    slow.update(item.path for item in items if "bench" in item.path.parts)
+    items.sort(key=lambda item: item.path not in slow)
+
+
+# Test files whose module-scoped fixtures start real servers (Dovecot, Postfix and Exim;
+# the whole quickstart sandbox): all of a file's tests go to one test process, so that
+# each server starts once per run, not once in every process that gets one of its tests.
+SHARED_FIXTURE_FILES = frozenset(
+    {"tests/interop/test_matrix.py", "tests/deploy/test_quickstart.py"}
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup`` (the default here), with each of SHARED_FIXTURE_FILES one group.
+
+    Every other test is handed out on its own to whichever process is free. (pytest-xdist
+    3.8 cannot read ``xdist_group`` marks under pytest 9, whose node ids it cannot
+    suffix, so the groups are named here, by file.)
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SharedFixtureScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in SHARED_FIXTURE_FILES else super()._split_scope(nodeid)
+
+    return SharedFixtureScheduling(config, log)  # type: ignore[arg-type]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -158,13 +158,25 @@ class FakeGraph:
         return Response(status=202)
 
 
-@pytest.fixture
-def graph(tls: TlsFiles, idp: FakeIdP) -> Iterator[FakeGraph]:
-    """A FakeGraph on HTTPS with a certificate from the test CA (``tls.ca_pem``)."""
+@pytest.fixture(scope="session")
+def graph_server(tls: TlsFiles) -> Iterator[HTTPServer]:
+    """One HTTPS server per test process: stopping one takes up to half a second."""
     server = HTTPServer(host="127.0.0.1", port=0, ssl_context=tls.server_context, threaded=True)
     server.start()
-    fake = FakeGraph(server, idp)
-    yield fake
-    fake.hold.set()
+    yield server
     server.clear()
     server.stop()
+
+
+@pytest.fixture
+def graph(graph_server: HTTPServer, idp: FakeIdP) -> Iterator[FakeGraph]:
+    """A FakeGraph on HTTPS with a certificate from the test CA (``tls.ca_pem``).
+
+    Each test's FakeGraph starts on a cleared server (no handler, no log of an earlier
+    test's requests), like ``idp`` on ``http_server``.
+    """
+    graph_server.clear()
+    fake = FakeGraph(graph_server, idp)
+    yield fake
+    fake.hold.set()
+    graph_server.clear()

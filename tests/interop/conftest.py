@@ -1,8 +1,9 @@
 """Fixtures of the interop matrix: each real server once per module, a worker per test.
 
 ``upstream`` is parametrized over the servers at module scope, so pytest starts each server
-once per module (once per test process when the suite runs in parallel) and runs the tests
-it has for that server before starting the next one. The sink behind them lives as long;
+once per module and runs the tests it has for that server before starting the next one; in
+parallel, the module's tests all run in one test process (``SHARED_FIXTURE_FILES`` in
+tests/conftest.py), so each server starts once per run. The sink behind them lives as long;
 each test starts from an empty one.
 """
 

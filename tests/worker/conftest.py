@@ -13,6 +13,7 @@ from cryptography.fernet import MultiFernet
 from providers import RetryPolicy
 from tests.fake_idp import FakeIdP
 from tests.smtp_server import FakeSmtpServer, TlsFiles
+from tests.support import fresh_database
 from worker.credentials import Credentials, load_profiles
 from worker.credentials.token_cache import TokenCache
 from worker.store import DatabaseRefreshTokenStore, Store
@@ -25,8 +26,7 @@ def make_credentials(
     tmp_path: Path, idp: FakeIdP, tls: TlsFiles, redis_url: str, fernet: MultiFernet
 ) -> Iterator[CredentialsFactory]:
     """Credentials for one profile named "p" pointing at ``server``; ``fields`` add or override."""
-    store = Store(f"sqlite:///{tmp_path / 'credentials.db'}", create=True)
-    store.upgrade()
+    store = Store(fresh_database("sqlite", tmp_path))
     made: list[Credentials] = []
     http = httpx.Client(timeout=5.0)
 
