@@ -216,8 +216,10 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
         "retry_max_attempts": "4",
         "broker_max_countdown_seconds": "2",
         "visibility_timeout_seconds": "8",
-        "task_soft_time_limit_seconds": "2",
-        "task_time_limit_seconds": "3",
+        # Short, so that a hung task ends within a test, but not so short that a pool
+        # child's start on a busy machine (building its runtime) runs into them.
+        "task_soft_time_limit_seconds": "5",
+        "task_time_limit_seconds": "6",
         "send_lease_seconds": "4",
         "requeue_grace_seconds": "1",
         "sweep_interval_seconds": "1",
