@@ -32,6 +32,7 @@ def verify(secret: bytes, header: str, body: bytes, now: float | None = None) ->
 class Post:
     status: int  # what the receiver answered
     event: dict[str, Any]
+    host: str = ""  # the request's Host header
 
 
 class Receiver:
@@ -46,7 +47,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status = receiver._answer(self.headers.get("X-Mailpipe-Signature", ""), body)
+                status = receiver._answer(
+                    self.headers.get("X-Mailpipe-Signature", ""), body, self.headers.get("Host", "")
+                )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -55,16 +58,17 @@ class Receiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/mailpipe"
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/hooks/mailpipe"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def _answer(self, signature: str, body: bytes) -> int:
+    def _answer(self, signature: str, body: bytes, host: str = "") -> int:
         with self._lock:
             if not signature or not verify(self.secret, signature, body):
                 self.forged.append(body)
                 return 401
             status = self.answers.pop(0) if self.answers else 200
-            self.posts.append(Post(status, json.loads(body)))
+            self.posts.append(Post(status, json.loads(body), host))
             return status
 
     def taken(self) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ import pytest
 from tests.callback_receiver import Receiver
 from tests.pipeline import CALLBACK_SECRET, Pipeline
 from worker.faces.reports import job_dict
-from worker.intake import notify
+from worker.intake import InvalidMessageError, notify
+from worker.store.console import JobQuery
 
 
 @pytest.fixture
@@ -121,3 +122,44 @@ def test_a_job_without_a_callback_url_records_its_events_and_posts_nothing(
     assert (event.event, event.recipient, event.smtp_code) == ("failed", "gone@example.test", 550)
     assert event.callback is None  # type: ignore[attr-defined]
     assert receiver.posts == []
+
+
+def test_a_target_the_setting_does_not_allow_is_refused_at_intake(pipeline: Pipeline) -> None:
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/hook",
+                "http://192.168.1.1:8080/admin"):  # fmt: skip
+        with pytest.raises(InvalidMessageError) as caught:
+            notify(
+                "alerts", to=["oncall@example.test"], subject="[P1] db-01 down", text="Disk full",
+                callback_url=url, runtime=pipeline.runtime,
+            )  # fmt: skip
+        assert caught.value.field == "callback_url"
+        assert "MAILPIPE_CALLBACK_ALLOWED" in str(caught.value)
+    assert pipeline.runtime.store.find_jobs(JobQuery(made_by=None, every_key=True)) == []
+
+
+def test_a_name_resolving_to_a_loopback_address_is_refused_when_sent_and_recorded(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    # The worker allows the name localhost but no loopback network: the name passes its
+    # look at the URL, the address it resolves to does not.
+    pipeline.env["MAILPIPE_CALLBACK_ALLOWED"] = "http://localhost"
+    pipeline.start_worker()
+    job_id = notify(
+        "alerts", to=["oncall@example.test"], subject="[P1] db-01 down", text="Disk full",
+        callback_url=f"http://localhost:{receiver.port}/hooks/mailpipe", runtime=pipeline.runtime,
+    )  # fmt: skip
+    pipeline.wait_final(job_id)
+    pipeline.wait_for(lambda: callbacks_settled(pipeline, job_id, 1))
+    (event,) = pipeline.runtime.store.events_of(job_id)
+    callback = event.callback  # type: ignore[attr-defined]
+    assert (callback.status, callback.attempt_count) == ("refused", 1)
+    (attempt,) = callback.attempts
+    assert attempt.http_status is None
+    assert attempt.error.startswith("refused: localhost resolves to ")
+    assert (
+        "a loopback address, and no network in MAILPIPE_CALLBACK_ALLOWED holds it" in attempt.error
+    )
+    assert receiver.posts == []
+    # Refused for good: nothing is due again.
+    a_day_on = callback.created_at + timedelta(days=1)
+    assert callback.id not in pipeline.runtime.store.due_callbacks(a_day_on, grace=timedelta(0))

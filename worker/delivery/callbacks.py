@@ -11,6 +11,11 @@ callback stops); anything else, or no answer, is tried again with full-jitter
 backoff until ``callback_max_age_seconds`` (24 h) after the event. Each POST is
 recorded. A callback never holds up a delivery: it is its own task, after the
 attempt that made the event is written.
+
+A target ``MAILPIPE_CALLBACK_ALLOWED`` does not allow (``worker.callback_targets``:
+checked at intake, and again here, on the URL and on every address its host
+resolves to, by ``CallbackTransport``) is not POSTed to: the callback is
+recorded ``refused`` with the reason, and not tried again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Literal, Protocol
 import httpx
 
 from providers.backoff import full_jitter
+from worker.delivery.callback_transport import CallbackRefusedError
 from worker.settings import Settings
 from worker.store import CallbackWork, Event, Store, utcnow
 
@@ -89,7 +95,16 @@ def post_callback(
     if work is None:
         return CallbackDecision("skip")
     started = time.monotonic()
-    status, error = _post(settings, work, client, clock)
+    try:
+        status, error = _post(settings, work, client, clock)
+    except CallbackRefusedError as exc:
+        rt.store.record_callback_post(
+            callback_id, number=work.attempt_count + 1, at=now(),
+            duration_seconds=time.monotonic() - started, http_status=None,
+            error=f"refused: {exc}", status="refused",
+        )  # fmt: skip
+        log.warning("callback %s refused: %s", callback_id, exc)
+        return CallbackDecision("done")
     at = now()
     number = work.attempt_count + 1
     record = rt.store.record_callback_post
@@ -124,7 +139,8 @@ def post_callback(
 def _post(
     settings: Settings, work: CallbackWork, client: httpx.Client, clock: Callable[[], float]
 ) -> tuple[int | None, str | None]:
-    """The receiver's HTTP status, or None and why there was none."""
+    """The receiver's HTTP status, or None and why there was none; CallbackRefusedError when
+    its target is not allowed."""
     if settings.callback_secret is None:
         return None, "MAILPIPE_CALLBACK_SECRET is not set: nothing unsigned is sent"
     content = body(work.event)

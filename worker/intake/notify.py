@@ -69,7 +69,7 @@ def notify(
         idempotency_key, priority,
     )  # fmt: skip
     rt = runtime or get_producer()
-    url = check_callback_url(callback_url)
+    url = check_callback_url(callback_url, rt.settings.callback_policy())
     if url is not None and rt.settings.callback_secret is None:
         raise InvalidMessageError(
             "callback_url",

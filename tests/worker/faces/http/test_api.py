@@ -390,3 +390,14 @@ def test_a_callback_url_gets_the_events_and_the_status_lists_them(
 def test_a_callback_url_that_is_not_http_is_422_naming_it(api: Api) -> None:
     response = api.client.post("/v1/notifications", json=notification(callback_url="ftp://x/y"))
     assert problem(response, 422)["field"] == "callback_url"
+
+
+def test_a_callback_url_to_the_metadata_service_is_422_naming_the_setting(api: Api) -> None:
+    response = api.client.post(
+        "/v1/notifications",
+        json=notification(callback_url="http://169.254.169.254/latest/meta-data/iam/"),
+    )
+    body = problem(response, 422)
+    assert body["field"] == "callback_url"
+    assert "169.254.169.254 is a link-local address" in str(body["detail"])
+    assert "MAILPIPE_CALLBACK_ALLOWED" in str(body["detail"])
