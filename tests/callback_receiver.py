@@ -33,6 +33,7 @@ class Post:
     status: int  # what the receiver answered
     event: dict[str, Any]
     host: str = ""  # the request's Host header
+    path: str = ""
 
 
 class Receiver:
@@ -48,8 +49,9 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = receiver._answer(
-                    self.headers.get("X-Mailpipe-Signature", ""), body, self.headers.get("Host", "")
-                )
+                    self.headers.get("X-Mailpipe-Signature", ""), body,
+                    self.headers.get("Host", ""), self.path,
+                )  # fmt: skip
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -62,13 +64,13 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}/hooks/mailpipe"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def _answer(self, signature: str, body: bytes, host: str = "") -> int:
+    def _answer(self, signature: str, body: bytes, host: str = "", path: str = "") -> int:
         with self._lock:
             if not signature or not verify(self.secret, signature, body):
                 self.forged.append(body)
                 return 401
             status = self.answers.pop(0) if self.answers else 200
-            self.posts.append(Post(status, json.loads(body), host))
+            self.posts.append(Post(status, json.loads(body), host, path))
             return status
 
     def taken(self) -> list[dict[str, Any]]:

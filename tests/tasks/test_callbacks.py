@@ -10,7 +10,7 @@ import pytest
 from tests.callback_receiver import Receiver
 from tests.pipeline import CALLBACK_SECRET, Pipeline
 from worker.faces.reports import job_dict
-from worker.intake import InvalidMessageError, notify
+from worker.intake import InvalidMessageError, notify, notify_many
 from worker.store.console import JobQuery
 
 
@@ -163,3 +163,45 @@ def test_a_name_resolving_to_a_loopback_address_is_refused_when_sent_and_recorde
     # Refused for good: nothing is due again.
     a_day_on = callback.created_at + timedelta(days=1)
     assert callback.id not in pipeline.runtime.store.due_callbacks(a_day_on, grace=timedelta(0))
+
+
+def batch(*recipients: str) -> list[dict[str, object]]:
+    return [
+        {"to": [to], "subject": "maintenance tonight", "text": "22:00 UTC"} for to in recipients
+    ]
+
+
+def test_a_batch_gives_its_callback_url_to_every_message_that_names_none(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    own = Receiver(CALLBACK_SECRET)
+    try:
+        messages = batch("a@example.test", "b@example.test", "c@example.test")
+        messages[1]["callback_url"] = own.url
+        pipeline.start_worker()
+        ids = notify_many("alerts", messages, callback_url=receiver.url, runtime=pipeline.runtime)
+        pipeline.wait_final(*ids)
+        for job_id in ids:
+            pipeline.wait_for(lambda job_id=job_id: callbacks_settled(pipeline, job_id, 1))
+        assert sorted(e["recipient"] for e in receiver.taken()) == [
+            "a@example.test", "c@example.test"
+        ]  # fmt: skip
+        assert [(e["recipient"], e["job_id"]) for e in own.taken()] == [("b@example.test", ids[1])]
+    finally:
+        own.close()
+
+
+def test_a_batch_message_whose_callback_url_is_not_allowed_refuses_the_batch_naming_it(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    messages = batch("a@example.test", "b@example.test")
+    messages[1]["callback_url"] = "http://169.254.169.254/latest/meta-data/"
+    with pytest.raises(InvalidMessageError) as caught:
+        notify_many("alerts", messages, callback_url=receiver.url, runtime=pipeline.runtime)
+    assert caught.value.field == "messages[1].callback_url"
+    assert "MAILPIPE_CALLBACK_ALLOWED" in str(caught.value)
+    with pytest.raises(InvalidMessageError) as caught:
+        notify_many("alerts", batch("a@example.test"), callback_url="http://10.9.9.9/h",
+                    runtime=pipeline.runtime)  # fmt: skip
+    assert caught.value.field == "callback_url"
+    assert pipeline.runtime.store.status_counts() == {}
