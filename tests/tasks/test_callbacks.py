@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 import pytest
 
 from tests.callback_receiver import Receiver
 from tests.pipeline import CALLBACK_SECRET, Pipeline
+from worker.delivery.callback_transport import CallbackTransport
+from worker.delivery.callbacks import post_callback
 from worker.faces.reports import job_dict
 from worker.intake import InvalidMessageError, notify, notify_many
+from worker.metrics import Metrics
+from worker.settings import Settings
+from worker.store import EventEntry, Store, utcnow
 from worker.store.console import JobQuery
 
 
@@ -19,6 +26,12 @@ def receiver() -> Iterator[Receiver]:
     made = Receiver(CALLBACK_SECRET)
     yield made
     made.close()
+
+
+def callback_outcomes(pipeline: Pipeline) -> dict[str, int]:
+    """mailpipe_callbacks_total by outcome, as the fleet's metrics hold it."""
+    counts = pipeline.runtime.metrics.counter("callbacks")
+    return {dict(labels)["outcome"]: count for labels, count in counts.items()}
 
 
 def callbacks_settled(pipeline: Pipeline, job_id: str, count: int) -> bool:
@@ -68,6 +81,7 @@ def test_a_receiver_that_fails_twice_gets_the_event_after_backoff(
     pipeline: Pipeline, receiver: Receiver
 ) -> None:
     receiver.answers = [500, 503]
+    before = callback_outcomes(pipeline)
     pipeline.start_worker()
     job_id = notify(
         "alerts", to=["oncall@example.test"], subject="[P1] db-01 down", text="Disk full",
@@ -88,6 +102,8 @@ def test_a_receiver_that_fails_twice_gets_the_event_after_backoff(
     # Each retry waited for its backoff after the POST before it.
     first, second, third = callback.attempts
     assert first.at < second.at < third.at
+    after = callback_outcomes(pipeline)
+    assert {k: after[k] - before.get(k, 0) for k in after} == {"retrying": 2, "delivered": 1}
 
 
 def test_a_receiver_answering_410_gets_no_more(pipeline: Pipeline, receiver: Receiver) -> None:
@@ -103,6 +119,7 @@ def test_a_receiver_answering_410_gets_no_more(pipeline: Pipeline, receiver: Rec
     callback = event.callback  # type: ignore[attr-defined]
     assert (callback.status, callback.attempt_count) == ("gone", 1)
     assert receiver.statuses() == [410]
+    assert callback_outcomes(pipeline).get("gone", 0) >= 1
     # Nothing is due: neither a retry nor the sweep would send it again.
     a_year_on = callback.created_at + timedelta(days=365)
     assert callback.id not in pipeline.runtime.store.due_callbacks(a_year_on, grace=timedelta(0))
@@ -143,6 +160,7 @@ def test_a_name_resolving_to_a_loopback_address_is_refused_when_sent_and_recorde
     # The worker allows the name localhost but no loopback network: the name passes its
     # look at the URL, the address it resolves to does not.
     pipeline.env["MAILPIPE_CALLBACK_ALLOWED"] = "http://localhost"
+    before = callback_outcomes(pipeline).get("refused", 0)
     pipeline.start_worker()
     job_id = notify(
         "alerts", to=["oncall@example.test"], subject="[P1] db-01 down", text="Disk full",
@@ -160,6 +178,7 @@ def test_a_name_resolving_to_a_loopback_address_is_refused_when_sent_and_recorde
         "a loopback address, and no network in MAILPIPE_CALLBACK_ALLOWED holds it" in attempt.error
     )
     assert receiver.posts == []
+    assert callback_outcomes(pipeline)["refused"] == before + 1
     # Refused for good: nothing is due again.
     a_day_on = callback.created_at + timedelta(days=1)
     assert callback.id not in pipeline.runtime.store.due_callbacks(a_day_on, grace=timedelta(0))
@@ -205,3 +224,38 @@ def test_a_batch_message_whose_callback_url_is_not_allowed_refuses_the_batch_nam
                     runtime=pipeline.runtime)  # fmt: skip
     assert caught.value.field == "callback_url"
     assert pipeline.runtime.store.status_counts() == {}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What post_callback needs, with settings of the test's own."""
+
+    settings: Settings
+    store: Store
+    metrics: Metrics
+
+
+def test_a_callback_past_its_max_age_is_given_up_recorded_and_counted(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    receiver.answers = [500]
+    job_id = notify(
+        "alerts", to=["oncall@example.test"], subject="[P1] db-01 down", text="Disk full",
+        runtime=pipeline.runtime,
+    )  # fmt: skip
+    entry = EventEntry(job_id=job_id, event="delivered", profile="alerts",
+                       recipient="oncall@example.test", at=utcnow(), smtp_code=250,
+                       callback_url=receiver.url)  # fmt: skip
+    pipeline.runtime.store.add_events([entry])
+    settings = pipeline.runtime.settings.model_copy(update={"callback_max_age_seconds": 0.001})
+    rt = Context(settings, pipeline.runtime.store, pipeline.runtime.metrics)
+    before = callback_outcomes(pipeline).get("gave_up", 0)
+    transport = CallbackTransport(settings.callback_policy())
+    with httpx.Client(transport=transport, follow_redirects=False, trust_env=False) as client:
+        decision = post_callback(rt, entry.callback_id, client)
+    assert decision.action == "done"
+    assert receiver.statuses() == [500]
+    (event,) = pipeline.runtime.store.events_of(job_id)
+    callback = event.callback  # type: ignore[attr-defined]
+    assert (callback.status, [a.error for a in callback.attempts]) == ("expired", ["HTTP 500"])
+    assert callback_outcomes(pipeline)["gave_up"] == before + 1
