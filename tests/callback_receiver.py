@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -37,7 +38,9 @@ class Post:
 
 
 class Receiver:
-    def __init__(self, secret: str, answers: Iterable[int] = ()) -> None:
+    def __init__(
+        self, secret: str, answers: Iterable[int] = (), tls: ssl.SSLContext | None = None
+    ) -> None:
         self.secret = secret.encode()
         self.answers = list(answers)
         self.posts: list[Post] = []
@@ -60,8 +63,11 @@ class Receiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:  # HTTPS, with the certificate of the context given
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = int(self._server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}/hooks/mailpipe"
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/hooks/mailpipe"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def _answer(self, signature: str, body: bytes, host: str = "", path: str = "") -> int:

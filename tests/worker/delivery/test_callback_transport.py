@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.callback_receiver import Receiver
+from tests.smtp_tls import make_tls
 from worker.callback_targets import CallbackPolicy, IPAddress
 from worker.delivery.callback_transport import CallbackRefusedError, CallbackTransport
+from worker.delivery.callbacks import body, signature
+from worker.store import Event
 
 SECRET = "transport-test-secret"
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
@@ -31,21 +38,12 @@ def client(allowed: list[str], **options: object) -> httpx.Client:
 
 def signed_post(http: httpx.Client, url: str) -> httpx.Response:
     """A POST the receiver takes (it checks the signature before it keeps anything)."""
-    from datetime import UTC, datetime
-
-    from worker.delivery.callbacks import body, signature
-    from worker.store import Event
-
     event = Event(id="e1", job_id="j1", event="delivered", profile="alerts",
                   recipient="oncall@example.test", at=datetime.now(UTC), smtp_code=250,
                   enhanced_code="2.0.0", text="ok")  # fmt: skip
     content = body(event)
-    headers = {
-        "X-Mailpipe-Signature": signature(
-            SECRET.encode(), int(datetime.now(UTC).timestamp()), content
-        )
-    }
-    return http.post(url, content=content, headers=headers)
+    header = signature(SECRET.encode(), int(time.time()), content)
+    return http.post(url, content=content, headers={"X-Mailpipe-Signature": header})
 
 
 def test_an_allowed_network_reaches_the_receiver(receiver: Receiver) -> None:
@@ -110,3 +108,26 @@ def test_a_name_that_does_not_resolve_is_a_connect_error_tried_again_later() -> 
 
     with client([], resolve=resolve) as http, pytest.raises(httpx.ConnectError):
         signed_post(http, "https://hooks.example.test/x")
+
+
+def test_https_checks_the_certificate_for_the_name_while_connecting_to_the_checked_address(
+    tmp_path: Path,
+) -> None:
+    tls = make_tls(tmp_path, identities=("hooks.example.test",))
+    receiver = Receiver(SECRET, tls=tls.server_context)
+    trust = ssl.create_default_context(cafile=str(tls.ca_pem))
+    try:
+
+        def resolve(host: str, port: int) -> list[IPAddress]:
+            return [LOOPBACK]
+
+        url = f"https://hooks.example.test:{receiver.port}/hooks/mailpipe"
+        with client(["127.0.0.0/8"], resolve=resolve, verify=trust) as http:
+            assert signed_post(http, url).status_code == 200
+            # The same server by its address: its certificate does not name it.
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                signed_post(http, receiver.url)
+        (post,) = receiver.posts
+        assert post.host == f"hooks.example.test:{receiver.port}"
+    finally:
+        receiver.close()
