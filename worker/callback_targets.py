@@ -80,7 +80,10 @@ class CallbackPolicy:
 
     def url_refusal(self, url: str) -> str | None:
         """Why callbacks may not go to ``url`` (one line, naming the setting), or None."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed "[" (urllib: "Invalid IPv6 URL")
+            return "must be an http or https URL with a host"
         scheme = parts.scheme.lower()
         host = _host(parts.hostname)
         try:

@@ -140,3 +140,11 @@ def test_the_intake_refuses_a_target_the_setting_does_not_allow_naming_the_field
         check_callback_url("https://hooks.example.com/x", DEFAULT) == "https://hooks.example.com/x"
     )
     assert check_callback_url(None, DEFAULT) is None
+
+
+@pytest.mark.parametrize("url", ["http://[x/", "https://[::1/hook", "ftp://files.example/"])
+def test_a_url_that_does_not_parse_is_refused_in_one_line_not_raised(url: str) -> None:
+    with pytest.raises(InvalidMessageError) as caught:
+        check_callback_url(url, DEFAULT)
+    assert str(caught.value) == "callback_url: must be an http or https URL with a host"
+    assert DEFAULT.url_refusal(url) == "must be an http or https URL with a host"
