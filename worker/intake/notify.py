@@ -160,6 +160,8 @@ def _checked_fields(
 def _callback_url(rt: Producer, value: object) -> str | None:
     """A checked ``callback_url`` (allowed by MAILPIPE_CALLBACK_ALLOWED; signed, so refused
     while MAILPIPE_CALLBACK_SECRET is unset), or None."""
+    if value is None:
+        return None
     url = check_callback_url(value, rt.settings.callback_policy())
     if url is not None and rt.settings.callback_secret is None:
         raise InvalidMessageError(
