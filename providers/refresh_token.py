@@ -54,6 +54,15 @@ class RefreshTokenGrant:
     redirect_uri: str | None = None
     # The CA of a token endpoint with a private certificate authority.
     ca_file: str | None = None
+    # The profile whose refresh token this grant uses and rotates, when that is not ``name``:
+    # a second grant of one profile (its bounce mailbox's scope) shares the profile's chain,
+    # or the two would replay each other's retired tokens.
+    chain: str | None = None
+
+    @property
+    def owner(self) -> str:
+        """The profile the refresh token belongs to (stored, rotated and locked under)."""
+        return self.chain or self.name
 
     @cached_property
     def seed_digest(self) -> str:
@@ -68,14 +77,14 @@ class RefreshTokenGrant:
         )
 
     def current_refresh_token(self) -> str:
-        stored = self.store.load(self.name, self.seed_digest)
+        stored = self.store.load(self.owner, self.seed_digest)
         if stored:
             return stored
         if self.seed_refresh_token is None:
             raise CredentialsConfigError(
                 "no refresh token yet",
                 profile=self.name,
-                hint=f"sign in once with: mailpipe oauth authorize {self.name}",
+                hint=f"sign in once with: mailpipe oauth authorize {self.owner}",
             )
         return self.seed_refresh_token.get_secret_value()
 
@@ -94,7 +103,7 @@ class RefreshTokenGrant:
         )
         # Google and some others keep the old refresh token and send none back.
         if response.refresh_token and response.refresh_token != current:
-            self.store.save(self.name, self.seed_digest, response.refresh_token)
+            self.store.save(self.owner, self.seed_digest, response.refresh_token)
         return response.token
 
     def _form(self, refresh_token: str) -> Mapping[str, str]:

@@ -8,6 +8,7 @@ import httpx
 from celery import Task
 
 from worker.celery import CALLBACK_TASK, app
+from worker.delivery.callback_transport import CallbackTransport
 from worker.delivery.callbacks import post_callback
 from worker.runtime import get_runtime
 
@@ -28,9 +29,13 @@ def send_callback(self: Task, callback_id: str) -> None:
 
 
 def _http_client() -> httpx.Client:
-    """One client per worker process, made after the fork; redirects are not followed."""
+    """One client per worker process, made after the fork: it sends only where
+    MAILPIPE_CALLBACK_ALLOWED allows, through no proxy, and follows no redirect."""
     global _client
     with _client_lock:
         if _client is None:
-            _client = httpx.Client(follow_redirects=False)
+            policy = get_runtime().settings.callback_policy()
+            _client = httpx.Client(
+                transport=CallbackTransport(policy), follow_redirects=False, trust_env=False
+            )
         return _client

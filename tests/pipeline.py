@@ -234,6 +234,8 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
         "callback_secret": CALLBACK_SECRET,
         "callback_retry_base_seconds": "0.2",
         "callback_retry_max_seconds": "0.5",
+        # The test receivers listen on 127.0.0.1: a network a callback may reach only if listed.
+        "callback_allowed": "http://127.0.0.0/8",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPIPE_")}
     env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})

@@ -84,7 +84,10 @@ def callback_url_problem(value: object) -> str | None:
         return "must be a string (an http or https URL)"
     if len(value) > MAX_CALLBACK_URL_CHARS:
         return f"longer than {MAX_CALLBACK_URL_CHARS} characters"
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unclosed "[" (urllib: "Invalid IPv6 URL")
+        return "must be an http or https URL with a host"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http or https URL with a host"
     return None

@@ -39,6 +39,10 @@ COUNTERS: Mapping[str, str] = {
     "token_refresh_failures": "Token refreshes that failed, by profile and OAuth error.",
     "bounces": "Recipients a delivery status report said bounced (5.x.x), by profile.",
     "bounce_reports_unmatched": "Reports in a bounce mailbox that named no known job, by profile.",
+    "callbacks": (
+        "POSTs of events to callback URLs, by outcome: delivered, gone (410), retrying, "
+        "gave_up (24 h passed), refused (MAILPIPE_CALLBACK_ALLOWED)."
+    ),
 }
 # Seconds. Sends over a pooled connection take milliseconds; a page should be
 # accepted within seconds of notify, and anything past a minute is a retry.

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from providers import RetryPolicy
+from worker.callback_targets import CallbackPolicy, policy_of
 from worker.errors import ConfigError
 
 _TOKEN_POLICY = RetryPolicy()
@@ -171,6 +172,10 @@ class Settings(BaseSettings):
     callback_retry_base_seconds: float = Field(10.0, gt=0, le=3600)
     callback_retry_max_seconds: float = Field(900.0, gt=0, le=86400)
     callback_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # Where callbacks may go, comma-separated (worker/callback_targets.py): host names,
+    # *.domain, networks (10.0.0.0/8), *, each with an optional http:// or https:// and
+    # :PORT. Empty: public addresses over https only. Checked at intake and at send time.
+    callback_allowed: Annotated[tuple[str, ...], NoDecode] = ()
     # How often beat reads the bounce mailboxes ([profiles.NAME.bounces]).
     bounce_poll_seconds: float = Field(60.0, ge=1, le=86400)
     # One reader per mailbox holds its lock at most this long (a dead one's frees itself).
@@ -210,6 +215,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "not JSON: expected a list of keys, each as `mailpipe api-key new NAME` prints it"
             ) from None
+
+    @field_validator("callback_allowed", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("callback_allowed", mode="after")
+    @classmethod
+    def _callback_targets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        CallbackPolicy.parse(value)  # a bad entry stops the process at start, named
+        return value
 
     @field_validator("api_keys", mode="after")
     @classmethod
@@ -253,6 +271,10 @@ class Settings(BaseSettings):
         if wrong:
             raise ValueError("; ".join(wrong))
         return self
+
+    def callback_policy(self) -> CallbackPolicy:
+        """Where callbacks may go (``callback_allowed``, parsed once)."""
+        return policy_of(self.callback_allowed)
 
     def falls_back(self, priority: str) -> bool:
         """May a job of this priority be sent through a fallback profile?"""

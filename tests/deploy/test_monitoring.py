@@ -28,6 +28,7 @@ SERVED = HISTOGRAMS | {
     "mailpipe_token_requests_total",
     "mailpipe_token_refresh_failures_total",
     "mailpipe_fallbacks_total",
+    "mailpipe_callbacks_total",
     "mailpipe_profile_healthy",
     "mailpipe_refresh_token_idle_days_left",
     "mailpipe_queue_messages",

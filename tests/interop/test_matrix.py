@@ -66,7 +66,7 @@ def test_a_backlog_with_grouping_opted_in_keeps_it_only_where_the_server_survive
     # Dovecot 2.3 relays a grouped message and then dies on the commands behind it. The
     # first such drop turns grouping off for the server in every worker; only a message
     # whose connection was grouping when that happened can arrive twice: one per worker
-    # process at most (README, "When a connection drops after the data").
+    # process at most (docs/profiles/index.md, "When a connection drops after the data").
     assert grouping_turned_off(mailpipe, upstream), (
         "grouping stayed on: a Dovecot that survives it (not 2.3.19) needs this test changed"
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import SecretStr
 
-from providers import Grant, PasswordCredentials, RefreshTokenStore
+from providers import Grant, PasswordCredentials, RefreshTokenGrant, RefreshTokenStore
 from worker.credentials.grants import build_grant
 from worker.credentials.profiles import Profiles
 from worker.credentials.profiles_source import ProfilesFile
@@ -78,7 +78,8 @@ class Credentials:
         """Credentials for reading profile ``name``'s bounce mailbox (IMAP).
 
         OAuth: a token from the profile's own client for the mailbox's scope,
-        cached apart from its SMTP token (a grant named ``NAME.bounces``).
+        cached apart from its SMTP token (a grant named ``NAME.bounces``); a
+        delegated profile's comes from its stored, rotated refresh token.
         """
         profile = self.profiles.get(name)
         mailbox = profile.bounces
@@ -93,7 +94,12 @@ class Credentials:
         if grant is None:
             oauth = profile.oauth.model_copy(update={"scope": mailbox.scope})
             reader = profile.model_copy(update={"name": key, "oauth": oauth})
-            grant = self._grants[key] = build_grant(reader, self.refresh_tokens)
+            grant = build_grant(reader, self.refresh_tokens)
+            if isinstance(grant, RefreshTokenGrant):
+                # The profile's own refresh token: the one `mailpipe oauth authorize` stored
+                # and every refresh rotates, under the profile's lock.
+                grant = replace(grant, chain=name)
+            self._grants[key] = grant
         cached = self.cache.get(grant)
         return OAuthCredentials(username=mailbox.username, cached=cached, sasl="xoauth2")
 

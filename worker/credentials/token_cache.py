@@ -197,8 +197,9 @@ class TokenCache:
         give_up_at = time.monotonic() + self.wait_seconds
         while True:
             lock = Lock(
-                self.redis, redis_keys.token_lock(grant.name), self.lock_seconds, TokenCacheError
-            )
+                self.redis, redis_keys.token_lock(_lock_name(grant)), self.lock_seconds,
+                TokenCacheError,
+            )  # fmt: skip
             if lock.acquire():
                 try:
                     return self._refresh_locked(grant, key, stale, force=force)
@@ -373,3 +374,9 @@ class TokenCache:
 
 def _redis_errors(profile: str) -> Any:
     return redis_errors(f"profile '{profile}': token cache", TokenCacheError)
+
+
+def _lock_name(grant: Grant) -> str:
+    """The lock a refresh takes: the profile's, for every grant that rotates its refresh
+    token (one refresh token may only be used once, whichever grant uses it)."""
+    return grant.owner if isinstance(grant, RefreshTokenGrant) else grant.name

@@ -11,6 +11,11 @@ callback stops); anything else, or no answer, is tried again with full-jitter
 backoff until ``callback_max_age_seconds`` (24 h) after the event. Each POST is
 recorded. A callback never holds up a delivery: it is its own task, after the
 attempt that made the event is written.
+
+A target ``MAILPIPE_CALLBACK_ALLOWED`` does not allow (``worker.callback_targets``:
+checked at intake, and again here, on the URL and on every address its host
+resolves to, by ``CallbackTransport``) is not POSTed to: the callback is
+recorded ``refused`` with the reason, and not tried again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Literal, Protocol
 import httpx
 
 from providers.backoff import full_jitter
+from worker.delivery.callback_transport import CallbackRefusedError
+from worker.metrics import Metrics, Samples
 from worker.settings import Settings
 from worker.store import CallbackWork, Event, Store, utcnow
 
@@ -43,6 +50,8 @@ class CallbackContext(Protocol):
     def settings(self) -> Settings: ...
     @property
     def store(self) -> Store: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 @dataclass(frozen=True)
@@ -82,49 +91,81 @@ def post_callback(
     now: Callable[[], datetime] = utcnow,
     clock: Callable[[], float] = time.time,
 ) -> CallbackDecision:
-    """POST one callback if it is due and no one else holds it; record the POST."""
+    """POST one callback if it is due and no one else holds it; record the POST and count
+    its outcome (``mailpipe_callbacks_total{outcome}``)."""
     settings = rt.settings
     lease = timedelta(seconds=2 * settings.callback_timeout_seconds + 30)
     work = rt.store.claim_callback(callback_id, lease)
     if work is None:
         return CallbackDecision("skip")
     started = time.monotonic()
-    status, error = _post(settings, work, client, clock)
-    at = now()
-    number = work.attempt_count + 1
-    record = rt.store.record_callback_post
-    seconds = time.monotonic() - started
+    try:
+        status, error = _post(settings, work, client, clock)
+    except CallbackRefusedError as exc:
+        status, error, refused = None, f"refused: {exc}", True
+    else:
+        refused = False
+    post = _Post(callback_id, work.attempt_count + 1, now(), time.monotonic() - started, status)
+    decision, outcome = _settle(rt, work, post, error, refused)
+    rt.metrics.record(Samples().count("callbacks", {"outcome": outcome}))
+    return decision
+
+
+@dataclass(frozen=True)
+class _Post:
+    callback_id: str
+    number: int
+    at: datetime
+    duration_seconds: float
+    http_status: int | None
+
+
+def _settle(
+    rt: CallbackContext, work: CallbackWork, post: _Post, error: str | None, refused: bool
+) -> tuple[CallbackDecision, str]:
+    """Record the POST and where the callback stands; what the task does next, and the
+    outcome counted: delivered, gone, refused, retrying or gave_up."""
+    settings, callback_id, status = rt.settings, post.callback_id, post.http_status
+
+    def record(state: str, why: str | None, next_at: datetime | None = None) -> None:
+        rt.store.record_callback_post(
+            callback_id, number=post.number, at=post.at, duration_seconds=post.duration_seconds,
+            http_status=status, error=why, status=state, next_attempt_at=next_at,
+        )  # fmt: skip
+
+    if refused:
+        record("refused", error)
+        log.warning("callback %s %s", callback_id, error)
+        return CallbackDecision("done"), "refused"
     if status is not None and (200 <= status < 300 or status == 410):
         state = "delivered" if status != 410 else "gone"
-        record(callback_id, number=number, at=at, duration_seconds=seconds, http_status=status,
-               error=None, status=state)  # fmt: skip
+        record(state, None)
         if state == "gone":
             log.info("callback %s: the receiver answered 410 Gone; not sent again", callback_id)
-        return CallbackDecision("done")
+        return CallbackDecision("done"), state
     delay = full_jitter(
-        number,
+        post.number,
         base_seconds=settings.callback_retry_base_seconds,
         max_seconds=settings.callback_retry_max_seconds,
     )
-    next_at = at + timedelta(seconds=delay)
+    next_at = post.at + timedelta(seconds=delay)
     why = error or f"HTTP {status}"
     if next_at > work.created_at + timedelta(seconds=settings.callback_max_age_seconds):
-        record(callback_id, number=number, at=at, duration_seconds=seconds, http_status=status,
-               error=why, status="expired")  # fmt: skip
-        log.warning("callback %s: %s; given up after %d POSTs", callback_id, why, number)
-        return CallbackDecision("done")
-    record(callback_id, number=number, at=at, duration_seconds=seconds, http_status=status,
-           error=why, status="pending", next_attempt_at=next_at)  # fmt: skip
+        record("expired", why)
+        log.warning("callback %s: %s; given up after %d POSTs", callback_id, why, post.number)
+        return CallbackDecision("done"), "gave_up"
+    record("pending", why, next_at)
     log.info("callback %s: %s; again in %.0fs", callback_id, why, delay)
     if delay <= settings.broker_max_countdown_seconds:
-        return CallbackDecision("retry", delay)
-    return CallbackDecision("wait", delay)  # the sweep publishes it when due
+        return CallbackDecision("retry", delay), "retrying"
+    return CallbackDecision("wait", delay), "retrying"  # the sweep publishes it when due
 
 
 def _post(
     settings: Settings, work: CallbackWork, client: httpx.Client, clock: Callable[[], float]
 ) -> tuple[int | None, str | None]:
-    """The receiver's HTTP status, or None and why there was none."""
+    """The receiver's HTTP status, or None and why there was none; CallbackRefusedError when
+    its target is not allowed."""
     if settings.callback_secret is None:
         return None, "MAILPIPE_CALLBACK_SECRET is not set: nothing unsigned is sent"
     content = body(work.event)

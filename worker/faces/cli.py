@@ -1,4 +1,4 @@
-"""The ``mailpipe`` command; its commands and options are a contract (README, "Commands")."""
+"""The ``mailpipe`` command; its commands and options are a contract (docs/reference/cli.md)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,9 @@ def profiles_list() -> None:
     loaded = load_profiles(settings.profiles_file, os.environ)
     # The routes of the same file are checked too (the HTTP intake would refuse them).
 
-    routes = load_routes_file(settings.profiles_file, list(loaded.by_name))
+    routes = load_routes_file(
+        settings.profiles_file, list(loaded.by_name), settings.callback_policy()
+    )
     rows = [("NAME", "PROVIDER", "AUTH", "SERVER", "FROM")]
     rows += [_profile_row(p) for p in loaded]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

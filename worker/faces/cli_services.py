@@ -124,10 +124,11 @@ def _check_names(profiles: tuple[str, ...], routes: tuple[str, ...]) -> None:
     from worker.settings import get_settings
 
     path = get_settings().profiles_file
+    policy = get_settings().callback_policy()
     known = load_profiles(path, os.environ, secrets=False).by_name
     for kind, names, there in (
         ("profile", profiles, known),
-        ("route", routes, load_routes_file(path, list(known))),
+        ("route", routes, load_routes_file(path, list(known), policy)),
     ):
         for wanted in sorted(names):
             if wanted not in there:

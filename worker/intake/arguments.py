@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from worker.addresses import callback_url_problem, shown
+from worker.callback_targets import CallbackPolicy
 from worker.intake.message import Attachment, InvalidMessageError, Notification
 
 _PRIORITIES = ("normal", "high")
@@ -168,11 +169,12 @@ def _attachments(value: object) -> tuple[Attachment, ...]:
     return items
 
 
-def check_callback_url(value: object) -> str | None:
-    """``callback_url`` as given, if it is one a callback can be POSTed to (http or https)."""
+def check_callback_url(value: object, policy: CallbackPolicy) -> str | None:
+    """``callback_url`` as given, if it is an http or https URL ``policy`` allows
+    (MAILPIPE_CALLBACK_ALLOWED; its addresses are checked again when it is resolved)."""
     if value is None:
         return None
-    problem = callback_url_problem(value)
+    problem = callback_url_problem(value) or policy.url_refusal(str(value))
     if problem:
         raise InvalidMessageError("callback_url", problem)
     return str(value)

@@ -68,12 +68,7 @@ def notify(
         idempotency_key, priority,
     )  # fmt: skip
     rt = runtime or get_producer()
-    url = check_callback_url(callback_url)
-    if url is not None and rt.settings.callback_secret is None:
-        raise InvalidMessageError(
-            "callback_url",
-            "MAILPIPE_CALLBACK_SECRET is not set: callbacks are signed with it, set it first",
-        )
+    url = _callback_url(rt, callback_url)
     job = _prepared_job(rt, profile, notification, idempotency_key, priority, api_key_name)
     job.callback_url = url
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
@@ -93,13 +88,15 @@ def notify_many(
     messages: Sequence[Mapping[str, Any]],
     priority: Priority = "normal",
     *,
+    callback_url: str | None = None,
     api_key_name: str | None = None,
     runtime: Producer | None = None,
 ) -> list[str]:
     """Queue many personalised notifications of one profile; their job ids, in order.
 
     Each message takes ``notify``'s fields (to, subject, text, html, cc, bcc,
-    reply_to, headers, attachments, idempotency_key). All are checked before
+    reply_to, headers, attachments, idempotency_key, callback_url); a batch's
+    ``callback_url`` is every message's that names none. All are checked before
     any is stored: a bad one raises InvalidMessageError naming its index, and
     nothing is queued. Every message is checked before any is built, so a
     bad last one costs no building. They are stored in one transaction and
@@ -109,17 +106,20 @@ def notify_many(
     rt = runtime or get_producer()
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes) or not messages:
         raise InvalidMessageError("messages", "give a non-empty list of messages")
-    checked: list[tuple[Notification, str | None]] = []
+    batch_url = _callback_url(rt, callback_url)
+    checked: list[tuple[Notification, str | None, str | None]] = []
     for index, fields in enumerate(messages):
         with _naming(index):
-            checked.append(_checked_fields(rt, fields, profile, priority))
-    keys = [key for _, key in checked if key is not None]
+            checked.append(_checked_fields(rt, fields, profile, priority, batch_url))
+    keys = [key for _, key, _ in checked if key is not None]
     if len(keys) != len(set(keys)):
         raise InvalidMessageError("messages", "an idempotency_key appears twice")
     jobs = []
-    for index, (notification, key) in enumerate(checked):
+    for index, (notification, key, url) in enumerate(checked):
         with _naming(index):
-            jobs.append(_prepared_job(rt, profile, notification, key, priority, api_key_name))
+            job = _prepared_job(rt, profile, notification, key, priority, api_key_name)
+        job.callback_url = url
+        jobs.append(job)
     window = timedelta(seconds=rt.settings.idempotency_window_seconds)
     added = rt.store.add_jobs(jobs, idempotency_window=window)
     new = [job_id for job_id, created in added if created]
@@ -132,13 +132,16 @@ def notify_many(
 
 
 def _checked_fields(
-    rt: Producer, fields: object, profile: str, priority: Priority
-) -> tuple[Notification, str | None]:
-    """One batch message's fields as a Notification and its idempotency key, all checked."""
+    rt: Producer, fields: object, profile: str, priority: Priority, batch_url: str | None
+) -> tuple[Notification, str | None, str | None]:
+    """One batch message's fields as a Notification, its idempotency key and its callback
+    URL (its own, else the batch's), all checked."""
     if not isinstance(fields, Mapping):
         raise InvalidMessageError("", "must be a table of notify()'s fields")
     values = dict(fields)
     key = values.pop("idempotency_key", None)
+    own_url = values.pop("callback_url", None)
+    url = batch_url if own_url is None else _callback_url(rt, own_url)
     notification = check_notification_arguments(
         profile, values.pop("to", None), values.pop("subject", None),
         values.pop("text", None), values.pop("html", None), values.pop("cc", ()),
@@ -150,7 +153,21 @@ def _checked_fields(
     sender = rt.profiles.get(profile)
     check_sizes(notification, sender.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES)
     check_notification(notification, max_recipients=sender.max_recipients)
-    return notification, key
+    return notification, key, url
+
+
+def _callback_url(rt: Producer, value: object) -> str | None:
+    """A checked ``callback_url`` (allowed by MAILPIPE_CALLBACK_ALLOWED; signed, so refused
+    while MAILPIPE_CALLBACK_SECRET is unset), or None."""
+    if value is None:
+        return None
+    url = check_callback_url(value, rt.settings.callback_policy())
+    if url is not None and rt.settings.callback_secret is None:
+        raise InvalidMessageError(
+            "callback_url",
+            "MAILPIPE_CALLBACK_SECRET is not set: callbacks are signed with it, set it first",
+        )
+    return url
 
 
 @contextlib.contextmanager

@@ -225,6 +225,7 @@ class Callback(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     # pending → delivered | gone (the receiver answered 410) | expired (24 h passed)
+    # | refused (MAILPIPE_CALLBACK_ALLOWED does not allow its target)
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -160,6 +160,12 @@ def test_missing_secret_key_says_how_to_make_one(env: dict[str, str]) -> None:
         ("MAILPIPE_BROKER_URL", "127.0.0.1:6379", "setting MAILPIPE_BROKER_URL: no scheme: use"),
         # Jobs record the name of the key that made them: two keys may not share one.
         ("MAILPIPE_API_KEYS", TWO_KEYS_NAMED_A, "MAILPIPE_API_KEYS: two keys named 'a'"),
+        # Where callbacks may go: comma-separated entries, a bad one named.
+        (
+            "MAILPIPE_CALLBACK_ALLOWED",
+            "*.example.com, ftp://hooks.example.com",
+            "setting MAILPIPE_CALLBACK_ALLOWED: 'ftp://hooks.example.com': the scheme may be",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_for_the_cli_and_the_worker(
@@ -184,7 +190,7 @@ def test_json_settings_are_the_ones_tested_above() -> None:
         for name, field in Settings.model_fields.items()
         if get_origin(field.annotation) in (tuple, list, dict, set, frozenset)
     }
-    assert complex_fields == {"api_keys"}
+    assert complex_fields == {"api_keys", "callback_allowed"}
 
 
 def test_an_empty_variable_counts_as_unset_for_every_setting(env: dict[str, str]) -> None:

@@ -125,8 +125,12 @@ def create_app(
         check_batch_rate(intake(request).runtime, who, len(body.messages))
         ids = notify_many(
             body.profile,
-            [m.fields() | {"idempotency_key": m.idempotency_key} for m in body.messages],
+            [
+                m.fields() | {"idempotency_key": m.idempotency_key, "callback_url": m.callback_url}
+                for m in body.messages
+            ],
             body.priority,
+            callback_url=body.callback_url,
             api_key_name=who.name,
             runtime=intake(request).runtime,
         )

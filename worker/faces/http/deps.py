@@ -48,7 +48,11 @@ class Intake:
         if version != self._version:
             self._version = version
             try:
-                self._routes = load_routes_file(self.runtime.profiles_file.path, profiles.by_name)
+                self._routes = load_routes_file(
+                    self.runtime.profiles_file.path,
+                    profiles.by_name,
+                    self.runtime.settings.callback_policy(),
+                )
             except ConfigError as exc:
                 for line in str(exc).splitlines():
                     log.error("routes not reloaded, the last good ones stay: %s", line)

@@ -25,6 +25,7 @@ from jinja2 import ChainableUndefined, FileSystemLoader, Template, TemplateSynta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from worker.addresses import address_problem, callback_url_problem
+from worker.callback_targets import CallbackPolicy
 from worker.errors import ConfigError
 
 Priority = Literal["normal", "high"]
@@ -136,19 +137,33 @@ class Route:
     callback_url: str | None = None
 
 
-def load_routes_file(path: Path, profile_names: Collection[str]) -> dict[str, Route]:
-    """The routes of the profiles file at ``path`` (already loaded for its profiles)."""
+def load_routes_file(
+    path: Path, profile_names: Collection[str], callback_policy: CallbackPolicy | None = None
+) -> dict[str, Route]:
+    """The routes of the profiles file at ``path`` (already loaded for its profiles);
+    ``callback_policy``: where their callbacks may go (None: the default, public https)."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the routes: {type(exc).__name__}") from None
-    return load_routes(document, path=path, profile_names=profile_names)
+    return load_routes(
+        document, path=path, profile_names=profile_names, callback_policy=callback_policy
+    )
 
 
 def load_routes(
-    document: Mapping[str, Any], *, path: Path, profile_names: Collection[str]
+    document: Mapping[str, Any],
+    *,
+    path: Path,
+    profile_names: Collection[str],
+    callback_policy: CallbackPolicy | None = None,
 ) -> dict[str, Route]:
-    """Check every ``[routes.NAME]`` table of the parsed profiles file; ConfigError lists all."""
+    """Check every ``[routes.NAME]`` table of the parsed profiles file; ConfigError lists all.
+
+    A route's ``callback_url`` must be one ``callback_policy`` allows
+    (MAILPIPE_CALLBACK_ALLOWED), or every webhook through it would be refused.
+    """
+    policy = callback_policy or CallbackPolicy.parse(())
     tables = document.get("routes")
     if tables is None:
         return {}
@@ -157,7 +172,7 @@ def load_routes(
     problems: list[str] = []
     routes: dict[str, Route] = {}
     for name, table in tables.items():
-        checker = _RouteChecker(str(name), profile_names)
+        checker = _RouteChecker(str(name), profile_names, policy)
         route = checker.check(table)
         problems.extend(f"{path}: {problem}" for problem in checker.problems)
         if route is not None:
@@ -170,9 +185,12 @@ def load_routes(
 class _RouteChecker:
     """Checks one route table, collecting every problem instead of stopping at the first."""
 
-    def __init__(self, name: str, profile_names: Collection[str]) -> None:
+    def __init__(
+        self, name: str, profile_names: Collection[str], callback_policy: CallbackPolicy
+    ) -> None:
         self.name = name
         self.profile_names = profile_names
+        self.callback_policy = callback_policy
         self.problems: list[str] = []
 
     def problem(self, field: str | None, message: str) -> None:
@@ -215,7 +233,7 @@ class _RouteChecker:
     def _callback_url(self, value: object) -> str | None:
         if value is None:
             return None
-        problem = callback_url_problem(value)
+        problem = callback_url_problem(value) or self.callback_policy.url_refusal(str(value))
         if problem:
             self.problem("callback_url", problem)
             return None

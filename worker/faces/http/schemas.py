@@ -59,22 +59,27 @@ class MessageIn(BaseModel):
         return values | {"attachments": [a.attachment() for a in self.attachments]}
 
 
+_CALLBACK_URL = (
+    "Where the job's events are POSTed as signed JSON (X-Mailpipe-Signature); "
+    "MAILPIPE_CALLBACK_ALLOWED says where that may be."
+)
+
+
 class NotificationIn(MessageIn):
     """What ``notify()`` takes, as JSON; the ``Idempotency-Key`` header makes a retry safe."""
 
     profile: str = Field(min_length=1, max_length=64)
     priority: Literal["normal", "high"] = "normal"
-    callback_url: str | None = Field(
-        None,
-        max_length=2000,
-        description="Where the job's events are POSTed as signed JSON (X-Mailpipe-Signature).",
-    )
+    callback_url: str | None = Field(None, max_length=2000, description=_CALLBACK_URL)
 
 
 class BatchMessageIn(MessageIn):
     """One personalised message of a batch; its own key makes resending the batch safe."""
 
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    callback_url: str | None = Field(
+        None, max_length=2000, description=_CALLBACK_URL + " This message's, not the batch's."
+    )
 
 
 class BatchIn(BaseModel):
@@ -84,6 +89,9 @@ class BatchIn(BaseModel):
 
     profile: str = Field(min_length=1, max_length=64)
     priority: Literal["normal", "high"] = "normal"
+    callback_url: str | None = Field(
+        None, max_length=2000, description=_CALLBACK_URL + " Every message's that names none."
+    )
     messages: list[BatchMessageIn] = Field(min_length=1, max_length=10_000)
 
 

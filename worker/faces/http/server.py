@@ -34,7 +34,11 @@ def build_app(runtime: Producer, *, owns_runtime: bool = False) -> FastAPI:
     process stopped by a signal by raising the signal again, so code after
     ``uvicorn.run`` would never run).
     """
-    routes = load_routes_file(runtime.settings.profiles_file, list(runtime.profiles.by_name))
+    routes = load_routes_file(
+        runtime.settings.profiles_file,
+        list(runtime.profiles.by_name),
+        runtime.settings.callback_policy(),
+    )
     keys = ApiKeys(runtime.settings.api_keys)
     app = create_app(runtime, routes, keys, on_shutdown=runtime.close if owns_runtime else None)
 

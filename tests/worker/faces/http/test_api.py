@@ -390,3 +390,47 @@ def test_a_callback_url_gets_the_events_and_the_status_lists_them(
 def test_a_callback_url_that_is_not_http_is_422_naming_it(api: Api) -> None:
     response = api.client.post("/v1/notifications", json=notification(callback_url="ftp://x/y"))
     assert problem(response, 422)["field"] == "callback_url"
+
+
+def test_a_callback_url_to_the_metadata_service_is_422_naming_the_setting(api: Api) -> None:
+    response = api.client.post(
+        "/v1/notifications",
+        json=notification(callback_url="http://169.254.169.254/latest/meta-data/iam/"),
+    )
+    body = problem(response, 422)
+    assert body["field"] == "callback_url"
+    assert "169.254.169.254 is a link-local address" in str(body["detail"])
+    assert "MAILPIPE_CALLBACK_ALLOWED" in str(body["detail"])
+
+
+def test_a_batch_takes_a_callback_url_for_all_and_one_per_message(
+    api: Api, pipeline: Pipeline
+) -> None:
+    receiver = Receiver(CALLBACK_SECRET)
+    try:
+        pipeline.start_worker()
+        messages = [
+            {"to": ["a@example.test"], "subject": "s", "text": "t"},
+            {"to": ["b@example.test"], "subject": "s", "text": "t",
+             "callback_url": "http://169.254.169.254/latest/"},
+        ]  # fmt: skip
+        body = {"profile": "alerts", "callback_url": receiver.url, "messages": messages}
+        found = problem(api.client.post("/v1/notifications:batch", json=body), 422)
+        assert found["field"] == "messages[1].callback_url"
+        messages[1]["callback_url"] = receiver.url.replace("/hooks/", "/other/")
+        response = api.client.post("/v1/notifications:batch", json=body)
+        assert response.status_code == 202, response.text
+        urls = [n["status_url"] for n in response.json()["notifications"]]
+
+        def callbacks_done() -> bool:
+            events = [e for url in urls for e in api.client.get(url).json()["events"]]
+            return len(events) == 2 and all(e["callback"]["status"] == "delivered" for e in events)
+
+        pipeline.wait_for(callbacks_done)
+        taken = sorted((p.event["recipient"], p.path) for p in receiver.posts if p.status == 200)
+        assert taken == [
+            ("a@example.test", "/hooks/mailpipe"),
+            ("b@example.test", "/other/mailpipe"),
+        ]
+    finally:
+        receiver.close()

@@ -224,7 +224,7 @@ def test_without_api_keys_the_console_needs_no_sign_in(
 def test_check_now_runs_on_a_worker_and_screenshots_of_the_console(
     pipeline: Pipeline, serve: ServeFactory, browser: BrowserFactory, tmp_path: Path
 ) -> None:
-    """The three pages the README shows, from this run (make screenshots keeps them)."""
+    """The three pages docs/console.md shows, from this run (make screenshots keeps them)."""
     delivered = [
         page(pipeline, "[P1] api-gateway 5xx rate above 5%", to="oncall@example.test"),
         page(pipeline, "[P2] db-01 replication lag 45s", to="dba@example.test"),

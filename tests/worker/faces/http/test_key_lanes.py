@@ -36,7 +36,7 @@ from worker.settings import ApiKeySpec
 HOOK = "/v1/webhooks/alertmanager"
 # Keys besides the pipeline's own: what each is given.
 LANES: dict[str, dict[str, Any]] = {
-    "pager": {"routes": ["oncall", "retired"]},  # README's route-only key; "retired" is gone
+    "pager": {"routes": ["oncall", "retired"]},  # the docs' route-only key; "retired" is gone
     "decoy": {"profiles": ["alerts", "retired"]},  # another sender as the same profile
     "bare": {},  # given nothing
     "auditor": {"admin": True},  # reads every job, sends nothing

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from worker.callback_targets import CallbackPolicy
 from worker.errors import ConfigError
 from worker.faces.http.routes import (
     HTML_ENVIRONMENT,
@@ -300,3 +301,18 @@ def test_a_route_may_name_a_callback_url_and_a_bad_one_is_an_error() -> None:
     assert problems == [
         "route 'oncall', field 'callback_url': must be an http or https URL with a host"
     ]
+
+
+def test_a_route_whose_callback_url_the_setting_does_not_allow_is_an_error() -> None:
+    table = (
+        '[routes.oncall]\nprofile = "m365-alerts"\nto = ["oncall@example.com"]\n'
+        'callback_url = "http://169.254.169.254/latest/meta-data/"\n'
+    )
+    (line,) = problems_of(table)
+    assert line.startswith("route 'oncall', field 'callback_url': 169.254.169.254 is a link-local")
+    assert "MAILPIPE_CALLBACK_ALLOWED" in line
+    # Allowed where the setting lists its network.
+    policy = CallbackPolicy.parse(["http://169.254.0.0/16"])
+    routes = load_routes(tomllib.loads(table), path=PATH, profile_names=PROFILES,
+                         callback_policy=policy)  # fmt: skip
+    assert routes["oncall"].callback_url == "http://169.254.169.254/latest/meta-data/"
