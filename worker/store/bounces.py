@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from worker.store.database import Database
@@ -33,6 +33,44 @@ class Bounces(Database):
                                          last_uid=last_uid, updated_at=utcnow()))  # fmt: skip
             elif row.uidvalidity != uidvalidity or last_uid > row.last_uid:
                 row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, last_uid, utcnow()
+
+    def delta_link(self, mailbox: str) -> str | None:
+        """The Graph mailbox's delta link to call next, or None before its first read."""
+        with self.session() as session:
+            row = session.get(BounceCursor, mailbox)
+            return row.delta_link if row else None
+
+    def advance_delta_link(self, mailbox: str, expected: str | None, link: str) -> bool:
+        """Move a Graph cursor from ``expected`` to ``link``; False if another reader moved it.
+
+        Delta links cannot be ordered the way UIDs can: a reader that finds the
+        cursor moved by another (two readers, one slower) stops rather than send
+        it back; what it read is read again at worst, and events are not doubled.
+        """
+        try:
+            return self._advance_delta_link(mailbox, expected, link)
+        except IntegrityError:
+            return False  # another reader wrote the first cursor meanwhile
+
+    def _advance_delta_link(self, mailbox: str, expected: str | None, link: str) -> bool:
+        # One conditional UPDATE: atomic on SQLite too, where FOR UPDATE is ignored.
+        was = BounceCursor.delta_link
+        with self.transaction() as connection:
+            moved = connection.execute(
+                update(BounceCursor)
+                .where(BounceCursor.mailbox == mailbox,
+                       was.is_(None) if expected is None else was == expected)
+                .values(delta_link=link, updated_at=utcnow())
+            )  # fmt: skip
+            if moved.rowcount == 1:
+                return True
+            if expected is not None:
+                return False
+            connection.execute(
+                insert(BounceCursor).values(mailbox=mailbox, uidvalidity=0, last_uid=0,
+                                            delta_link=link, updated_at=utcnow())
+            )  # fmt: skip
+            return True
 
     def job_for_report(self, envelope_id: str | None, message_id: str | None) -> Job | None:
         """The job a report names: by its envelope id (the job id), else by Message-ID."""

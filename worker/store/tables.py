@@ -256,7 +256,12 @@ class CallbackAttempt(Base):
 
 
 class BounceCursor(Base):
-    """How far a bounce mailbox has been read: its UIDVALIDITY and the last UID handled."""
+    """How far a bounce mailbox has been read.
+
+    IMAP: its UIDVALIDITY and the last UID handled. Graph: the delta link to call
+    next (an ``@odata.nextLink`` or the final ``@odata.deltaLink``), with
+    UIDVALIDITY and UID left at 0.
+    """
 
     __tablename__ = "bounce_cursors"
 
@@ -264,6 +269,7 @@ class BounceCursor(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delta_link: Mapped[str | None] = mapped_column(Text)
 
 
 class RefreshToken(Base):
