@@ -193,16 +193,22 @@ class _Resolver(SecretReader):
             allow_plaintext_auth=spec.allow_plaintext_auth,
             graph_url=(spec.graph_url or graph.url).rstrip("/") if graph else None,
             save_to_sent_items=spec.save_to_sent_items,
-            bounces=self.bounces(spec, username or spec.from_email, oauth),
+            bounces=self.bounces(spec, username or spec.from_email, oauth, graph),
         )
 
     def bounces(
-        self, spec: ProfileSpec, username: str, oauth: OAuthConfig | None
+        self,
+        spec: ProfileSpec,
+        username: str,
+        oauth: OAuthConfig | None,
+        graph: GraphPreset | None = None,
     ) -> BounceMailbox | None:
         """The mailbox of ``[profiles.NAME.bounces]``, presets applied (None: not read)."""
         table = spec.bounces
         if table is None:
             return None
+        if graph is not None:
+            return self.graph_bounces(spec, username, oauth, graph)
         preset = BOUNCE_PRESETS.get(spec.provider)
         host = table.imap_host or (preset.host if preset else None)
         if host is None:
@@ -219,6 +225,34 @@ class _Resolver(SecretReader):
             move_to=table.move_to,
             username=table.username or username,
             scope=scope,
+        )
+
+    def graph_bounces(
+        self, spec: ProfileSpec, username: str, oauth: OAuthConfig | None, graph: GraphPreset
+    ) -> BounceMailbox | None:
+        """A ``transport = "graph"`` profile reads its reports through Graph, with its own token."""
+        table = spec.bounces
+        assert table is not None
+        for field_name in ("imap_host", "scope"):
+            if getattr(table, field_name) is not None:
+                self.problem(f"bounces.{field_name}", 'not for transport = "graph": reports '
+                             "are read through Graph with the profile's own token")  # fmt: skip
+        parts = _url_parts(spec.graph_url or graph.url)
+        if parts is None or not parts.hostname:
+            return None  # graph_url's problem is already listed
+        try:
+            port = parts.port or 443
+        except ValueError:
+            self.problem("graph_url", "has no valid port")
+            return None
+        return BounceMailbox(
+            host=parts.hostname,
+            port=port,
+            # Graph's well-known folder names are lower-case; "INBOX" is IMAP's.
+            folder="inbox" if table.folder == "INBOX" else table.folder,
+            move_to=table.move_to,
+            username=table.username or username,
+            scope=oauth.scope if oauth else None,
         )
 
     def graph(self, spec: ProfileSpec, preset: Preset) -> GraphPreset | None:
