@@ -237,7 +237,7 @@ class FakeGraph:
             return INVALID_TOKEN(request, request_id)
         parts = action.split("/")
         if request.method == "POST" and action == "sendMail":
-            return self._send_mail(request, request_id, mailbox)
+            return self._send_mail(request, request_id)
         is_delta = len(parts) == 4 and parts[0] == "mailFolders" and parts[2:] == [
             "messages",
             "delta",
@@ -255,8 +255,8 @@ class FakeGraph:
     def _delta(self, request: Request, request_id: str, mailbox: str, folder: str) -> Response:
         with self._lock:
             skip, delta = request.args.get("$skiptoken"), request.args.get("$deltatoken")
-            if skip is not None:
-                round_ = self._rounds.pop(skip, None)
+            if skip is not None:  # a link may be called again: its state is in the token
+                round_ = self._rounds.get(skip)
             elif delta is not None:
                 known = self._deltas.get(delta)
                 round_ = self._changes(*known) if known else None
@@ -335,7 +335,8 @@ class FakeGraph:
         }
         return Response(json.dumps(moved), status=201, content_type="application/json")
 
-    def _send_mail(self, request: Request, request_id: str, mailbox: str) -> Response:
+    def _send_mail(self, request: Request, request_id: str) -> Response:
+        mailbox = request.path.removeprefix(f"{PREFIX}/users/").partition("/")[0]
         if request.content_type != "text/plain":
             return graph_error(
                 415, "ErrorInvalidContentType", "Content type must be text/plain for MIME."
