@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import itertools
+import json
 import re
 import secrets
 import threading
@@ -223,9 +223,7 @@ class FakeGraph:
         return folder.messages.pop(message_id)
 
     def _holding(self, mailbox: str, message_id: str) -> _Folder | None:
-        return next(
-            (f for f in self._mailbox(mailbox).values() if message_id in f.messages), None
-        )
+        return next((f for f in self._mailbox(mailbox).values() if message_id in f.messages), None)
 
     # -- routes ----------------------------------------------------------------
 
@@ -238,10 +236,8 @@ class FakeGraph:
         parts = action.split("/")
         if request.method == "POST" and action == "sendMail":
             return self._send_mail(request, request_id)
-        is_delta = len(parts) == 4 and parts[0] == "mailFolders" and parts[2:] == [
-            "messages",
-            "delta",
-        ]
+        delta = ("mailFolders", "messages", "delta")
+        is_delta = len(parts) == 4 and (parts[0], *parts[2:]) == delta
         if request.method == "GET" and is_delta:
             return self._delta(request, request_id, mailbox, parts[1])
         if request.method == "GET" and len(parts) == 3 and parts[::2] == ["messages", "$value"]:
@@ -297,8 +293,13 @@ class FakeGraph:
             if kind == "removed" and after == 0:
                 continue  # a first round lists what is there, nothing gone
             if kind == "added" and message_id in folder.messages:
-                entries.append({"@odata.type": "#microsoft.graph.message",
-                                "@odata.etag": f'W/"{message_id[-8:]}"', "id": message_id})
+                entries.append(
+                    {
+                        "@odata.type": "#microsoft.graph.message",
+                        "@odata.etag": f'W/"{message_id[-8:]}"',
+                        "id": message_id,
+                    }
+                )
             elif kind == "removed" and message_id not in folder.messages:
                 entries.append({"id": message_id, "@removed": {"reason": "deleted"}})
         ends_at = folder.changes[-1][0] if folder.changes else after

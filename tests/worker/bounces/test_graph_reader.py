@@ -255,5 +255,5 @@ def test_a_graph_profile_reads_its_reports_through_graph_without_an_imap_host(
         "graph.microsoft.com", 443, "inbox", "archive", "pager@contoso.example",
     )  # fmt: skip
     path.write_text(GRAPH_PROFILE + 'imap_host = "outlook.office365.com"\n')
-    with pytest.raises(ProfilesFileError, match='bounces.imap_host.*not for transport = "graph"'):
+    with pytest.raises(ProfilesFileError, match=r'bounces\.imap_host.*not for transport = "graph"'):
         load_profiles(path, {"SECRET": "graph-secret"})
