@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
 from bench import timeline
-from worker.celery import app
+from worker.queue import app
 
 __all__ = ["app"]
 

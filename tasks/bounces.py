@@ -6,9 +6,9 @@ import logging
 
 from worker import redis_keys
 from worker.bounces.reader import mailbox_key, read_bounces
-from worker.celery import BOUNCES_TASK, app
 from worker.errors import MailpipeError
 from worker.intake import publish_callbacks
+from worker.queue import BOUNCES_TASK, app
 from worker.redis_adapter import Lock
 from worker.runtime import get_runtime
 

@@ -7,9 +7,9 @@ import threading
 import httpx
 from celery import Task
 
-from worker.celery import CALLBACK_TASK, app
 from worker.delivery.callback_transport import CallbackTransport
 from worker.delivery.callbacks import post_callback
+from worker.queue import CALLBACK_TASK, app
 from worker.runtime import get_runtime
 
 _client: httpx.Client | None = None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.celery import CHECK_TASK, app
 from worker.faces.check_runs import run_check
+from worker.queue import CHECK_TASK, app
 from worker.runtime import get_runtime
 
 

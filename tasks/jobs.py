@@ -12,10 +12,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from worker import redis_keys
 from worker.delivery import deliver_batch, deliver_with_queued
-from worker.queue.app import app
+from worker.queue.celery_app import app
 from worker.queue.names import BATCH_TASK, CRITICAL_QUEUE, REQUEUE_TASK, SEND_TASK, queue_of
 from worker.queue.probe import waiting_messages
-from worker.queue.publish import publish, publish_batch, publish_callbacks
+from worker.queue.publishing import publish, publish_batch, publish_callbacks
 from worker.redis_adapter import Lock
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings

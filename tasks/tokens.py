@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from providers import RefreshTokenGrant
 from tasks.jobs import beat_lock
-from worker.celery import REFRESH_TASK, app
 from worker.errors import MailpipeError
+from worker.queue import REFRESH_TASK, app
 from worker.runtime import get_runtime
 from worker.store import utcnow
 

@@ -18,15 +18,8 @@ import redis
 from worker.credentials import Credentials, TokenCache
 from worker.delivery import Leases, RateLimiter
 from worker.metrics import Metrics
-from worker.queue.app import app, producer_app
-from worker.queue.producer import (
-    Producer,
-    build_producer,
-    get_producer,
-    profiles_file,
-    reset_producer,
-    use_as_producer,
-)
+from worker.queue.celery_app import app, producer_app
+from worker.queue.producer import Producer, profiles_file, reset_producer, use_as_producer
 from worker.settings import Settings, get_settings
 from worker.store import DatabaseRefreshTokenStore, Store, check_key
 from worker.transport import Transport
@@ -35,16 +28,7 @@ from worker.transport.router import TransportRouter
 from worker.transport.slots import ConnectionSlots
 from worker.transport.smtp import SmtpPool
 
-# The producer's names, for the callers that take them from here.
-__all__ = [
-    "Producer",
-    "Runtime",
-    "build_producer",
-    "build_runtime",
-    "get_producer",
-    "get_runtime",
-    "reset_runtime",
-]
+__all__ = ["Runtime", "build_runtime", "get_runtime", "reset_runtime"]
 
 
 @dataclass

@@ -65,8 +65,8 @@ BULK_CALL = 500
 
 
 def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
-    from worker.celery import CRITICAL_QUEUE, QUEUE, waiting_messages
     from worker.intake import notify, notify_many
+    from worker.queue import CRITICAL_QUEUE, QUEUE, waiting_messages
     from worker.runtime import build_runtime
     from worker.settings import Settings
 

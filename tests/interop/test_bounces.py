@@ -21,9 +21,9 @@ from tests.pipeline import CALLBACK_SECRET, Pipeline
 from tests.smtp_server import TlsFiles
 from tests.worker.bounces import samples
 from worker.bounces.reader import read_bounces
-from worker.celery import BOUNCES_TASK
 from worker.credentials import Profile
 from worker.intake import notify, publish_callbacks
+from worker.queue import BOUNCES_TASK
 
 MAILBOX = "alerts@example.test"  # the pipeline profile's sender, and its mailbox
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.fake_idp import issue, slowly
 from tests.pipeline import Pipeline
-from worker.celery import REFRESH_TASK, REQUEUE_TASK
+from worker.queue import REFRESH_TASK, REQUEUE_TASK
 
 
 def test_tokens_about_to_expire_are_refreshed_once_even_by_two_beats(pipeline: Pipeline) -> None:

@@ -12,9 +12,9 @@ import redis
 from kombu import Connection
 
 from tests.pipeline import Pipeline
-from worker.celery import BATCH_TASK, QUEUE
 from worker.delivery import deliver, deliver_batch, deliver_with_queued
 from worker.intake import InvalidMessageError, notify, notify_many
+from worker.queue import BATCH_TASK, QUEUE
 from worker.store.tables import Job, utcnow
 
 

@@ -26,9 +26,9 @@ from tests.support import (
     RabbitMQNoVhostError,
     RabbitMQVhost,
 )
-from worker.celery import REQUEUE_TASK
 from worker.delivery import RateLimiter, deliver
 from worker.intake import notify, publish
+from worker.queue import REQUEUE_TASK
 from worker.store import Job, alembic_config
 
 

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker import redis_keys
-from worker.celery import CHECK_TASK, CRITICAL_QUEUE
 from worker.errors import MailpipeError
 from worker.faces.profile_check import Step, check_profile
-from worker.runtime import Producer, Runtime
+from worker.queue import CHECK_TASK, CRITICAL_QUEUE, Producer
+from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

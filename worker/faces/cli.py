@@ -68,7 +68,7 @@ def send(
     """
     # Imported here: it builds the Celery app, which the other commands do not need.
     from worker.intake import notify
-    from worker.runtime import build_producer
+    from worker.queue import build_producer
 
     if text is not None and text_file is None:
         body = text

@@ -102,7 +102,7 @@ def profiles_status(name: str | None, as_json: bool) -> None:
     Exits 1 when a profile shown is unhealthy (its last token refresh failed).
     """
     from worker.faces.profile_status import profile_status, status_lines
-    from worker.runtime import build_producer
+    from worker.queue import build_producer
 
     rt = build_producer()
     try:

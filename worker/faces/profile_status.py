@@ -14,7 +14,7 @@ from typing import Any
 
 from worker.credentials import Profile
 from worker.credentials.health import TokenHealth
-from worker.runtime import Producer
+from worker.queue import Producer
 from worker.store import last_rotation
 
 

@@ -3,7 +3,7 @@
 from worker.intake.arguments import check_notification_arguments, check_sizes
 from worker.intake.message import Attachment, InvalidMessageError, Notification, build_message
 from worker.intake.notify import Priority, notify, notify_many
-from worker.queue.publish import publish, publish_batch, publish_callbacks
+from worker.queue.publishing import publish, publish_batch, publish_callbacks
 
 __all__ = [
     "Attachment",

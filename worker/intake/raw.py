@@ -26,7 +26,7 @@ from worker.intake.message import DEFAULT_MAX_MESSAGE_BYTES, InvalidMessageError
 from worker.intake.notify import Priority
 from worker.metrics import Samples
 from worker.queue.producer import Producer
-from worker.queue.publish import publish
+from worker.queue.publishing import publish
 from worker.store import Job
 from worker.transport.sender import header_lines, split_head, with_profile_from
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from providers.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from worker.queue.app import app, celery_config, producer_app
+    from worker.queue.celery_app import app, celery_config, producer_app
     from worker.queue.names import (
         BATCH_TASK,
         BOUNCES_TASK,
@@ -37,14 +37,14 @@ if TYPE_CHECKING:
         reset_producer,
         use_as_producer,
     )
-    from worker.queue.publish import publish, publish_batch, publish_callbacks
+    from worker.queue.publishing import publish, publish_batch, publish_callbacks
 
 _NAMES = "worker.queue.names"
 # Each public name and the module that defines it.
 _HOMES = {
-    "app": "worker.queue.app",
-    "celery_config": "worker.queue.app",
-    "producer_app": "worker.queue.app",
+    "app": "worker.queue.celery_app",
+    "celery_config": "worker.queue.celery_app",
+    "producer_app": "worker.queue.celery_app",
     "BATCH_TASK": _NAMES,
     "BOUNCES_TASK": _NAMES,
     "CALLBACK_TASK": _NAMES,
@@ -63,9 +63,9 @@ _HOMES = {
     "profiles_file": "worker.queue.producer",
     "reset_producer": "worker.queue.producer",
     "use_as_producer": "worker.queue.producer",
-    "publish": "worker.queue.publish",
-    "publish_batch": "worker.queue.publish",
-    "publish_callbacks": "worker.queue.publish",
+    "publish": "worker.queue.publishing",
+    "publish_batch": "worker.queue.publishing",
+    "publish_callbacks": "worker.queue.publishing",
 }
 
 __all__ = [

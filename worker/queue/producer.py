@@ -18,7 +18,7 @@ from celery import Celery
 from worker.credentials.profiles import Profiles
 from worker.credentials.profiles_source import ProfilesFile
 from worker.metrics import Metrics
-from worker.queue.app import app, producer_app
+from worker.queue.celery_app import app, producer_app
 from worker.settings import Settings, get_settings
 from worker.store.jobs import Store
 

@@ -45,7 +45,7 @@ from worker.faces.http.schemas import (
 from worker.faces.http.webhooks import router as webhooks
 from worker.faces.reports import job_dict
 from worker.intake import notify, notify_many
-from worker.runtime import Producer
+from worker.queue import Producer
 
 
 def create_app(

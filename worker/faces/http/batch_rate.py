@@ -15,8 +15,8 @@ import time
 from worker import redis_keys
 from worker.faces.http.keys import Caller
 from worker.faces.http.problems import Problem
+from worker.queue import Producer
 from worker.redis_adapter import redis_errors
-from worker.runtime import Producer
 
 WINDOW_SECONDS = 60
 

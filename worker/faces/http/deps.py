@@ -12,7 +12,7 @@ from worker.faces.http import gate, problems
 from worker.faces.http.keys import ApiKeys, Caller
 from worker.faces.http.routes import Route, load_routes_file
 from worker.faces.http.schemas import Accepted
-from worker.runtime import Producer
+from worker.queue import Producer
 
 log = logging.getLogger(__name__)
 

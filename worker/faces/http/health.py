@@ -11,8 +11,8 @@ import logging
 from sqlalchemy import text
 
 from worker.errors import MailpipeError
+from worker.queue import Producer
 from worker.redis_adapter import redis_errors
-from worker.runtime import Producer
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from worker.celery import CRITICAL_QUEUE, QUEUE, waiting_messages
 from worker.errors import MailpipeError
 from worker.faces.profile_status import profile_status
 from worker.metrics import COUNTERS, HISTOGRAMS
-from worker.runtime import Producer
+from worker.queue import CRITICAL_QUEUE, QUEUE, Producer, waiting_messages
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from worker.errors import ConfigError
 from worker.faces.http.app import create_app
 from worker.faces.http.keys import ApiKeys
 from worker.faces.http.routes import load_routes_file
-from worker.runtime import Producer, build_producer
+from worker.queue import Producer, build_producer
 
 log = logging.getLogger("mailpipe.http")
 

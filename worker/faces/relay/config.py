@@ -6,7 +6,7 @@ import logging
 
 from worker.errors import ConfigError
 from worker.faces.relay.users import RelayUser, load_relay_users
-from worker.runtime import Producer
+from worker.queue import Producer
 
 log = logging.getLogger("mailpipe.relay")
 

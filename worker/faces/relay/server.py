@@ -27,7 +27,7 @@ from worker.faces.relay.auth import Logins
 from worker.faces.relay.config import RelayUsers
 from worker.intake.message import InvalidMessageError
 from worker.intake.raw import submit_raw
-from worker.runtime import Producer, build_producer
+from worker.queue import Producer, build_producer
 
 log = logging.getLogger("mailpipe.relay")
 

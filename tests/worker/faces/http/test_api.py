@@ -17,7 +17,7 @@ from tests.support import free_port
 from tests.tasks.test_reload import edit as edit_profiles
 from tests.worker.faces.http.conftest import Api, ServeFactory
 from tests.worker.faces.http.samples import am_firing, am_resolved, grafana_firing
-from worker.runtime import build_producer
+from worker.queue import build_producer
 from worker.store.tables import utcnow
 
 PROBLEM = "application/problem+json"

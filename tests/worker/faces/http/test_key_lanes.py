@@ -30,7 +30,7 @@ from tests.worker.faces.http.test_api import notification, problem, subjects
 from worker.faces.http import batch_rate
 from worker.faces.http.keys import digest
 from worker.intake import notify
-from worker.runtime import Producer, build_producer
+from worker.queue import Producer, build_producer
 from worker.settings import ApiKeySpec
 
 HOOK = "/v1/webhooks/alertmanager"

@@ -20,8 +20,8 @@ from tests.fake_idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.pipeline import LIMITED_KEY, Pipeline
 from tests.worker.faces.http.conftest import Api
-from worker.celery import REFRESH_TASK
 from worker.credentials.health import TokenHealth
+from worker.queue import REFRESH_TASK
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")
 
