@@ -24,6 +24,7 @@ retry); longer ones wait in the database for the sweep (``later``).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -81,7 +82,7 @@ def out_of_sends(settings: Settings, job: Job) -> NotNow | None:
 
 def over_limits(wait: float, profile: str) -> NotNow | None:
     """What the profile's rate limits said (the wait before its recipients fit) means."""
-    if wait == float("inf"):
+    if wait == math.inf:
         return NotNow(f"the message has more recipients than profile {profile} may send to a day")
     if wait > 0:
         return NotNow(f"rate limit of profile {profile}", wait)

@@ -589,6 +589,7 @@ def test_an_operators_retry_starts_a_new_budget_of_sends() -> None:
 def test_a_rate_limit_puts_the_job_back_in_line_and_a_message_too_big_for_a_day_fails() -> None:
     assert over_limits(0.0, "m365") is None
     assert over_limits(2.5, "m365") == NotNow("rate limit of profile m365", 2.5)
+    assert over_limits(0.25, "m365") == NotNow("rate limit of profile m365", 0.25)
     never = over_limits(float("inf"), "m365")
     assert never == NotNow("the message has more recipients than profile m365 may send to a day")
     assert never.wait is None  # it fails: waiting would not help

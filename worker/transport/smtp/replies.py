@@ -104,7 +104,8 @@ def smtp_reply(
     )
 
 
-def lost(phase: Phase, exc: OSError, provider: str | None = None) -> Reply:
+def lost(exc: OSError) -> Reply:
     """The connection failed with no reply from the server (``smtplib``'s exceptions are
-    OSErrors too, so one ``except OSError`` catches them all): transient, named by type."""
-    return smtp_reply(phase, None, f"{type(exc).__name__}: {exc}", provider)
+    OSErrors too, so one ``except OSError`` catches them all): transient, named by its type
+    and message on one line. No hint: none is known for a reply that never came."""
+    return Reply("transient", None, " ".join(f"{type(exc).__name__}: {exc}".split()))

@@ -105,7 +105,7 @@ class SmtpSession:
         except OSError as exc:
             self._fail(
                 phase,
-                lost(phase, exc, self.profile.provider),
+                lost(exc),
             )
 
     def _ehlo(self) -> None:
@@ -167,7 +167,7 @@ class SmtpSession:
         except OSError as exc:
             self._fail(
                 "auth",
-                lost("auth", exc, self.profile.provider),
+                lost(exc),
             )
         self.credentials = credentials
 

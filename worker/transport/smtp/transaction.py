@@ -254,7 +254,7 @@ def _no_smtputf8(session: SmtpSession) -> Outcome:
 def _dropped(session: SmtpSession, exc: OSError) -> ConnectionDropped:
     """The connection failed before any of the message was sent."""
     session.broken = True
-    return ConnectionDropped("mail", lost("mail", exc, session.profile.provider))
+    return ConnectionDropped("mail", lost(exc))
 
 
 def _all_refused(results: tuple[RecipientResult, ...], provider: str) -> Reply:

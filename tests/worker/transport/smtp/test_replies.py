@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from worker.transport import Phase
-from worker.transport.smtp.replies import classify, enhanced_code, hint_for, smtp_reply
+from worker.transport import Phase, Reply
+from worker.transport.smtp.replies import classify, enhanced_code, hint_for, lost, smtp_reply
 from worker.transport.smtp.sasl import BearerResponder, oauthbearer, parse_xoauth2, xoauth2
 
 
@@ -252,3 +252,9 @@ def test_the_enhanced_code_is_read_only_at_the_start() -> None:
     assert enhanced_code("  4.7.0 busy") == "4.7.0"
     assert enhanced_code("busy 4.7.0") is None
     assert enhanced_code("5.7.1234 too long") is None
+
+
+def test_a_connection_lost_without_a_reply_is_transient_and_named_on_one_line() -> None:
+    assert lost(ConnectionResetError("reset\r\n  by peer")) == Reply(
+        "transient", None, "ConnectionResetError: reset by peer"
+    )
