@@ -1,10 +1,12 @@
 """Recovery times: from each kill to the moment each job the killed worker held was back.
 
 "Back" is the first sign that another worker took the job over: the sink
-accepting its message after the kill, or an attempt recorded for it by a
+accepting its message after the kill, an attempt recorded for it by a
 worker other than the dead one (a 451, or an accepted send found by its mark
-and recorded). The jobs a worker held come from the database, read once the
-worker was dead (``Kill.held``), so the times are what the records show.
+and recorded), or a later kill of another worker that held it (it had claimed
+the job back, then was killed in turn: that second wait is its own recovery).
+The jobs a worker held come from the database, read once the worker was dead
+(``Kill.held``), so the times are what the records show.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class Recovery:
     job_id: str
     lease_left: float  # seconds from the kill to the end of the job's lease
     seconds: float | None  # from the kill to the job back; None: never back
-    how: str  # "accepted by the sink" | "attempt recorded" | "never"
+    # "accepted by the sink" | "attempt recorded" | "held by a worker killed later" | "never"
+    how: str
 
     @property
     def after_lease(self) -> float | None:
@@ -64,6 +67,9 @@ def recoveries(kills: Sequence[Kill], rt: Runtime, accepted: Sequence[Accepted])
                      arrivals.get(message_ids.get(job_id, ""), []) if at > kill.at]  # fmt: skip
             signs += [(at, "attempt recorded") for at, node in recorded.get(job_id, [])
                       if at > kill.at and node != kill.worker]  # fmt: skip
+            signs += [(later.at, "held by a worker killed later") for later in kills
+                      if later.at > kill.at and later.worker != kill.worker
+                      and job_id in later.job_ids]  # fmt: skip
             if signs:
                 at, how = min(signs)
                 found.append(Recovery(kill, job_id, lease_left, at - kill.at, how))
