@@ -8,12 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: run test test-all test-latest bench chaos lint install lock lock-upgrade redis-server tools \
 	interop-servers screenshots mutation mutation-changed docs clean
 
-# Every install takes the lock (requirements/dev.lock: exact versions and hashes, written by
+# Every install takes the lock (requirements.txt: exact versions and hashes, written by
 # `make lock`), so a fresh machine gets what CI passed with on any day. mailpipe itself is
 # installed editable without build isolation: its build backend is in the lock too.
-$(BIN)/.installed: pyproject.toml requirements/dev.lock
+$(BIN)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	touch $@
