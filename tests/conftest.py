@@ -17,7 +17,7 @@ from tests.fake_idp import FakeIdP
 from tests.fake_login import login  # noqa: F401 (a fixture for every test folder)
 from tests.interop.matrix import print_matrix
 from tests.leaks import SecretRegistry
-from tests.pipeline import pipeline, upstream_options  # noqa: F401 (fixtures for every folder)
+from tests.pipeline import forkserver, pipeline, upstream_options  # noqa: F401 (fixtures for every folder)
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles, make_tls
 from tests.support import (
     POSTGRES_URL,

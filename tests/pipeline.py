@@ -3,6 +3,7 @@ server and token endpoint, and a store on SQLite and PostgreSQL (the ``pipeline`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pytest_httpserver import HTTPServer
 
 from tests.fake_graph import FakeGraph
 from tests.fake_idp import FakeIdP, reply
+from tests.forkserver import ForkedProcess, ForkServer
 from tests.idp_bodies import MS_EXPIRED_SECRET
 from tests.leaks import SecretRegistry
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
@@ -43,6 +45,10 @@ API_KEYS = [
 ]
 
 
+# A Celery process of a pipeline: forked by the fork server, or started afresh.
+Process = ForkedProcess | subprocess.Popen[bytes]
+
+
 @dataclass
 class Pipeline:
     runtime: Runtime
@@ -51,35 +57,42 @@ class Pipeline:
     graph: FakeGraph
     env: dict[str, str]
     logs: Path
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    forks: ForkServer
+    workers: list[Process] = field(default_factory=list)
 
-    def start_worker(self, pool: str = "threads", concurrency: int = 4) -> subprocess.Popen[bytes]:
-        """A worker in a process group of its own, so a kill can take its children too."""
-        with (self.logs / f"worker-{len(self.workers)}.log").open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", pool,
-                 "-c", str(concurrency), "-Q", "mail.critical,mail",
-                 "-n", f"w{len(self.workers)}@%h", "--without-gossip", "--without-mingle",
-                 "--without-heartbeat", "-l", "INFO"],
-                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        self.workers.append(worker)
-        return worker
+    def start_worker(
+        self, pool: str = "threads", concurrency: int = 4, *, fresh: bool = False
+    ) -> Process:
+        """A worker in a process group of its own, so a kill can take its children too.
 
-    def start_beat(self) -> subprocess.Popen[bytes]:
+        Forked from the test process's fork server (tests/forkserver.py), or with
+        ``fresh`` started by ``python -m celery`` in a new interpreter, as users start it.
+        """
+        argv = ["-A", "worker", "worker", "-P", pool, "-c", str(concurrency),
+                "-Q", "mail.critical,mail", "-n", f"w{len(self.workers)}@%h", "-l", "INFO",
+                "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
+        return self._start(argv, self.logs / f"worker-{len(self.workers)}.log", fresh=fresh)
+
+    def start_beat(self) -> Process:
         """Celery beat with mailpipe's schedule (the sweep every second here)."""
-        with (self.logs / "beat.log").open("wb") as log:
-            beat = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "worker", "beat",
-                 "--schedule", str(self.logs / "beat-schedule"), "-l", "INFO"],
-                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        self.workers.append(beat)
-        return beat
+        schedule = str(self.logs / "beat-schedule")
+        argv = ["-A", "worker", "beat", "--schedule", schedule, "-l", "INFO"]
+        return self._start(argv, self.logs / "beat.log", fresh=False)
 
-    def kill(self, process: subprocess.Popen[bytes]) -> None:
+    def _start(self, argv: list[str], log_path: Path, *, fresh: bool) -> Process:
+        process: Process
+        if fresh:
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "celery", *argv], env=self.env, cwd=REPO,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+        else:
+            process = self.forks.start(argv, self.env, REPO, log_path)
+        self.workers.append(process)
+        return process
+
+    def kill(self, process: Process) -> None:
         """SIGKILL a worker's whole process group: parent and pool children, no goodbye."""
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
@@ -136,8 +149,17 @@ def upstream_options() -> dict[str, object]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def forkserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkServer]:
+    """This test process's fork server, started by its first pipeline that starts a worker."""
+    server = ForkServer(tmp_path_factory.mktemp("forked"))
+    yield server
+    server.close()
+
+
 @pytest.fixture
 def pipeline(
+    forkserver: ForkServer,
     upstream_options: dict[str, object],
     tmp_path: Path,
     database_url: str,
@@ -246,17 +268,16 @@ text_template = "Check {{{{ payload.check }}}} on {{{{ payload.host }}}}: {{{{ p
     runtime = build_runtime(settings)  # publishes to this test's broker
     logs = tmp_path / "logs"
     logs.mkdir()
-    pipe = Pipeline(runtime, server, idp, graph, env, logs)
+    pipe = Pipeline(runtime, server, idp, graph, env, logs, forkserver)
     yield pipe
+    # Killed, not stopped: a warm shutdown took seconds per test, and the tests of how a
+    # worker stops stop theirs themselves. A worker's pool children die with it (its group).
     for worker in pipe.workers:
         if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
     for worker in pipe.workers:
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(5)
+        worker.wait(15)
     runtime.close()
     os.environ.pop("PIPELINE_SECRET", None)
     secrets.assert_absent(pipe.worker_logs())

@@ -48,7 +48,7 @@ def subjects(pipeline: Pipeline) -> list[str]:
 
 
 def test_a_notification_is_delivered_end_to_end(pipeline: Pipeline) -> None:
-    pipeline.start_worker()
+    pipeline.start_worker(fresh=True)  # as users start it: `python -m celery`, nothing preloaded
     job_id = send(pipeline, html="<p>Disk full on <b>db-01</b></p>", bcc=["audit@example.test"])
     pipeline.wait_final(job_id)
     job = pipeline.runtime.store.get_job(job_id)
