@@ -44,17 +44,15 @@ PRELOAD = (
 class ForkedProcess:
     """The part of ``subprocess.Popen`` the tests use, for a process the server forked."""
 
-    def __init__(self, pid: int, argv: list[str], status_dir: Path) -> None:
+    def __init__(self, pid: int, argv: list[str], status: Path) -> None:
         self.pid = pid
         self.args = argv
         self.returncode: int | None = None
-        self._status = status_dir / str(pid)
+        self._status = status  # written (renamed into place) by the server once it reaped
 
     def poll(self) -> int | None:
         if self.returncode is None and self._status.exists():
-            text = self._status.read_text()
-            if text.endswith("\n"):  # written whole
-                self.returncode = int(text)
+            self.returncode = int(self._status.read_text())
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -92,10 +90,11 @@ class ForkServer:
             request = {"argv": argv, "env": env, "cwd": str(cwd), "log": str(log)}
             server.stdin.write(json.dumps(request) + "\n")
             server.stdin.flush()
-            answer = server.stdout.readline()
-        if not answer.strip().isdigit():
+            answer = server.stdout.readline().split()
+        if len(answer) != 2 or not all(part.isdigit() for part in answer):
             raise RuntimeError(f"the fork server did not start celery {argv}: {answer!r}")
-        return ForkedProcess(int(answer), ["celery", *argv], self._status_dir)
+        pid, number = answer
+        return ForkedProcess(int(pid), ["celery", *argv], self._status_dir / number)
 
     def close(self) -> None:
         if self._server is not None:
@@ -124,6 +123,10 @@ def _serve(status_dir: Path) -> None:
     if threading.active_count() != 1:  # a fork copies only the forking thread
         raise SystemExit(f"the fork server has threads: {threading.enumerate()}")
 
+    # Each child's exit status goes to a file named by the child's number, not its pid:
+    # pids are reused (pid_max may be 32768) in a run that starts thousands of processes.
+    numbers: dict[int, int] = {}
+
     def reap(_signum: int, _frame: object) -> None:
         while True:
             try:
@@ -132,25 +135,30 @@ def _serve(status_dir: Path) -> None:
                 return
             if pid == 0:
                 return
-            code = os.waitstatus_to_exitcode(status)
             partial = status_dir / f".{pid}"
-            partial.write_text(f"{code}\n")
-            partial.rename(status_dir / str(pid))
+            partial.write_text(str(os.waitstatus_to_exitcode(status)))
+            partial.rename(status_dir / str(numbers.pop(pid)))
 
     signal.signal(signal.SIGCHLD, reap)
-    for line in sys.stdin:
+    for number, line in enumerate(sys.stdin):
         request = json.loads(line)
         sys.stdout.flush()
+        # Held until the child's number is noted, so that a child that ends at once is
+        # reaped after that.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         pid = os.fork()
         if pid == 0:  # never returns
             _child(request["argv"], request["env"], request["cwd"], request["log"])
-        print(pid, flush=True)
+        numbers[pid] = number
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        print(pid, number, flush=True)
 
 
 def _child(argv: list[str], env: dict[str, str], cwd: str, log_path: str) -> None:
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         os.setsid()
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
