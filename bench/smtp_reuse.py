@@ -20,7 +20,7 @@ from pathlib import Path
 from providers import Token
 from tests.smtp_server import FakeSmtpServer, make_tls
 from worker.credentials import OAuthCredentials, Profile, Profiles
-from worker.credentials.token_cache import CachedToken
+from worker.credentials.tokens import CachedToken
 from worker.intake import Notification, build_message
 from worker.transport.smtp import SmtpPool, SmtpSession, ssl_context
 

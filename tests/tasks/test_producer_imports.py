@@ -27,7 +27,7 @@ WORKER_ONLY = (
     "worker.bounces",
     "worker.faces",
     "worker.credentials.access",
-    "worker.credentials.token_cache",
+    "worker.credentials.tokens",
     "providers.client_credentials",
     "providers.refresh_token",
     "providers.service_account",

@@ -15,7 +15,7 @@ from tests.fake_idp import FakeIdP
 from tests.smtp_server import FakeSmtpServer, TlsFiles
 from tests.support import fresh_database
 from worker.credentials import Credentials, load_profiles
-from worker.credentials.token_cache import TokenCache
+from worker.credentials.tokens import TokenCache
 from worker.store import DatabaseRefreshTokenStore, Store
 
 CredentialsFactory = Callable[..., Credentials]

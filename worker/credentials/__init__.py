@@ -22,11 +22,11 @@ if TYPE_CHECKING:
     )
     from worker.credentials.profiles_file import load_profiles
     from worker.credentials.profiles_source import ProfilesFile
-    from worker.credentials.token_cache import CachedToken, TokenCache, TokenSource
+    from worker.credentials.tokens import CachedToken, TokenCache, TokenSource
 
 # Each public name and the module that defines it.
 _HOMES = {
-    "CachedToken": "worker.credentials.token_cache",
+    "CachedToken": "worker.credentials.tokens",
     "Credentials": "worker.credentials.access",
     "BounceMailbox": "worker.credentials.profiles",
     "OAuthConfig": "worker.credentials.profiles",
@@ -36,8 +36,8 @@ _HOMES = {
     "ProfilesFile": "worker.credentials.profiles_source",
     "ProfilesFileError": "worker.credentials.profiles",
     "SmtpCredentials": "worker.credentials.access",
-    "TokenCache": "worker.credentials.token_cache",
-    "TokenSource": "worker.credentials.token_cache",
+    "TokenCache": "worker.credentials.tokens",
+    "TokenSource": "worker.credentials.tokens",
     "is_loopback": "worker.credentials.profiles",
     "load_profiles": "worker.credentials.profiles_file",
 }

@@ -11,7 +11,7 @@ from providers import Grant, PasswordCredentials, RefreshTokenGrant, RefreshToke
 from worker.credentials.grants import build_grant
 from worker.credentials.profiles import Profiles
 from worker.credentials.profiles_source import ProfilesFile
-from worker.credentials.token_cache import CachedToken, TokenCache, TokenSource
+from worker.credentials.tokens import CachedToken, TokenCache, TokenSource
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from providers import RetryPolicy
 from tests.fake_idp import FakeIdP
 from worker import redis_keys
 from worker.credentials import Credentials, load_profiles
-from worker.credentials.token_cache import TokenCache
+from worker.credentials.tokens import TokenCache
 from worker.errors import TokenCacheError
 from worker.redis_adapter import Lock
 from worker.store import DatabaseRefreshTokenStore, Store

@@ -22,7 +22,7 @@ from tests.leaks import SecretRegistry
 from tests.support import free_port
 from tests.worker.credentials import token_child
 from worker import redis_keys
-from worker.credentials.token_cache import TokenCache
+from worker.credentials.tokens import TokenCache
 from worker.errors import TokenCacheError
 from worker.store import DatabaseRefreshTokenStore, RefreshToken, Store
 

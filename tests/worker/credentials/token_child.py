@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet, MultiFernet
 from pydantic import SecretStr
 
 from providers import ClientCredentialsGrant
-from worker.credentials.token_cache import TokenCache
+from worker.credentials.tokens import TokenCache
 
 CLIENT_SECRET = "child-process-client-secret"
 
