@@ -22,7 +22,8 @@ from tests.smtp_server import FakeSmtpServer, make_tls
 from worker.credentials import OAuthCredentials, Profile, Profiles
 from worker.credentials.tokens import CachedToken
 from worker.intake import Notification, build_message
-from worker.transport.smtp import SmtpPool, SmtpSession, ssl_context
+from worker.transport.smtp import SmtpPool, SmtpSession
+from worker.transport.tls import ssl_context
 
 TOKEN = "bench-access-token"
 
@@ -33,7 +34,7 @@ class StaticCredentials:
 
     profiles: Profiles
 
-    def get(self, name: str, *, force: bool = False) -> OAuthCredentials:
+    def get(self, profile: Profile, *, force: bool = False) -> OAuthCredentials:
         token = Token(access_token=TOKEN, expires_at=time.time() + 3600)
         return OAuthCredentials("alerts@example.test", CachedToken(token, "memory"), None)
 
@@ -94,7 +95,8 @@ def main() -> None:
 def run_pooled(credentials: StaticCredentials, messages: list) -> float:  # type: ignore[type-arg]
     pool = SmtpPool(credentials, max_messages_per_connection=len(messages))  # type: ignore[arg-type]
     started = time.perf_counter()
-    results = [pool.send("bench", message) for message in messages]
+    profile = credentials.profiles.get("bench")
+    results = [pool.send(profile, message) for message in messages]
     elapsed = time.perf_counter() - started
     assert all(r.outcome.kind == "delivered" for r in results)
     assert [r.reused_connection for r in results].count(False) == 1, "one connection in all"
@@ -108,7 +110,7 @@ def run_fresh(credentials: StaticCredentials, profile: Profile, messages: list) 
     for message in messages:
         session = SmtpSession(profile, context)
         session.connect()
-        session.authenticate(credentials.get("bench"))
+        session.authenticate(credentials.get(profile))
         assert session.send(message).kind == "delivered"
         session.close()
     return time.perf_counter() - started

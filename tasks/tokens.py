@@ -42,7 +42,7 @@ def refresh_expiring_tokens() -> int:
             if profile.oauth is None:
                 continue
             try:
-                grant = rt.credentials.grant(profile.name)
+                grant = rt.credentials.grant(profile)
                 expiring = rt.credentials.cache.expires_within(grant, within)
                 # A seed that never rotated is kept alive too: unused, it would
                 # expire after the provider's idle limit (Microsoft: 90 days).

@@ -76,7 +76,6 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         refresh_tokens=refresh_tokens,
         credentials=credentials,
         transport=TransportRouter(
-            credentials,
             {
                 "smtp": SmtpPool.from_settings(settings, credentials, slots),
                 "graph": GraphTransport.from_settings(settings, credentials, slots),

@@ -12,8 +12,8 @@ def test_tokens_about_to_expire_are_refreshed_once_even_by_two_beats(pipeline: P
     # 600 s < skew (300) + window (600): every token here counts as expiring, so
     # only the beat lock keeps a second, concurrent run from refreshing again.
     idp.then(issue(expires_in=600), slowly(1.5, issue(expires_in=600)))
-    pipeline.runtime.credentials.get("alerts")
-    pipeline.runtime.credentials.get("graph")
+    pipeline.runtime.credentials.get(pipeline.runtime.profiles.get("alerts"))
+    pipeline.runtime.credentials.get(pipeline.runtime.profiles.get("graph"))
     pipeline.start_worker()
     pipeline.runtime.celery.send_task(REFRESH_TASK)
     pipeline.runtime.celery.send_task(REFRESH_TASK)  # a second beat started by mistake

@@ -114,7 +114,9 @@ def test_a_rejected_token_is_replaced_by_a_fresh_one(pipeline: Pipeline) -> None
     revoked: set[str] = set()
     idp = pipeline.idp
     pipeline.server.token_ok = lambda user, t: t in idp.issued_access_tokens and t not in revoked
-    pipeline.runtime.credentials.get("alerts")  # a token in the shared cache...
+    pipeline.runtime.credentials.get(
+        pipeline.runtime.profiles.get("alerts")
+    )  # a token in the shared cache...
     revoked.update(idp.issued_access_tokens)  # ...that the server no longer accepts
     pipeline.start_worker()
     job_id = send(pipeline)

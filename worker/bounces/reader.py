@@ -132,7 +132,7 @@ def _opened(
     rt: BounceContext, profile: Profile, box: BounceMailbox, key: str, timeout_seconds: float
 ) -> Iterator[MailboxReading]:
     if profile.transport == "graph":
-        credentials = rt.credentials.get(profile.name)
+        credentials = rt.credentials.get(profile)
         if not isinstance(credentials, OAuthCredentials) or profile.graph_url is None:
             raise ConfigError(f'profile {profile.name}: Microsoft Graph needs auth = "oauth"')
         token = credentials  # the send path's token (same grant, same cache)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -9,7 +10,7 @@ from pydantic import SecretStr
 
 from providers import Grant, PasswordCredentials, RefreshTokenGrant, RefreshTokenStore
 from worker.credentials.grants import build_grant
-from worker.credentials.profiles import Profiles
+from worker.credentials.profiles import Profile, Profiles
 from worker.credentials.profiles_source import ProfilesFile
 from worker.credentials.tokens import CachedToken, TokenCache, TokenSource
 
@@ -35,7 +36,12 @@ SmtpCredentials = OAuthCredentials | PasswordCredentials
 
 
 class Credentials:
-    """Hands out each profile's credentials; grants are built once per profiles file version."""
+    """Hands out each profile's credentials; a grant is built once per version of its profile.
+
+    Callers pass the ``Profile`` they resolved (a delivery resolves it once),
+    so a reload of the profiles file between two steps of one send cannot mix
+    versions; the next send brings the new version and gets a new grant.
+    """
 
     def __init__(
         self,
@@ -46,32 +52,24 @@ class Credentials:
         self._source = profiles
         self.cache = cache
         self.refresh_tokens = refresh_tokens
-        self._grants: dict[str, Grant] = {}
-        self._grants_of: Profiles | None = None
+        # Each grant with the profile object it was built from: another object is another version.
+        self._grants: dict[str, tuple[Profile, Grant]] = {}
 
     @property
     def profiles(self) -> Profiles:
         source = self._source
         return source.current() if isinstance(source, ProfilesFile) else source
 
-    def grant(self, name: str) -> Grant:
-        profiles = self.profiles
-        if profiles is not self._grants_of:  # the file was reloaded: its grants may differ
-            self._grants, self._grants_of = {}, profiles
-        grant = self._grants.get(name)
-        if grant is None:
-            grant = build_grant(profiles.get(name), self.refresh_tokens)
-            self._grants[name] = grant
-        return grant
+    def grant(self, profile: Profile) -> Grant:
+        return self._grant(profile.name, profile, lambda: build_grant(profile, self.refresh_tokens))
 
-    def get(self, name: str, *, force: bool = False) -> SmtpCredentials:
+    def get(self, profile: Profile, *, force: bool = False) -> SmtpCredentials:
         """Credentials for SMTP AUTH; for OAuth profiles, a token from the cache."""
-        profile = self.profiles.get(name)
         if profile.oauth is None:
             return PasswordCredentials(
                 username=profile.username, password=profile.password or SecretStr("")
             )
-        cached = self.cache.get(self.grant(name), force=force)
+        cached = self.cache.get(self.grant(profile), force=force)
         return OAuthCredentials(username=profile.username, cached=cached, sasl=profile.sasl)
 
     def mailbox(self, name: str) -> SmtpCredentials:
@@ -88,20 +86,28 @@ class Credentials:
         if profile.oauth is None:
             password = profile.password or SecretStr("")
             return PasswordCredentials(username=mailbox.username, password=password)
+        oauth = profile.oauth
         key = f"{name}.bounces"
-        self.grant(name)  # resets the grants when the file was reloaded
-        grant = self._grants.get(key)
-        if grant is None:
-            oauth = profile.oauth.model_copy(update={"scope": mailbox.scope})
-            reader = profile.model_copy(update={"name": key, "oauth": oauth})
+
+        def build() -> Grant:
+            reader = profile.model_copy(
+                update={"name": key, "oauth": oauth.model_copy(update={"scope": mailbox.scope})}
+            )
             grant = build_grant(reader, self.refresh_tokens)
             if isinstance(grant, RefreshTokenGrant):
                 # The profile's own refresh token: the one `mailpipe oauth authorize` stored
                 # and every refresh rotates, under the profile's lock.
                 grant = replace(grant, chain=name)
-            self._grants[key] = grant
-        cached = self.cache.get(grant)
+            return grant
+
+        cached = self.cache.get(self._grant(key, profile, build))
         return OAuthCredentials(username=mailbox.username, cached=cached, sasl="xoauth2")
+
+    def _grant(self, key: str, profile: Profile, build: Callable[[], Grant]) -> Grant:
+        built = self._grants.get(key)
+        if built is None or built[0] is not profile:  # new, or its profile was reloaded
+            built = self._grants[key] = (profile, build())
+        return built[1]
 
     def invalidate(self, name: str, rejected: OAuthCredentials) -> None:
         """Call after the SMTP server rejected the token (535 and friends)."""

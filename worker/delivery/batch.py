@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
+from worker.credentials import Profile
 from worker.delivery.decide import Decision, Judged, fallbacks_of, judge
 from worker.delivery.service import (
     DeliveryContext,
@@ -27,7 +28,6 @@ from worker.delivery.service import (
     attempt_send,
     before_send,
     outgoing,
-    sending_profile,
 )
 from worker.errors import MailpipeError
 from worker.metrics import Samples
@@ -91,15 +91,16 @@ def deliver_jobs(
     # back in line untried rather than be sent after another worker took it.
     stop_at = time.monotonic() + rt.settings.send_max_seconds / 2
     with rt.leases.hold(claim_id):
-        ready: dict[str, list[Job]] = {}
+        # Per sending profile, the Profile its first job resolved: one version for the group.
+        ready: dict[str, tuple[Profile, list[Job]]] = {}
         for job in jobs:
-            early = before_send(rt, job, worker, now)
-            if early is None:
-                ready.setdefault(sending_profile(job), []).append(job)
+            ahead = before_send(rt, job, worker, now)
+            if isinstance(ahead, Profile):
+                ready.setdefault(ahead.name, (ahead, []))[1].append(job)
             else:
-                decisions.append((job, early))
+                decisions.append((job, ahead))
         try:
-            for profile, group in ready.items():
+            for profile, group in ready.values():
                 for job, started, sent in _send_all(rt, profile, group, now, stop_at):
                     early = after_send(rt, job, sent, worker, started, now)
                     if early is not None:
@@ -119,7 +120,7 @@ def deliver_jobs(
 
 def _send_all(
     rt: DeliveryContext,
-    profile: str,
+    profile: Profile,
     jobs: list[Job],
     now: Callable[[], datetime],
     stop_at: float,
@@ -131,7 +132,7 @@ def _send_all(
     time limit, a bug) is that job's attempt, and the rest are not tried.
     Past ``stop_at`` the rest are not tried either.
     """
-    messages = [outgoing(job, rt.profiles) for job in jobs]
+    messages = [outgoing(job, profile) for job in jobs]
     results = _started_on_first_read(lambda: rt.transport.send_many(profile, messages))
     rest: SendResult | None = None
     started = now()

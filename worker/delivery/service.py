@@ -65,11 +65,15 @@ class DeliveryContext(Protocol):
 
 def before_send(
     rt: DeliveryContext, job: Job, worker: str, now: Callable[[], datetime]
-) -> Decision | None:
-    """What ends a claimed job's turn before it is sent (already recorded), or None: send it.
+) -> Decision | Profile:
+    """What ends a claimed job's turn before it is sent (already recorded), or the Profile to
+    send it through.
 
     An earlier send accepted but not recorded is recorded now; a job out of
     sends fails; a rate limit puts it back in line (a limit is taken here).
+    This is where a delivery resolves its profile, once: the send gets this
+    object (``Transport``), so a reload of the profiles file takes effect at
+    the next delivery, never halfway through one.
     """
     unrecorded = range(job.attempt_count + 1, job.sends)  # earlier sends with no attempt row
     accepted = sent_marks.find(rt.redis, job.id, unrecorded)
@@ -84,7 +88,7 @@ def before_send(
     except MailpipeError as exc:
         return record(rt, job, _failed("connect", exc), worker, now(), now)
     verdict = over_limits(_take_limits(rt, job, profile), profile.name)
-    return None if verdict is None else not_now(rt, job, verdict, worker, now)
+    return profile if verdict is None else not_now(rt, job, verdict, worker, now)
 
 
 def after_send(
@@ -150,8 +154,9 @@ def sending_profile(job: Job) -> str:
     return job.via_profile or job.profile
 
 
-def outgoing(job: Job, profiles: Profiles) -> OutgoingMessage:
-    """The job's message; through a fallback, with that profile's sender (``as_sent_by``)."""
+def outgoing(job: Job, profile: Profile) -> OutgoingMessage:
+    """The job's message as ``profile`` (its ``sending_profile``) sends it: through a fallback,
+    with that profile's sender (``as_sent_by``)."""
     message = OutgoingMessage(
         sender=job.sender,
         recipients=envelope(job),
@@ -160,7 +165,7 @@ def outgoing(job: Job, profiles: Profiles) -> OutgoingMessage:
         smtputf8=job.smtputf8,
         envid=job.id,
     )
-    return as_sent_by(message, profiles.get(job.via_profile)) if job.via_profile else message
+    return as_sent_by(message, profile) if job.via_profile else message
 
 
 def attempt_send(job_id: str, send: Callable[[], SendResult]) -> tuple[SendResult, bool]:

@@ -160,7 +160,7 @@ def tokens_refresh(name: str | None) -> None:
     failed = 0
     for profile_name in names:
         try:
-            result = credentials.get(profile_name, force=True)
+            result = credentials.get(credentials.profiles.get(profile_name), force=True)
         except ProviderError as exc:
             failed += 1
             click.echo(f"{profile_name}: failed: {exc}", err=True)

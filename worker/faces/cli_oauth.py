@@ -76,7 +76,7 @@ def oauth_authorize(
                 endpoint, client, click.echo, port=port, open_browser=open_browser,
                 timeout_seconds=timeout,
             )  # fmt: skip
-        grant = rt.credentials.grant(name)
+        grant = rt.credentials.grant(profile)
         assert isinstance(grant, RefreshTokenGrant)  # authorization_client checked the grant
         keep_refresh_token(rt.refresh_tokens, grant, response)
         click.echo(f"signed in: the refresh token of profile {name} is stored (encrypted)")
@@ -98,7 +98,7 @@ def oauth_status(name: str) -> None:
     try:
         profile = rt.profiles.get(name)
         authorization_client(profile)  # a delegated profile, or one clear line
-        grant = rt.credentials.grant(name)
+        grant = rt.credentials.grant(profile)
         assert isinstance(grant, RefreshTokenGrant)
         written = rt.refresh_tokens.written(name)
         idle_days = rt.settings.refresh_token_idle_days

@@ -46,7 +46,7 @@ def check_profile(
     """Yield one Step per stage; stop after the first failure."""
     profile = credentials.profiles.get(name)
     try:
-        smtp_credentials = credentials.get(name)
+        smtp_credentials = credentials.get(profile)
     except MailpipeError as exc:
         yield Step("token", False, exc.message, exc.hint)
         return
@@ -96,7 +96,7 @@ def _graph_steps(credentials: Credentials, profile: Profile, send_to: str | None
         return
     transport = GraphTransport(credentials)
     try:
-        result = transport.send(profile.name, _test_message(profile, send_to)).outcome
+        result = transport.send(profile, _test_message(profile, send_to)).outcome
     finally:
         transport.close()
     ok = result.kind == "delivered"

@@ -2,9 +2,12 @@
 
 The delivery service sees only ``Transport``; SMTP (``transport.smtp``) is one
 implementation, Microsoft Graph ``sendMail`` (``transport.graph``) another;
-``transport.router`` picks the profile's. A transport gets the profile's
-credentials itself, reuses its connections, and reports every server reply and
-every failure as an ``Outcome``; it never decides whether a job is retried.
+``transport.router`` picks the profile's. The caller resolves the ``Profile``
+once per delivery and passes the object, never its name: every step of one send
+sees one version of it, however often the profiles file is reloaded. A
+transport gets the profile's credentials itself, reuses its connections, and
+reports every server reply and every failure as an ``Outcome``; it never
+decides whether a job is retried.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from worker.credentials import TokenSource
+from worker.credentials import Profile, TokenSource
 from worker.outgoing import OutgoingMessage
 from worker.transport.outcome import Outcome
 
@@ -35,12 +38,12 @@ class SendResult:
 class Transport(Protocol):
     """Sends one message for a profile; thread-safe; one per worker process."""
 
-    def send(self, profile_name: str, message: OutgoingMessage) -> SendResult:
+    def send(self, profile: Profile, message: OutgoingMessage) -> SendResult:
         """Send and say what happened; only credential errors (ours) are raised."""
         ...
 
     def send_many(
-        self, profile_name: str, messages: Sequence[OutgoingMessage]
+        self, profile: Profile, messages: Sequence[OutgoingMessage]
     ) -> Iterator[SendResult]:
         """``send`` for each message, in order, each result as soon as it is known.
 

@@ -77,9 +77,11 @@ def test_the_reader_uses_the_refresh_token_the_send_path_rotated_not_the_seed(
 ) -> None:
     idp.add_refresh_token(SEED)
     credentials = credentials_of()  # type: ignore[operator]
-    credentials.get("oncall")  # SMTP: the seed is used, and retired
+    credentials.get(credentials.profiles.get("oncall"))  # SMTP: the seed is used, and retired
     credentials.mailbox("oncall")  # IMAP: the rotation the SMTP refresh kept
-    credentials.get("oncall", force=True)  # SMTP again: the rotation the reader kept
+    credentials.get(
+        credentials.profiles.get("oncall"), force=True
+    )  # SMTP again: the rotation the reader kept
     first, second, _ = idp.issued_refresh_tokens
     sent = refresh_requests(idp)
     assert [token for token, _ in sent] == [SEED, first, second]
@@ -95,11 +97,11 @@ def test_a_profile_signed_in_with_oauth_authorize_reads_with_the_stored_token(
     signed_in = "0.ARwA-from-signing-in"
     idp.add_refresh_token(signed_in)
     credentials = credentials_of(seed=False)  # type: ignore[operator]
-    grant = credentials.grant("oncall")
+    grant = credentials.grant(credentials.profiles.get("oncall"))
     DatabaseRefreshTokenStore(store, fernet).save("oncall", grant.seed_digest, signed_in)
     credentials.mailbox("oncall")
     assert refresh_requests(idp) == [(signed_in, BOUNCE_SCOPE)]
-    credentials.get("oncall")
+    credentials.get(credentials.profiles.get("oncall"))
     assert [token for token, _ in refresh_requests(idp)] == [
         signed_in,
         idp.issued_refresh_tokens[0],

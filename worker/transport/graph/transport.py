@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import random
 import ssl
 import threading
 import time
@@ -26,14 +25,15 @@ from urllib.parse import quote
 import httpx
 
 from providers.token_endpoint import certificate_error
-from worker.credentials import Credentials, OAuthCredentials, Profile
+from worker.credentials import Credentials, OAuthCredentials, Profile, SmtpCredentials
 from worker.errors import ConfigError
 from worker.settings import DEFAULTS, Settings
+from worker.transport.attempts import wait_for_slot, with_fresh_token
 from worker.transport.base import OutgoingMessage, SendResult
 from worker.transport.errors import ConnectionsBusy, SessionError
 from worker.transport.graph.replies import graph_outcome
 from worker.transport.outcome import Outcome, Phase, Reply, outcome
-from worker.transport.slots import ConnectionSlots, release, try_lease
+from worker.transport.slots import ConnectionSlots, release
 from worker.transport.tls import ssl_context
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,17 @@ class GraphTransport:
             slot_wait_seconds=settings.smtp_slot_wait_seconds,
         )
 
-    def send(self, profile_name: str, message: OutgoingMessage) -> SendResult:
+    def send(self, profile: Profile, message: OutgoingMessage) -> SendResult:
         """Send one message; Graph's answers are Outcomes, credential trouble is raised."""
-        profile = self.credentials.profiles.get(profile_name)
         try:
-            lease = self._lease(profile)
+            _, lease = wait_for_slot(
+                self.slots,
+                profile,
+                wait_seconds=self.slot_wait_seconds,
+                sleep=self._sleep,
+                busy=f"all {profile.max_connections} Graph requests allowed at once for this "
+                "mailbox are in flight",
+            )
         except ConnectionsBusy as exc:
             return SendResult(exc.outcome, busy=True)
         except SessionError as exc:
@@ -85,10 +91,10 @@ class GraphTransport:
             release(self.slots, profile, lease)
 
     def send_many(
-        self, profile_name: str, messages: Sequence[OutgoingMessage]
+        self, profile: Profile, messages: Sequence[OutgoingMessage]
     ) -> Iterator[SendResult]:
         """One request per message, in order (Graph's JSON $batch is not used)."""
-        return (self.send(profile_name, message) for message in messages)
+        return (self.send(profile, message) for message in messages)
 
     def close(self) -> None:
         with self._lock:
@@ -100,25 +106,18 @@ class GraphTransport:
 
     def _send(self, profile: Profile, message: OutgoingMessage) -> SendResult:
         body = base64.b64encode(with_bcc(message))
-        started = time.monotonic()
-        credentials = self._credentials(profile, force=False)
-        elapsed = time.monotonic() - started
-        result = self._post(profile, body, credentials, message.recipients)
-        if result.kind == "auth_rejected":
-            # Revoked, or expired early: drop it everywhere, one fresh token now.
-            log.warning("profile %s: %s; retrying with a fresh token", profile.name, result.text)
-            self.credentials.invalidate(profile.name, credentials)
-            started = time.monotonic()
-            credentials = self._credentials(profile, force=True)
-            elapsed = time.monotonic() - started
-            result = self._post(profile, body, credentials, message.recipients)
-        return SendResult(result, token_source=credentials.source, token_seconds=elapsed)
 
-    def _credentials(self, profile: Profile, *, force: bool) -> OAuthCredentials:
-        credentials = self.credentials.get(profile.name, force=force)
-        if not isinstance(credentials, OAuthCredentials):  # the loader refuses this
-            raise ConfigError(f'profile {profile.name}: Microsoft Graph needs auth = "oauth"')
-        return credentials
+        def post(credentials: SmtpCredentials) -> Outcome:
+            return self._post(profile, body, _oauth(profile, credentials), message.recipients)
+
+        result, credentials, elapsed = with_fresh_token(
+            self.credentials,
+            profile,
+            post,
+            lambda result: result.text if result.kind == "auth_rejected" else None,
+        )
+        token_source = _oauth(profile, credentials).source
+        return SendResult(result, token_source=token_source, token_seconds=elapsed)
 
     def _post(
         self,
@@ -154,20 +153,11 @@ class GraphTransport:
                 client = self._clients[key] = httpx.Client(verify=verify, timeout=timeout)
             return client
 
-    def _lease(self, profile: Profile) -> str | None:
-        """A slot among the mailbox's requests in flight; waits a little when all are taken."""
-        give_up_at = time.monotonic() + self.slot_wait_seconds
-        while True:
-            allowed, lease = try_lease(self.slots, profile)
-            if allowed:
-                return lease
-            if time.monotonic() >= give_up_at:
-                raise ConnectionsBusy(
-                    "connect",
-                    f"all {profile.max_connections} Graph requests allowed at once for this "
-                    "mailbox are in flight",
-                )
-            self._sleep(random.uniform(0.02, 0.1))  # noqa: S311 (jitter)
+
+def _oauth(profile: Profile, credentials: SmtpCredentials) -> OAuthCredentials:
+    if not isinstance(credentials, OAuthCredentials):  # the loader refuses this
+        raise ConfigError(f'profile {profile.name}: Microsoft Graph needs auth = "oauth"')
+    return credentials
 
 
 def _network_outcome(profile: Profile, exc: httpx.TransportError, request_id: str) -> Outcome:

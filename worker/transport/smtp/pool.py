@@ -12,7 +12,6 @@ every process and one fresh token is tried at once.
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 import threading
 import time
@@ -20,13 +19,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from providers import PasswordCredentials
-from worker.credentials import Credentials, Profile, TokenSource
+from worker.credentials import Credentials, Profile, SmtpCredentials, TokenSource
 from worker.errors import UnavailableError
 from worker.settings import DEFAULTS, Settings
+from worker.transport.attempts import wait_for_slot, with_fresh_token
 from worker.transport.base import OutgoingMessage, SendResult
 from worker.transport.errors import ConnectionDropped, ConnectionsBusy, SessionError
 from worker.transport.outcome import Outcome, outcome
-from worker.transport.slots import ConnectionSlots, release, try_lease
+from worker.transport.slots import ConnectionSlots, release
 from worker.transport.smtp.grouping import Grouping
 from worker.transport.smtp.session import SmtpSession
 from worker.transport.tls import ssl_context
@@ -70,7 +70,7 @@ class SmtpPool:
         self._clock = clock
         self._sleep = sleep
         self._idle: dict[str, list[_Pooled]] = {}
-        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._contexts: dict[str | None, ssl.SSLContext] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -87,14 +87,13 @@ class SmtpPool:
             slot_wait_seconds=settings.smtp_slot_wait_seconds,
         )
 
-    def send(self, profile_name: str, message: OutgoingMessage) -> SendResult:
+    def send(self, profile: Profile, message: OutgoingMessage) -> SendResult:
         """Send one message and say what happened.
 
         SMTP trouble is an Outcome, never an exception; credential trouble
         (``ProviderError``, ``TokenCacheError``) is raised, since no SMTP
         reply exists for it.
         """
-        profile = self.credentials.profiles.get(profile_name)
         first_try = True
         while True:
             try:
@@ -122,7 +121,7 @@ class SmtpPool:
             return SendResult(result, reused, *token)
 
     def send_many(
-        self, profile_name: str, messages: Sequence[OutgoingMessage]
+        self, profile: Profile, messages: Sequence[OutgoingMessage]
     ) -> Iterator[SendResult]:
         """Send several messages over one connection; a result for each, in order.
 
@@ -133,7 +132,6 @@ class SmtpPool:
         out is replaced once for it; if the new one fails too, that message
         gets the failure and the rest are returned untried (``busy``).
         """
-        profile = self.credentials.profiles.get(profile_name)
         index, replaced_at = 0, -1
         group = self.grouping.allowed(profile)
         while index < len(messages):
@@ -179,9 +177,9 @@ class SmtpPool:
         """Close every idle connection (worker shutdown)."""
         with self._lock:
             idle, self._idle = self._idle, {}
-        for name, sessions in idle.items():
+        for sessions in idle.values():
             for pooled in sessions:
-                self._discard(self.credentials.profiles.get(name), pooled)
+                self._discard(pooled.session.profile, pooled)
 
     # -- internals -----------------------------------------------------------
 
@@ -194,36 +192,34 @@ class SmtpPool:
         connections coming back, or another worker freeing a slot.
         """
         self._reap_idle()
-        give_up_at = time.monotonic() + self.slot_wait_seconds
-        while True:
-            pooled = self._take_idle(profile)
-            if pooled is not None:
-                return pooled, True, (None, None)
-            allowed, lease = try_lease(self.slots, profile)
-            if allowed:
-                opened, token = self._open(profile, lease)
-                return opened, False, token
-            if time.monotonic() >= give_up_at:
-                raise ConnectionsBusy(
-                    "connect",
-                    f"all {profile.max_connections} connections allowed for this "
-                    "mailbox are in use by other workers",
-                )
-            self._sleep(random.uniform(0.02, 0.1))  # noqa: S311 (jitter)
+        pooled, lease = wait_for_slot(
+            self.slots,
+            profile,
+            wait_seconds=self.slot_wait_seconds,
+            sleep=self._sleep,
+            busy=f"all {profile.max_connections} connections allowed for this "
+            "mailbox are in use by other workers",
+            idle=lambda: self._take_idle(profile),
+        )
+        if pooled is not None:
+            return pooled, True, (None, None)
+        opened, token = self._open(profile, lease)
+        return opened, False, token
 
     def _reap_idle(self) -> None:
         """Close every profile's connections idle past the timeout: they hold slots."""
         now = self._clock()
-        expired: list[tuple[str, _Pooled]] = []
+        expired: list[_Pooled] = []
         with self._lock:
-            for name, sessions in self._idle.items():
+            for sessions in self._idle.values():
                 keep = [
                     p for p in sessions if now - p.session.last_used <= self.idle_timeout_seconds
                 ]
-                expired += [(name, p) for p in sessions if p not in keep]
+                expired += [p for p in sessions if p not in keep]
                 sessions[:] = keep
-        for name, pooled in expired:
-            self._discard(self.credentials.profiles.get(name), pooled)
+        for pooled in expired:
+            # Its own profile: the slot it holds is counted under that profile's name.
+            self._discard(pooled.session.profile, pooled)
 
     def _take_idle(self, profile: Profile) -> _Pooled | None:
         while True:
@@ -233,7 +229,9 @@ class SmtpPool:
             if pooled is None:
                 return None
             idle = self._clock() - pooled.session.last_used
-            if pooled.session.profile is not profile:  # the profiles file changed
+            # Made for another version of the profile (the profiles file changed):
+            # its host, port or credentials may be stale.
+            if pooled.session.profile is not profile:
                 self._discard(profile, pooled)
                 continue
             if idle > self.idle_timeout_seconds or (
@@ -273,32 +271,17 @@ class SmtpPool:
     def _connect_and_authenticate(
         self, profile: Profile, session: SmtpSession
     ) -> tuple[TokenSource | None, float | None]:
-        # The token first: waiting for it must not hold an open connection,
-        # which counts against the mailbox's connection limit.
-        started = time.monotonic()
-        credentials = self.credentials.get(profile.name)
-        elapsed = time.monotonic() - started
-        session.connect()
-        try:
-            session.authenticate(credentials)
-        except SessionError as exc:
-            if exc.outcome.kind != "auth_rejected":
-                raise
-            if isinstance(credentials, PasswordCredentials):
-                # No fresh credential exists, and repeated wrong passwords
-                # lock accounts: a person has to fix this.
-                raise SessionError(
-                    "auth", exc.reply or exc.message, kind="permanent", hint=exc.hint
-                ) from None
-            # The token may have been revoked or expired early: drop it
-            # everywhere and try one fresh token on a new connection.
-            log.warning("profile %s: %s; retrying with a fresh token", profile.name, exc)
-            self.credentials.invalidate(profile.name, credentials)
-            started = time.monotonic()
-            credentials = self.credentials.get(profile.name, force=True)
-            elapsed = time.monotonic() - started
-            session.connect()
-            session.authenticate(credentials)
+        # The token first (``with_fresh_token`` gets it before ``log_in`` connects):
+        # waiting for it must not hold an open connection, which counts against
+        # the mailbox's connection limit. A fresh token goes on a new connection.
+        refused, credentials, elapsed = with_fresh_token(
+            self.credentials,
+            profile,
+            lambda given: _log_in(session, given),
+            lambda refused: None if refused is None else str(refused),
+        )
+        if refused is not None:
+            raise refused
         if isinstance(credentials, PasswordCredentials):
             return None, None
         return credentials.source, elapsed
@@ -324,11 +307,31 @@ class SmtpPool:
             return False
 
     def _context(self, profile: Profile) -> ssl.SSLContext:
-        # Loading the CA store costs milliseconds: once per profile per process.
-        context = self._contexts.get(profile.name)
+        # Loading the CA store costs milliseconds: once per CA file per process (a
+        # reloaded profile with another ca_file gets its own).
+        key = str(profile.ca_file) if profile.ca_file else None
+        context = self._contexts.get(key)
         if context is None:
-            context = self._contexts[profile.name] = ssl_context(profile)
+            context = self._contexts[key] = ssl_context(profile)
         return context
+
+
+def _log_in(session: SmtpSession, credentials: SmtpCredentials) -> SessionError | None:
+    """Connect and authenticate; the server's refusal of a token is returned, not raised."""
+    session.connect()
+    try:
+        session.authenticate(credentials)
+    except SessionError as exc:
+        if exc.outcome.kind != "auth_rejected":
+            raise
+        if isinstance(credentials, PasswordCredentials):
+            # No fresh credential exists, and repeated wrong passwords
+            # lock accounts: a person has to fix this.
+            raise SessionError(
+                "auth", exc.reply or exc.message, kind="permanent", hint=exc.hint
+            ) from None
+        return exc
+    return None
 
 
 def _untried(profile: Profile, cause: Outcome) -> Outcome:

@@ -34,7 +34,7 @@ def transport_for(
 
 
 def send(transport: GraphTransport, n: int = 1, **fields: object) -> SendResult:
-    return transport.send("p", message(n, **fields))
+    return transport.send(transport.credentials.profiles.get("p"), message(n, **fields))
 
 
 def test_the_mime_message_goes_base64_encoded_exactly_as_built(
@@ -45,7 +45,7 @@ def test_the_mime_message_goes_base64_encoded_exactly_as_built(
 ) -> None:
     transport = transport_for(graph_credentials(), transports)
     sent = message(1)
-    result = transport.send("p", sent)
+    result = transport.send(transport.credentials.profiles.get("p"), sent)
     assert result.outcome.kind == "delivered", result.outcome.summary()
     (seen,) = graph.sent
     assert seen.mailbox == "alerts@example.test"
@@ -69,7 +69,7 @@ def test_envelope_recipients_no_header_names_go_in_a_bcc_header(
     transport = transport_for(graph_credentials(), transports)
     sent = message(1, cc=("lead@example.test",), bcc=("audit@example.test",))
     assert b"audit@example.test" not in sent.data  # Bcc is envelope-only in what we built
-    assert transport.send("p", sent).outcome.kind == "delivered"
+    assert transport.send(transport.credentials.profiles.get("p"), sent).outcome.kind == "delivered"
     (seen,) = graph.sent
     assert seen.message["Bcc"] == "audit@example.test"
     assert seen.message["Cc"] == "lead@example.test"
@@ -127,7 +127,7 @@ def test_a_401_drops_the_token_everywhere_and_tries_one_fresh_token(
     assert result.token_source == "fresh"
     # The fresh token is the cached one now, for every process.
     assert (
-        credentials.cache.get(credentials.grant("p")).token.access_token
+        credentials.cache.get(credentials.grant(credentials.profiles.get("p"))).token.access_token
         == (idp.issued_access_tokens[1])
     )
 
@@ -271,7 +271,7 @@ def test_the_request_carries_the_message_base64_encoded(
 
     graph._send_mail = spy  # type: ignore[method-assign]
     sent = message(1)
-    assert transport_for(graph_credentials(), transports).send("p", sent).outcome.kind == (
-        "delivered"
-    )
+    credentials = graph_credentials()
+    transport = transport_for(credentials, transports)
+    assert transport.send(credentials.profiles.get("p"), sent).outcome.kind == "delivered"
     assert captured == [base64.b64encode(sent.data)]

@@ -31,4 +31,4 @@ def message(n: int = 1, **fields: object) -> OutgoingMessage:
 
 
 def send(pool: SmtpPool, n: int = 1, **fields: object) -> SendResult:
-    return pool.send("p", message(n, **fields))
+    return pool.send(pool.credentials.profiles.get("p"), message(n, **fields))

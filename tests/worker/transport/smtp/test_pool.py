@@ -10,7 +10,7 @@ import redis
 from tests.fake_idp import FakeIdP
 from tests.smtp_server import ServerFactory
 from tests.worker.conftest import CredentialsFactory
-from tests.worker.transport.smtp.sending import pool_for, send
+from tests.worker.transport.smtp.sending import message, pool_for, send
 from worker import redis_keys
 from worker.transport import OutgoingMessage, SendResult
 from worker.transport.slots import ConnectionSlots
@@ -145,3 +145,22 @@ def test_an_unexpected_error_mid_send_frees_the_connection_and_its_slot(
     assert slots_in_use(redis_client) == 0, "the slot is released"
     assert send(pool, 3).outcome.kind == "delivered", "a new connection can be opened"
     assert len(server.sessions) == 2
+
+
+def test_a_connection_made_for_an_older_version_of_the_profile_is_not_reused(
+    make_server: ServerFactory,
+    make_credentials: CredentialsFactory,
+    pools: list[SmtpPool],
+) -> None:
+    old_server, new_server = make_server(), make_server()
+    credentials = make_credentials(old_server)
+    pool = pool_for(credentials, pools)
+    before = credentials.profiles.get("p")
+    assert pool.send(before, message(1)).outcome.kind == "delivered"
+    # The profiles file reloaded: the same name, another server.
+    after = before.model_copy(update={"port": new_server.port})
+    result = pool.send(after, message(2))
+    assert result.outcome.kind == "delivered"
+    assert not result.reused_connection
+    assert [len(old_server.messages), len(new_server.messages)] == [1, 1]
+    old_server.wait_closed()  # the old connection is closed, not kept

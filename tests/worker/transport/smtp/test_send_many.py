@@ -127,7 +127,9 @@ def test_a_connection_lost_after_a_grouped_content_stops_grouping_with_that_serv
     pool = pool_for(credentials, pools, grouping=Grouping(redis_client))
     assert pool.grouping.allowed(profile)
     server.drop_after_data(1)  # kept, then the connection closes, as Dovecot 2.3 does
-    results = list(pool.send_many("p", [message(n) for n in range(4)]))
+    results = list(
+        pool.send_many(pool.credentials.profiles.get("p"), [message(n) for n in range(4)])
+    )
     assert [r.outcome.kind for r in results] == ["transient"] + ["delivered"] * 3
     assert "connection lost after DATA" in results[0].outcome.summary()
     # Every worker knows before the message is retried: another process groups no more.
@@ -157,7 +159,7 @@ def test_refusals_in_a_run_end_only_their_own_message(
     messages = [message(n) for n in range(6)]
     messages[1] = message(1, to=("gone@example.test",))
     results = []
-    for n, result in enumerate(pool.send_many("p", messages)):
+    for n, result in enumerate(pool.send_many(pool.credentials.profiles.get("p"), messages)):
         if n == 2:  # the next content (message 3's) is refused after its 354
             server.fail_next("data", "554 5.6.0 Message rejected as spam")
         results.append(result)
@@ -185,7 +187,9 @@ def test_a_connection_lost_mid_run_is_replaced_and_the_rest_are_sent(
     server = make_server()
     pool = pool_for(make_credentials(server), pools)
     server.drop_after_data(1)  # the first message is kept, then the connection closes
-    results = list(pool.send_many("p", [message(n) for n in range(4)]))
+    results = list(
+        pool.send_many(pool.credentials.profiles.get("p"), [message(n) for n in range(4)])
+    )
     kinds = [r.outcome.kind for r in results]
     # The first may have been delivered: its outcome says so and it is never resent silently.
     assert kinds == ["transient", "delivered", "delivered", "delivered"]
@@ -202,7 +206,9 @@ def test_when_a_fresh_connection_fails_too_the_rest_are_left_untried(
     pool = pool_for(make_credentials(server), pools)
     closing = "421 4.3.2 Service not available, closing transmission channel"
     server.fail_next("mail", closing)  # on a new connection: not replaced
-    results = list(pool.send_many("p", [message(n) for n in range(3)]))
+    results = list(
+        pool.send_many(pool.credentials.profiles.get("p"), [message(n) for n in range(3)])
+    )
     assert results[0].outcome.kind == "transient" and not results[0].busy
     assert [r.busy for r in results[1:]] == [True, True]
     assert all("not tried" in r.outcome.summary() for r in results[1:])
@@ -214,11 +220,11 @@ def test_a_run_stops_cleanly_when_the_caller_stops_reading(
 ) -> None:
     server = make_server()
     pool = pool_for(make_credentials(server), pools)
-    results = pool.send_many("p", [message(n) for n in range(3)])
+    results = pool.send_many(pool.credentials.profiles.get("p"), [message(n) for n in range(3)])
     assert next(results).outcome.kind == "delivered"
     results.close()  # the connection's state is unknown: it is closed, not pooled
     server.wait_closed()
-    assert pool.send("p", message(9)).outcome.kind == "delivered"
+    assert pool.send(pool.credentials.profiles.get("p"), message(9)).outcome.kind == "delivered"
     assert len(server.sessions) == 2
 
 
@@ -228,7 +234,9 @@ def test_a_server_closing_after_a_message_gets_the_rest_on_a_new_connection(
     server = make_server()
     pool = pool_for(make_credentials(server), pools)
     results = []
-    for n, result in enumerate(pool.send_many("p", [message(n) for n in range(4)])):
+    for n, result in enumerate(
+        pool.send_many(pool.credentials.profiles.get("p"), [message(n) for n in range(4)])
+    ):
         if n == 0:  # message 1's content is answered 421, and the server closes
             server.fail_next("data", "421 4.3.2 Service shutting down")
         results.append(result)

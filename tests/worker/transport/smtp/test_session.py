@@ -163,7 +163,9 @@ def test_a_rejected_token_is_dropped_and_one_fresh_token_tried(
     )
     credentials = make_credentials(server)
     pool = pool_for(credentials, pools)
-    credentials.get("p")  # cache a token, then the server stops accepting it
+    credentials.get(
+        credentials.profiles.get("p")
+    )  # cache a token, then the server stops accepting it
     revoked.update(idp.issued_access_tokens)
     delivery = send(pool)
     assert delivery.outcome.kind == "delivered"
