@@ -16,7 +16,7 @@ from worker.errors import MailpipeError
 from worker.faces.http import problems
 from worker.faces.http.deps import intake
 from worker.faces.http.schemas import Health
-from worker.queue import Producer
+from worker.queue import BrokerUnavailableError, Producer, broker_errors
 from worker.redis_adapter import redis_errors
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,10 @@ def readiness(rt: Producer) -> list[str]:
     except MailpipeError as exc:
         failing.append(_down("redis", str(exc)))
     try:
-        with rt.celery.connection_for_write() as connection:
+        with broker_errors("readiness"), rt.celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=_BROKER_TIMEOUT_SECONDS)
-    except Exception as exc:  # kombu: any transport's error; only the type is logged
-        failing.append(_down("broker", type(exc).__name__))
+    except BrokerUnavailableError as exc:
+        failing.append(_down("broker", str(exc)))
     return failing
 
 
