@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 from cryptography.fernet import Fernet, MultiFernet
+from kombu import Connection
 from pytest_httpserver import HTTPServer
 
 from tests.fake_graph import graph, graph_server  # noqa: F401 (fixtures for every folder)
@@ -20,7 +21,11 @@ from tests.leaks import SecretRegistry
 from tests.pipeline import forkserver, pipeline, upstream_options  # noqa: F401 (fixtures for every folder)
 from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles, make_tls
 from tests.support import (
+    AMQP_URL,
     POSTGRES_URL,
+    RabbitMQNotRunningError,
+    RabbitMQNoVhostError,
+    RabbitMQVhost,
     RedisServer,
     fresh_database,
     postgres_problem,
@@ -246,3 +251,33 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The interop matrix's table, from the rows its tests recorded (tests/interop)."""
     reports = [r for kind in terminalreporter.stats.values() for r in kind]
     print_matrix(terminalreporter.write_line, reports)
+
+
+@pytest.fixture
+def rabbitmq_url() -> Iterator[str]:
+    """A vhost of this test's own on the machine's RabbitMQ, deleted afterwards: its AMQP URL.
+
+    Asked for before ``pipeline``, so it outlives the workers that use it.
+    """
+    vhost = RabbitMQVhost(AMQP_URL)
+    try:
+        vhost.create()
+    except RabbitMQNotRunningError as exc:
+        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL} ({exc}): RabbitMQ variant skipped")
+    except RabbitMQNoVhostError as exc:
+        pytest.skip(
+            f"RabbitMQ at {AMQP_URL} answers, but this run cannot make a vhost of its own "
+            f"({exc}): RabbitMQ variant skipped rather than use shared queues"
+        )
+    except RuntimeError as exc:
+        vhost.delete()
+        pytest.fail(f"RabbitMQ at {AMQP_URL} answers but refuses the tests: {exc}")
+    try:
+        try:
+            with Connection(vhost.url, connect_timeout=5) as connection:
+                connection.ensure_connection(max_retries=1)
+        except Exception as exc:  # refused login, no access to the vhost: any transport's error
+            pytest.fail(f"RabbitMQ refuses the tests in their own vhost {vhost.name}: {exc!r}")
+        yield vhost.url
+    finally:
+        vhost.delete()

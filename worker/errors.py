@@ -3,17 +3,23 @@
     MailpipeError                         kind: transient | auth_rejected | permanent
     ├── ProviderError …                   credentials → token (providers.errors)
     ├── ConfigError                       settings or profiles file unusable; fix and restart
-    │   └── UnknownProfileError
+    │   ├── UnknownProfileError
+    │   └── ProfilesFileError             one line per problem (worker.credentials)
     ├── InvalidMessageError               a notification that cannot be sent (worker.intake)
     ├── UnavailableError                  transient: a shared service could not serve now
     │   ├── TokenCacheError               the token cache (Redis), or no token in time
     │   ├── LimitsUnavailableError        the shared sending limits (Redis)
-    │   └── StoreUnavailableError         the database (worker.store)
-    └── SessionError                      the SMTP session cannot go on (worker.transport)
-        ├── ConnectionDropped             nothing was sent yet: safe to try again
-        └── ConnectionsBusy               every connection the mailbox allows is in use
+    │   ├── StoreUnavailableError         the database (worker.store)
+    │   └── BrokerUnavailableError        the broker (worker.queue)
+    │       └── QueueNotFoundError        a passive declare: no queue of that name yet
+    ├── SessionError                      the SMTP session cannot go on (worker.transport)
+    │   ├── ConnectionDropped             nothing was sent yet: safe to try again
+    │   └── ConnectionsBusy               every connection the mailbox allows is in use
+    ├── BounceMailboxError                transient: the bounce mailbox, this poll (worker.bounces)
+    ├── CallbackRefusedError              a callback's target is not allowed (worker.delivery)
+    └── RenderError                       a route's template failed (worker.faces.http)
 
-Foreign exceptions (httpx, smtplib, redis, SQLAlchemy) are translated into
+Foreign exceptions (httpx, smtplib, redis, SQLAlchemy, kombu) are translated into
 this tree once, at their adapter; everything above catches only ours.
 Where a failure becomes an outcome, and who decides what happens next, is in
 docs/architecture.md ("The failure model").

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,12 +19,6 @@ from kombu import Connection
 
 from tests.leaks import SecretRegistry
 from tests.pipeline import CLIENT_SECRET, REPO, Pipeline
-from tests.support import (
-    AMQP_URL,
-    RabbitMQNotRunningError,
-    RabbitMQNoVhostError,
-    RabbitMQVhost,
-)
 from worker.delivery import RateLimiter, deliver
 from worker.intake import notify, publish
 from worker.queue import REQUEUE_TASK
@@ -258,36 +251,6 @@ def test_a_worker_refuses_an_out_of_date_schema(pipeline: Pipeline, tmp_path: Pa
         f"mailpipe: error: the database schema is at nothing, this mailpipe needs {head}: "
         "run `mailpipe db upgrade`"
     )
-
-
-@pytest.fixture
-def rabbitmq_url() -> Iterator[str]:
-    """A vhost of this test's own on the machine's RabbitMQ, deleted afterwards: its AMQP URL.
-
-    Asked for before ``pipeline``, so it outlives the workers that use it.
-    """
-    vhost = RabbitMQVhost(AMQP_URL)
-    try:
-        vhost.create()
-    except RabbitMQNotRunningError as exc:
-        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL} ({exc}): RabbitMQ variant skipped")
-    except RabbitMQNoVhostError as exc:
-        pytest.skip(
-            f"RabbitMQ at {AMQP_URL} answers, but this run cannot make a vhost of its own "
-            f"({exc}): RabbitMQ variant skipped rather than use shared queues"
-        )
-    except RuntimeError as exc:
-        vhost.delete()
-        pytest.fail(f"RabbitMQ at {AMQP_URL} answers but refuses the tests: {exc}")
-    try:
-        try:
-            with Connection(vhost.url, connect_timeout=5) as connection:
-                connection.ensure_connection(max_retries=1)
-        except Exception as exc:  # refused login, no access to the vhost: any transport's error
-            pytest.fail(f"RabbitMQ refuses the tests in their own vhost {vhost.name}: {exc!r}")
-        yield vhost.url
-    finally:
-        vhost.delete()
 
 
 def test_rabbitmq_works_as_the_broker(rabbitmq_url: str, pipeline: Pipeline) -> None:

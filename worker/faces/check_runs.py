@@ -20,7 +20,13 @@ from typing import Any
 from worker import redis_keys
 from worker.errors import MailpipeError
 from worker.faces.profile_check import Step, check_profile
-from worker.queue import CHECK_TASK, CRITICAL_QUEUE, Producer
+from worker.queue import (
+    CHECK_TASK,
+    CRITICAL_QUEUE,
+    BrokerUnavailableError,
+    Producer,
+    broker_errors,
+)
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -58,10 +64,11 @@ def start_check(
     )
     _save(rt, run)
     try:
-        rt.celery.send_task(
-            CHECK_TASK, args=[run.id], argsrepr=repr((run.id,)), queue=CRITICAL_QUEUE
-        )
-    except Exception as exc:  # kombu raises many types
+        with broker_errors("a profile check"):
+            rt.celery.send_task(
+                CHECK_TASK, args=[run.id], argsrepr=repr((run.id,)), queue=CRITICAL_QUEUE
+            )
+    except BrokerUnavailableError as exc:
         log.warning("profile check %s not published: %s", run.id, exc)
         return None
     return run

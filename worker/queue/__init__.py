@@ -1,4 +1,4 @@
-"""The queue: task names, the Celery app, publishing, the broker probe, the producer.
+"""The queue: task names, the Celery app, publishing, the broker probe and errors, the producer.
 
 Everything a producer needs to put a job in, and nothing a worker runs to
 send it: ``import tasks`` and ``tasks.notify(...)`` import no transport, no
@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING
 from providers.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from worker.queue.broker_adapter import (
+        BrokerUnavailableError,
+        QueueNotFoundError,
+        broker_errors,
+    )
     from worker.queue.celery_app import app, celery_config, producer_app
     from worker.queue.names import (
         BATCH_TASK,
@@ -40,8 +45,12 @@ if TYPE_CHECKING:
     from worker.queue.publishing import publish, publish_batch, publish_callbacks
 
 _NAMES = "worker.queue.names"
+_BROKER_ADAPTER = "worker.queue.broker_adapter"
 # Each public name and the module that defines it.
 _HOMES = {
+    "BrokerUnavailableError": _BROKER_ADAPTER,
+    "QueueNotFoundError": _BROKER_ADAPTER,
+    "broker_errors": _BROKER_ADAPTER,
     "app": "worker.queue.celery_app",
     "celery_config": "worker.queue.celery_app",
     "producer_app": "worker.queue.celery_app",
@@ -79,8 +88,11 @@ __all__ = [
     "REFRESH_TASK",
     "REQUEUE_TASK",
     "SEND_TASK",
+    "BrokerUnavailableError",
     "Producer",
+    "QueueNotFoundError",
     "app",
+    "broker_errors",
     "build_producer",
     "celery_config",
     "get_producer",

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from celery import Celery
 
+from worker.queue.broker_adapter import BrokerUnavailableError, QueueNotFoundError, broker_errors
+
 
 def waiting_messages(celery: Celery, queue: str) -> int | None:
     """Task messages waiting on ``queue`` now; None when the broker cannot say."""
     try:
-        with celery.connection_for_read() as connection:
+        with broker_errors(f"the depth of {queue}"), celery.connection_for_read() as connection:
             declared = connection.default_channel.queue_declare(queue=queue, passive=True)
             return int(declared.message_count)
-    except Exception as exc:  # any transport's error; a queue nobody declared yet is empty
-        if "NOT_FOUND" in str(exc) or "no queue" in str(exc).lower():
-            return 0
+    except QueueNotFoundError:  # nobody has declared it yet: nothing waits on it
+        return 0
+    except BrokerUnavailableError:
         return None

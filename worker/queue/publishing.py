@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from worker.queue.broker_adapter import BrokerUnavailableError, broker_errors
 from worker.queue.names import BATCH_TASK, CALLBACK_TASK, QUEUE, SEND_TASK, queue_of
 from worker.queue.producer import Producer
 from worker.store.database import StoreUnavailableError
@@ -29,14 +30,15 @@ def publish(
     """
     queue = queue_of(priority)
     try:
-        rt.celery.send_task(
-            SEND_TASK,
-            args=[job_id],
-            argsrepr=repr((job_id,)),
-            queue=queue,
-            countdown=countdown or None,
-        )
-    except Exception as exc:  # kombu raises many types; the job is safe in the store
+        with broker_errors("publishing"):
+            rt.celery.send_task(
+                SEND_TASK,
+                args=[job_id],
+                argsrepr=repr((job_id,)),
+                queue=queue,
+                countdown=countdown or None,
+            )
+    except BrokerUnavailableError as exc:  # the job is safe in the store
         log.warning("job %s stored but not published (%s); it will be requeued", job_id, exc)
         # So the next sweep publishes it; if this fails too, the lost-message check will.
         with contextlib.suppress(StoreUnavailableError):
@@ -53,11 +55,12 @@ def publish_callbacks(rt: Producer, callback_ids: Iterable[str], countdown: floa
     published = 0
     for callback_id in callback_ids:
         try:
-            rt.celery.send_task(
-                CALLBACK_TASK, args=[callback_id], argsrepr=repr((callback_id,)),
-                queue=QUEUE, countdown=countdown or None,
-            )  # fmt: skip
-        except Exception as exc:  # kombu raises many types; the callback is safe in the store
+            with broker_errors("publishing"):
+                rt.celery.send_task(
+                    CALLBACK_TASK, args=[callback_id], argsrepr=repr((callback_id,)),
+                    queue=QUEUE, countdown=countdown or None,
+                )  # fmt: skip
+        except BrokerUnavailableError as exc:  # the callback is safe in the store
             log.warning("callback %s stored but not published (%s)", callback_id, exc)
             continue
         published += 1
@@ -67,11 +70,12 @@ def publish_callbacks(rt: Producer, callback_ids: Iterable[str], countdown: floa
 def publish_batch(rt: Producer, job_ids: list[str], priority: str) -> bool:
     """One task message for several jobs; False (jobs kept, the sweep sends them) if it fails."""
     try:
-        rt.celery.send_task(
-            BATCH_TASK, args=[job_ids, priority], argsrepr=repr((job_ids, priority)),
-            queue=queue_of(priority),
-        )  # fmt: skip
-    except Exception as exc:  # kombu raises many types; the jobs are safe in the store
+        with broker_errors("publishing"):
+            rt.celery.send_task(
+                BATCH_TASK, args=[job_ids, priority], argsrepr=repr((job_ids, priority)),
+                queue=queue_of(priority),
+            )  # fmt: skip
+    except BrokerUnavailableError as exc:  # the jobs are safe in the store
         log.warning(
             "%d jobs stored but not published (%s); they will be requeued", len(job_ids), exc
         )

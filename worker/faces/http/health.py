@@ -1,22 +1,44 @@
-"""Readiness: can this process reach the database, Redis and the broker right now?
+"""``/healthz`` and ``/readyz``: does the process answer, and can it reach what it needs?
 
-The probe needs no key, so its answer names the part that does not answer and
-nothing more: the reason (which may name a host and port) goes to the log.
+Readiness asks the database, Redis and the broker right now. The probes need
+no key, so an answer names the part that does not answer and nothing more:
+the reason (which may name a host and port) goes to the log.
 """
 
 from __future__ import annotations
 
 import logging
 
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from worker.errors import MailpipeError
-from worker.queue import Producer
+from worker.faces.http import problems
+from worker.faces.http.deps import intake
+from worker.faces.http.schemas import Health
+from worker.queue import BrokerUnavailableError, Producer, broker_errors
 from worker.redis_adapter import redis_errors
 
 log = logging.getLogger(__name__)
 
 _BROKER_TIMEOUT_SECONDS = 2.0
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """Liveness: the process answers. Needs no key."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health)
+def readyz(request: Request) -> Health:
+    """Readiness: the database, Redis and the broker answer. Needs no key."""
+    failing = readiness(intake(request).runtime)
+    if failing:
+        raise problems.Problem(503, "Not ready", "; ".join(failing))
+    return Health(status="ok")
 
 
 def readiness(rt: Producer) -> list[str]:
@@ -33,10 +55,10 @@ def readiness(rt: Producer) -> list[str]:
     except MailpipeError as exc:
         failing.append(_down("redis", str(exc)))
     try:
-        with rt.celery.connection_for_write() as connection:
+        with broker_errors("readiness"), rt.celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=_BROKER_TIMEOUT_SECONDS)
-    except Exception as exc:  # kombu: any transport's error; only the type is logged
-        failing.append(_down("broker", type(exc).__name__))
+    except BrokerUnavailableError as exc:
+        failing.append(_down("broker", str(exc)))
     return failing
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,6 +25,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from worker.errors import MailpipeError
+from worker.faces.http.deps import caller, intake
+from worker.faces.http.keys import Caller
 from worker.faces.profile_status import profile_status
 from worker.metrics import COUNTERS, HISTOGRAMS
 from worker.queue import CRITICAL_QUEUE, QUEUE, Producer, waiting_messages
@@ -30,6 +35,15 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATUSES = ("queued", "sending", "delivered", "failed", "bounced")
+
+router = APIRouter()
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request, who: Annotated[Caller, Depends(caller)]) -> Response:
+    """Prometheus text format: jobs, attempts, tokens, latencies, queue depth."""
+    body, content_type = exposition(intake(request).runtime)
+    return Response(body, media_type=content_type)
 
 
 class MailpipeCollector(Collector):
