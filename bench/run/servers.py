@@ -112,7 +112,7 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
             )
             sink_name = "Postfix smtp-sink (behind bench/smtp_front.py for AUTH)"
         else:
-            from tests.smtp_server import FakeSmtpServer
+            from tests.fakes.smtp_server import FakeSmtpServer
 
             fake = FakeSmtpServer(tls=None, security="none", auth_required=False)
             fake.port = sink_port
