@@ -22,7 +22,8 @@ from tests.fakes.smtp_server import FakeSmtpServer, make_tls
 from worker.credentials import OAuthCredentials, Profile, Profiles
 from worker.credentials.token_cache import CachedToken
 from worker.intake import Notification, build_message
-from worker.transport.smtp import SmtpPool, SmtpSession, ssl_context
+from worker.transport.smtp import SmtpPool, SmtpSession
+from worker.transport.tls import ssl_context
 
 TOKEN = "bench-access-token"
 
