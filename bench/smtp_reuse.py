@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from providers import Token
-from tests.smtp_server import FakeSmtpServer, make_tls
+from tests.fakes.smtp_server import FakeSmtpServer, make_tls
 from worker.credentials import OAuthCredentials, Profile, Profiles
 from worker.credentials.tokens import CachedToken
 from worker.intake import Notification, build_message

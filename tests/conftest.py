@@ -13,13 +13,13 @@ from cryptography.fernet import Fernet, MultiFernet
 from kombu import Connection
 from pytest_httpserver import HTTPServer
 
-from tests.fake_graph import graph, graph_server  # noqa: F401 (fixtures for every folder)
-from tests.fake_idp import FakeIdP
-from tests.fake_login import login  # noqa: F401 (a fixture for every test folder)
+from tests.fakes.graph import graph, graph_server  # noqa: F401 (fixtures for every folder)
+from tests.fakes.idp import FakeIdP
+from tests.fakes.login import login  # noqa: F401 (a fixture for every test folder)
+from tests.fakes.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles, make_tls
 from tests.interop.matrix import print_matrix
 from tests.leaks import SecretRegistry
 from tests.pipeline import forkserver, pipeline, upstream_options  # noqa: F401 (fixtures for every folder)
-from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles, make_tls
 from tests.support import (
     AMQP_URL,
     POSTGRES_URL,

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.fake_graph import FakeGraph
-from tests.fake_idp import FakeIdP, reply
+from tests.fakes.graph import FakeGraph
+from tests.fakes.idp import FakeIdP, reply
+from tests.fakes.idp_bodies import MS_EXPIRED_SECRET
+from tests.fakes.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 from tests.forkserver import ForkedProcess, ForkServer
-from tests.idp_bodies import MS_EXPIRED_SECRET
 from tests.leaks import SecretRegistry
-from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 from worker.faces.http.keys import digest
 from worker.faces.relay.users import hash_password
 from worker.runtime import Runtime, build_runtime

@@ -11,8 +11,7 @@ import ssl
 
 import pytest
 
-from tests.leaks import SecretRegistry
-from tests.smtp_client import (
+from tests.fakes.smtp_client import (
     TOKEN,
     USER,
     MakeServer,
@@ -22,7 +21,8 @@ from tests.smtp_client import (
     with_test_credentials,
     xoauth2,
 )
-from tests.smtp_server import ServerFactory, TlsFiles
+from tests.fakes.smtp_server import ServerFactory, TlsFiles
+from tests.leaks import SecretRegistry
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import smtplib
 
 import pytest
 
-from tests.leaks import SecretRegistry
-from tests.smtp_client import (
+from tests.fakes.smtp_client import (
     BAD_TOKEN,
     PASSWORD,
     TOKEN,
@@ -21,7 +20,8 @@ from tests.smtp_client import (
     with_test_credentials,
     xoauth2,
 )
-from tests.smtp_server import ServerFactory, TlsFiles
+from tests.fakes.smtp_server import ServerFactory, TlsFiles
+from tests.leaks import SecretRegistry
 
 GMAIL_535 = (
     b"5.7.8 Username and Password not accepted. For more information,"

@@ -6,8 +6,7 @@ import smtplib
 
 import pytest
 
-from tests.leaks import SecretRegistry
-from tests.smtp_client import (
+from tests.fakes.smtp_client import (
     TOKEN,
     USER,
     MakeServer,
@@ -16,7 +15,8 @@ from tests.smtp_client import (
     with_test_credentials,
     xoauth2,
 )
-from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
+from tests.fakes.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
+from tests.leaks import SecretRegistry
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ Everything is real and private to the run: a redis-server on a free port with
 AOF on (broker in db 0, token cache and locks in db 1), two Celery workers
 (``celery -A worker worker -P prefork -c 2``), Celery beat running mailpipe's
 own schedule (the stale-job sweep at mailpipe's default interval, the token
-pre-refresh every 2 s), the token endpoint below, the SMTP sink of
-bench/chaos_sink.py, and a producer calling ``notify()`` at a steady rate, with
+pre-refresh every 2 s), the token endpoint below, the SMTP sink
+(sink.py), and a producer calling ``notify()`` at a steady rate, with
 one idempotency key per job. The send lease and the sweep are mailpipe's
 defaults, so the recovery times measured are the ones users get.
 
@@ -43,7 +43,7 @@ nothing.
 
 The modules, in the order a run uses them: plan (what to do, with which
 settings), rig (everything started: private_redis, token_endpoint, workers,
-db_outage and tcp_proxy, bench/chaos_sink.py), producer, faults and supervisor
+db_outage and tcp_proxy, sink), producer, faults and supervisor
 (the chaos and the restarts beside it), runner (the whole run), records,
 recovery and checks (what it left, judged), report.
 """

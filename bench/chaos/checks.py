@@ -13,7 +13,7 @@ from bench.chaos.faults import Crash
 from bench.chaos.plan import MARK_WINDOW_SECONDS, RECOVERY_TARGET_SECONDS
 from bench.chaos.records import JobRow
 from bench.chaos.recovery import Recovery
-from bench.chaos_sink import Accepted
+from bench.chaos.sink import Accepted
 from tests.leaks import SecretRegistry
 
 

@@ -19,9 +19,9 @@ from bench.chaos.plan import DATA_HOLD_SECONDS, REDIS_DOWN_SECONDS, Plan
 from bench.chaos.private_redis import PrivateRedis
 from bench.chaos.processes import wait_until
 from bench.chaos.producer import Progress
+from bench.chaos.sink import ChaosSink, DataHold
 from bench.chaos.token_endpoint import FlakyTokenEndpoint
 from bench.chaos.workers import Workers, node_of
-from bench.chaos_sink import ChaosSink, DataHold
 from worker import redis_keys
 from worker.runtime import Runtime
 from worker.store import Job, utcnow

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import sqlalchemy
 
 from bench.chaos.faults import Kill
+from bench.chaos.sink import Accepted
 from bench.chaos.workers import node_of
-from bench.chaos_sink import Accepted
 from worker.runtime import Runtime
 from worker.store import Attempt, Job
 

@@ -23,9 +23,9 @@ from bench.chaos.db_outage import DatabaseOutage, outage_for
 from bench.chaos.plan import RECOVERY_SETTINGS, Plan
 from bench.chaos.private_redis import PrivateRedis
 from bench.chaos.processes import spawn, stop_group, wait_until
+from bench.chaos.sink import ChaosSink
 from bench.chaos.token_endpoint import FlakyTokenEndpoint
 from bench.chaos.workers import Workers
-from bench.chaos_sink import ChaosSink
 from tests.leaks import SecretRegistry
 from tests.support import fresh_database
 from worker.runtime import Runtime

@@ -34,8 +34,8 @@ from bench.chaos.records import (
 from bench.chaos.recovery import Recovery, recoveries
 from bench.chaos.report import Observed
 from bench.chaos.rig import Rig, rig
+from bench.chaos.sink import Accepted
 from bench.chaos.supervisor import Supervisor
-from bench.chaos_sink import Accepted
 from worker.runtime import Runtime
 
 

@@ -3,7 +3,7 @@
     python -m bench.run [--messages 1000] [--repetitions 3] [--profile] [--quick]
 
 Starts its own redis-server, an SMTP sink (Postfix's smtp-sink behind
-bench/smtp_front.py, which answers AUTH XOAUTH2; aiosmtpd when smtp-sink is
+bench/run/smtp_front.py, which answers AUTH XOAUTH2; aiosmtpd when smtp-sink is
 missing), a token endpoint, and Celery workers. Variants:
 
 - mailpipe: notify() → Redis → `celery -A worker` → XOAUTH2 → sink, with
@@ -25,5 +25,9 @@ connections per mailbox. Writes bench/RESULTS.md.
 The modules, in the order a run uses them: plan (what to measure, and measuring
 it), servers, processes (the workers), baseline_runs, mailpipe_runs and
 token_runs (one run each), intake_runs, relay_runs and relay_clients, figures
-(what a run yields), tables and report.
+(what a run yields), tables and report. The processes a run starts beside the
+workers: smtp_front, intake_server and relay_server (mailpipe's faces), instrumented
+(mailpipe's worker, counting its statements; timeline notes each job's way), and the
+yardsticks package (the baselines' tasks and the fair and bare servers); profiling
+samples the workers with py-spy.
 """

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import bench.run
-from bench import profiling
+from bench.run import profiling
 from bench.run.intake_runs import require_hey
 from bench.run.plan import QUICK, Plan, measure, measure_latency, measure_wan, planned_runs
 from bench.run.processes import REPO

@@ -1,4 +1,4 @@
-"""One drain by a baseline (ideal or naive, bench/baselines.py): the yardsticks for mailpipe.
+"""One drain by a baseline (ideal or naive, yardsticks/baselines.py): the yardsticks for mailpipe.
 
 The baselines skip mailpipe's producer, records and tokens (naive fetches one
 per message), so they show what mailpipe's guarantees cost.
@@ -52,7 +52,7 @@ def run_baseline(variant: str, s: Servers, tmp: Path, n: int, pool: Pool) -> Run
     enqueued = time.perf_counter() - started
     producer.close()
     worker = start_worker(
-        ["-A", "bench.baselines", "worker", *pool_args(pool), "-Q", "bench"],
+        ["-A", "bench.run.yardsticks.baselines", "worker", *pool_args(pool), "-Q", "bench"],
         env,
         tmp / f"{variant}.log",
     )

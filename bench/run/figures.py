@@ -25,7 +25,7 @@ class Run:
     peak_rss_mb: float  # the worker's processes together (rss.total)
     db_statements: Counter[str] | None = None  # by kind, whole run
     latency_ms: tuple[float, float, float] | None = None  # p50, p95, p99
-    profile: Counter[str] | None = None  # py-spy samples per step (bench/profiling.py)
+    profile: Counter[str] | None = None  # py-spy samples per step (bench/run/profiling.py)
     # The slowest 1%: median ms before their send began (queue, claim) and in it.
     slowest_wait_send_ms: tuple[float, float] | None = None
     # Client flights at the SMTP front per message: connection set-up included.

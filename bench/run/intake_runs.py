@@ -1,9 +1,9 @@
 """One HTTP intake run: `hey` against mailpipe's `POST /v1/notifications` or a yardstick.
 
-Two yardsticks: the fair one (bench/fair_api.py) validates the same JSON with
+Two yardsticks: the fair one (bench/run/yardsticks/fair_api.py) validates the same JSON with
 pydantic, inserts one row, commits and LPUSHes the id: what accepting a job
 without losing it costs at the least, so mailpipe's share of it is its own
-overhead. The bare one (bench/bare_api.py) does nothing: the ceiling of the
+overhead. The bare one (bench/run/yardsticks/bare_api.py) does nothing: the ceiling of the
 HTTP stack alone, kept beside it. Each run
 starts its server afresh, warms it up, measures the peak (closed loop, 16
 connections), then paces 4 connections at half that peak for the latency.
@@ -30,16 +30,20 @@ from pathlib import Path
 
 import redis
 
-from bench import fair_store
 from bench.run.mailpipe_runs import SECRET_KEY, profile_table
 from bench.run.processes import REPO, stop_worker
 from bench.run.servers import Servers
+from bench.run.yardsticks import fair_store
 from tests.support import free_port, fresh_database
 
 HEY_MISSING = "hey not found: run `make bench` (it installs hey with apt-get)"
 PEAK_CONNECTIONS = 16
 PACED_CONNECTIONS = 4
-SERVERS = {"mailpipe": "bench.intake_server", "fair": "bench.fair_api", "bare": "bench.bare_api"}
+SERVERS = {
+    "mailpipe": "bench.run.intake_server",
+    "fair": "bench.run.yardsticks.fair_api",
+    "bare": "bench.run.yardsticks.bare_api",
+}
 
 
 @dataclass

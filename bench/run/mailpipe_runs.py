@@ -1,7 +1,7 @@
-"""One run of mailpipe itself: notify() into Redis, `celery -A bench.instrumented` to the sink.
+"""One run of mailpipe itself: notify() into Redis, `celery -A bench.run.instrumented` to the sink.
 
 A drain (throughput) or a paced run (latency), read back from mailpipe's own
-records and from the statement counts bench/instrumented.py leaves behind.
+records and from the statement counts bench/run/instrumented.py leaves behind.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from typing import Any
 import redis
 import sqlalchemy
 
-from bench import profiling, timeline
-from bench.run import tail
+from bench.run import profiling, tail, timeline
 from bench.run.figures import Run, redis_calls
 from bench.run.processes import Pool, pool_args, start_worker, stop_worker, wait_for, worker_rss
 from bench.run.servers import Servers
@@ -93,11 +92,11 @@ def run_mailpipe(s: Servers, tmp: Path, n: int, setup: MailpipeSetup) -> Run:
     env.update({f"MAILPIPE_{k.upper()}": v for k, v in values.items()})
     env["BENCH_COUNTS_DIR"] = str(counts)
     notes = Path(tempfile.mkdtemp(dir=tmp))
-    if setup.paced_rate is not None:  # latency: per-job timestamps (bench/timeline.py)
+    if setup.paced_rate is not None:  # latency: per-job timestamps (bench/run/timeline.py)
         env["BENCH_TIMELINE_DIR"] = str(notes)
         timeline.install_producer()
         timeline.CURRENT.clear()
-    worker_args = ["-A", "bench.instrumented", "worker", *pool_args(setup.pool)]
+    worker_args = ["-A", "bench.run.instrumented", "worker", *pool_args(setup.pool)]
     worker_args += ["-Q", "mail.critical,mail"] + (["-E"] if setup.task_events else [])
     rt = build_runtime(Settings(_env_file=None, **values))  # type: ignore[arg-type]
     before_tokens = sum(s.tokens.requests[name] for name in names)
@@ -254,7 +253,7 @@ def _pct(values: list[float], pct: int) -> float:
 
 
 def totals(directory: Path) -> Counter[str]:
-    """Database statements by kind, summed over the worker processes (bench/instrumented.py)."""
+    """Database statements by kind, summed over the worker processes (bench/run/instrumented.py)."""
     total: Counter[str] = Counter()
     for path in directory.glob("*.json"):
         total.update(json.loads(path.read_text()))

@@ -1,10 +1,10 @@
 """One SMTP relay run: smtplib clients against `mailpipe relay` or an aiosmtpd yardstick.
 
 Both yardsticks have the relay's certificate, STARTTLS and AUTH PLAIN. The
-fair one (bench/fair_smtp.py) parses each message, inserts one row, commits
+fair one (bench/run/yardsticks/fair_smtp.py) parses each message, inserts one row, commits
 and LPUSHes the id: what relaying without losing a message costs at the
 least, so the relay's share of its rate is mailpipe's own overhead. The
-discarding one (bench/discard_smtp.py) keeps nothing: aiosmtpd's ceiling,
+discarding one (bench/run/yardsticks/discard_smtp.py) keeps nothing: aiosmtpd's ceiling,
 kept beside it. Each run starts its
 server afresh, warms it up over one connection (imports, pools, the relay's
 one Argon2 check), then times CLIENTS connections sending back to back.
@@ -25,17 +25,21 @@ from pathlib import Path
 import redis
 import trustme
 
-from bench import fair_store
 from bench.run.figures import redis_calls
 from bench.run.mailpipe_runs import SECRET_KEY, profile_table
 from bench.run.processes import REPO, stop_worker, wait_for
 from bench.run.progress import Progress
 from bench.run.relay_clients import PASSWORD, USER, Connection, send_concurrently
 from bench.run.servers import Servers
+from bench.run.yardsticks import fair_store
 from tests.support import free_port, fresh_database
 
 RELAY = "mailpipe relay"
-SERVERS = {RELAY: "bench.relay_server", "fair": "bench.fair_smtp", "discard": "bench.discard_smtp"}
+SERVERS = {
+    RELAY: "bench.run.relay_server",
+    "fair": "bench.run.yardsticks.fair_smtp",
+    "discard": "bench.run.yardsticks.discard_smtp",
+}
 CLIENTS = 4
 # Threads: processes sent no faster on 2 cores, and spawning 4 costs 5-10 s a run.
 CLIENT_KIND = "threads"

@@ -9,8 +9,7 @@ import datetime as dt
 import os
 import platform
 
-from bench import profiling, timeline
-from bench.run import tail
+from bench.run import profiling, tail, timeline
 from bench.run.figures import Run
 from bench.run.intake_runs import PACED_CONNECTIONS, PEAK_CONNECTIONS, requests_sent
 from bench.run.mailpipe_runs import PAGE_INTERVAL
@@ -131,7 +130,7 @@ def tail_section(latency: dict[str, list[Run]]) -> list[str]:
         "### Where the slowest 1% wait",
         "",
         "Each process of a latency run notes when each job passes each point of its way "
-        "(bench/timeline.py: Celery signals, wrappers on the store's claim and add_job, "
+        "(bench/run/timeline.py: Celery signals, wrappers on the store's claim and add_job, "
         "`gc.callbacks`, and the attempt's own started_at and ended_at), and when it paused "
         f"for something else: a garbage collection, a lease renewal, a commit over "
         f"{timeline.COMMIT_MS:.0f} ms (a SQLite WAL checkpoint runs in one), a statement over "
@@ -210,12 +209,13 @@ def intake_section(plan: Plan, results: Results) -> list[str]:
         "`POST /v1/notifications` of `mailpipe serve` (one uvicorn process serving "
         "`build_app(build_runtime())`, SQLite, one API key) against two yardsticks with the "
         "same route, a plain `def` in the thread pool too, the same uvicorn settings and the "
-        "same `Authorization` header: fair (bench/fair_api.py) checks the key's SHA-256, "
-        "validates the same JSON with a pydantic model of the same fields and limits, "
-        "inserts one row into SQLite (WAL, synchronous=NORMAL, as mailpipe), commits and "
-        "LPUSHes the id to Redis, the least that loses no job; bare (bench/bare_api.py) only "
-        "answers 202, the HTTP stack alone. Every request is the same ~2 KB JSON "
-        "notification (profile bench0, one recipient, 1,800 characters of text) without an "
+        "same `Authorization` header: fair (bench/run/yardsticks/fair_api.py) checks the "
+        "key's SHA-256, validates the same JSON with a pydantic model of the same fields and "
+        "limits, inserts one row into SQLite (WAL, synchronous=NORMAL, as mailpipe), commits "
+        "and LPUSHes the id to Redis, the least that loses no job; bare "
+        "(bench/run/yardsticks/bare_api.py) only answers 202, the HTTP stack alone. Every "
+        "request is the same ~2 KB JSON notification (profile bench0, one recipient, 1,800 "
+        "characters of text) without an "
         "Idempotency-Key, so each one is a new job, stored and queued (no worker runs) before "
         "the 202. `hey` shares the 2 cores: the peak is "
         f"{requests_sent(plan.intake_requests, PEAK_CONNECTIONS)} requests over "
@@ -236,14 +236,14 @@ def relay_section(plan: Plan, results: Results) -> list[str]:
     return [
         "## SMTP relay",
         "",
-        "`mailpipe relay --host 127.0.0.1` (bench/relay_server.py runs the command's own entry "
+        "`mailpipe relay --host 127.0.0.1` (bench/run/relay_server.py runs the command's own entry "
         "point: STARTTLS with a test CA's certificate, relay user `bench` for profile bench0 "
         "with an Argon2 hash, SQLite, the run's Redis as broker; no worker runs) against "
         "two aiosmtpd yardsticks with the same options and certificate whose AUTH PLAIN takes "
-        "any password: fair (bench/fair_smtp.py) parses each message with the standard "
-        "library's email parser, inserts one row into SQLite (WAL, synchronous=NORMAL), "
+        "any password: fair (bench/run/yardsticks/fair_smtp.py) parses each message with the "
+        "standard library's email parser, inserts one row into SQLite (WAL, synchronous=NORMAL), "
         "commits and LPUSHes the id to Redis before its 250, the least that loses no message; "
-        "discard (bench/discard_smtp.py) answers 250 and keeps nothing. The relay "
+        "discard (bench/run/yardsticks/discard_smtp.py) answers 250 and keeps nothing. The relay "
         "answers 250 only once the job is stored and its task published. "
         f"{CLIENTS} smtplib clients, each over ONE connection: STARTTLS and AUTH PLAIN once "
         f"(untimed), then {plan.relay_messages} messages back to back (a ~2 KB text/plain "

@@ -39,7 +39,7 @@ def results_json(results: Results) -> dict[str, Any]:
                 bound_ratio(results.wan[WAN_SINGLE], WAN_CONNECTIONS, WAN_REPLY_DELAY), 2
             ),
             "rss_vs_ideal": round(summarize(single)["rss"] / summarize(ideal)["rss"], 2),
-            # The faces against the least that loses nothing (bench/fair_api.py, fair_smtp.py).
+            # The faces against the least that loses nothing (bench/run/yardsticks/fair_*.py).
             "intake_vs_fair": round(intake_vs(results.intake, "fair"), 2),
             "relay_vs_fair": round(relay_vs(results.relay, "fair"), 2),
         },

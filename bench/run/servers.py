@@ -73,7 +73,7 @@ class Servers:
     front: str  # host:port of the sink's front: every variant sends through it
     sink_name: str
     tokens: TokenServer
-    front_stats: Path  # the front's counts (bench/smtp_front.py --stats)
+    front_stats: Path  # the front's counts (bench/run/smtp_front.py --stats)
 
     def counts(self) -> dict[str, int]:
         """Messages the front passed to the sink, and the client's flights (round trips)."""
@@ -110,9 +110,9 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
                     stderr=subprocess.DEVNULL,  # "read timeout" for every idle connection
                 )
             )
-            sink_name = "Postfix smtp-sink (behind bench/smtp_front.py for AUTH)"
+            sink_name = "Postfix smtp-sink (behind bench/run/smtp_front.py for AUTH)"
         else:
-            from tests.smtp_server import FakeSmtpServer
+            from tests.fakes.smtp_server import FakeSmtpServer
 
             fake = FakeSmtpServer(tls=None, security="none", auth_required=False)
             fake.port = sink_port
@@ -124,7 +124,7 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
                 [
                     sys.executable,
                     "-m",
-                    "bench.smtp_front",
+                    "bench.run.smtp_front",
                     "--listen",
                     str(front_port),
                     "--sink",

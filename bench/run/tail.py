@@ -1,7 +1,7 @@
 """Where the slowest 1% of a latency run wait: their timestamps split into steps, and the
 pauses (gc, lease renewals, long commits and statements) that overlap their wait.
 
-Read from the notes bench/timeline.py leaves (the producer's in memory, the
+Read from the notes bench/run/timeline.py leaves (the producer's in memory, the
 worker's files) and from the attempts' own started_at and ended_at.
 """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import profiling
+from bench.run import profiling
 
 PARENT = 'process 10:"celery worker"'
 CHILD = f'{PARENT};process 11:"celery worker"'

@@ -1,8 +1,8 @@
-"""A process's notes for the latency runs (bench/timeline.py)."""
+"""A process's notes for the latency runs (bench/run/timeline.py)."""
 
 from __future__ import annotations
 
-from bench.timeline import Timeline
+from bench.run.timeline import Timeline
 
 
 def test_a_job_keeps_the_first_time_it_passed_a_point() -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.deploy.compose_file import env_example, service
 from tests.deploy.files import HEALTHCHECK, VENV_BIN
-from tests.smtp_tls import TlsFiles
+from tests.fakes.smtp_tls import TlsFiles
 from tests.support import free_port
 
 

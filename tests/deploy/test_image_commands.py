@@ -28,8 +28,8 @@ from tests.deploy.processes import (
     option_value,
     wait_until_serving,
 )
+from tests.fakes.smtp_tls import TlsFiles
 from tests.leaks import SecretRegistry
-from tests.smtp_tls import TlsFiles
 from tests.support import free_port, fresh_database
 
 PROFILES = """\

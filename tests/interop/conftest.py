@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
+from tests.fakes.smtp_server import TlsFiles
 from tests.interop.checks import Run
 from tests.interop.mailpipe import (
     CLIENT_SECRET,
@@ -29,7 +30,6 @@ from tests.interop.matrix import SERVERS
 from tests.interop.sink import Sink
 from tests.interop.upstreams import Upstream, start_upstream
 from tests.leaks import SecretRegistry
-from tests.smtp_server import TlsFiles
 
 
 @pytest.fixture(scope="module")

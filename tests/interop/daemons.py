@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.smtp_server import TlsFiles
+from tests.fakes.smtp_server import TlsFiles
 
 REPO = Path(__file__).parents[2]
 

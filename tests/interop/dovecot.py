@@ -14,6 +14,7 @@ import pwd
 import subprocess
 from pathlib import Path
 
+from tests.fakes.smtp_server import TlsFiles
 from tests.interop.daemons import (
     copy_tls,
     private_directory,
@@ -24,7 +25,6 @@ from tests.interop.daemons import (
     tail,
     wait_listening,
 )
-from tests.smtp_server import TlsFiles
 from tests.support import free_port
 
 MECHANISMS = "plain login xoauth2 oauthbearer"

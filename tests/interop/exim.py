@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.smtp_server import TlsFiles
 from tests.interop.daemons import (
     REPO,
     copy_tls,
@@ -26,7 +27,6 @@ from tests.interop.daemons import (
     tail,
     wait_listening,
 )
-from tests.smtp_server import TlsFiles
 from tests.support import free_port
 
 EXIM = REPO / ".tools" / "exim4" / "usr" / "sbin" / "exim4"

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
 from tests.interop.daemons import REPO
 from tests.support import fresh_database
 from worker.runtime import Runtime, build_runtime

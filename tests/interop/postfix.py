@@ -15,6 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from tests.fakes.smtp_server import TlsFiles
 from tests.interop.daemons import (
     copy_tls,
     private_directory,
@@ -26,7 +27,6 @@ from tests.interop.daemons import (
     tail,
     wait_listening,
 )
-from tests.smtp_server import TlsFiles
 from tests.support import free_port
 
 # The services a relay needs (Debian's master.cf without local delivery and the pipes),

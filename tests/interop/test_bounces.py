@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.callback_receiver import Receiver
-from tests.fake_idp import FakeIdP
+from tests.fakes.callback_receiver import Receiver
+from tests.fakes.idp import FakeIdP
+from tests.fakes.smtp_server import TlsFiles
 from tests.interop.dovecot import Dovecot
 from tests.pipeline import CALLBACK_SECRET, Pipeline
-from tests.smtp_server import TlsFiles
 from tests.worker.bounces import samples
 from worker.bounces.reader import read_bounces
 from worker.credentials import Profile

@@ -13,13 +13,13 @@ import ssl
 
 import pytest
 
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
+from tests.fakes.smtp_server import TlsFiles
 from tests.interop.checks import Run
 from tests.interop.daemons import wait_until
 from tests.interop.mailpipe import PROFILES, WORKER_PROCESSES, Mailpipe
 from tests.interop.sink import Sink
 from tests.interop.upstreams import Upstream
-from tests.smtp_server import TlsFiles
 from worker import redis_keys
 from worker.intake import notify, notify_many
 

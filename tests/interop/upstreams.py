@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.fakes.smtp_server import TlsFiles
 from tests.interop.daemons import tail
 from tests.interop.dovecot import Dovecot
 from tests.interop.exim import Exim
 from tests.interop.matrix import SERVERS
 from tests.interop.postfix import Postfix
-from tests.smtp_server import TlsFiles
 
 # The line each server logs once per message it accepted (Dovecot: relayed to the sink).
 ACCEPTED = {

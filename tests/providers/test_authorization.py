@@ -20,9 +20,9 @@ from providers.authorization import (
     start_authorization,
     start_device_authorization,
 )
-from tests.browser import redirect_of, sign_in
-from tests.fake_login import CLIENT_ID, FakeLogin
-from tests.smtp_tls import TlsFiles
+from tests.fakes.browser import redirect_of, sign_in
+from tests.fakes.login import CLIENT_ID, FakeLogin
+from tests.fakes.smtp_tls import TlsFiles
 
 REDIRECT = "http://localhost:53682/"
 SCOPE = "https://outlook.office.com/SMTP.Send offline_access"

@@ -20,7 +20,7 @@ from providers import (
     TokenEndpoint,
 )
 from providers.assertions import CLIENT_ASSERTION_TYPE
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
 from tests.keys import certificate_der, certificate_pem, private_pem, rsa_key
 from tests.leaks import SecretRegistry
 

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from providers import PermanentProviderError, RefreshTokenGrant, TokenEndpoint
-from tests.fake_idp import FakeIdP, issue, reply
-from tests.idp_bodies import MS_REFRESH_TOKEN_INACTIVE
+from tests.fakes.idp import FakeIdP, issue, reply
+from tests.fakes.idp_bodies import MS_REFRESH_TOKEN_INACTIVE
 from tests.leaks import SecretRegistry
 
 SEED = "0.ARwA-seed-refresh-token-from-consent"

@@ -20,8 +20,8 @@ from providers import (
     TokenEndpoint,
 )
 from providers.assertions import JWT_BEARER_GRANT_TYPE, service_account_assertion
-from tests.fake_idp import FakeIdP, reply
-from tests.idp_bodies import GOOGLE_BAD_SUBJECT, GOOGLE_CLOCK_SKEW, GOOGLE_UNAUTHORIZED_CLIENT
+from tests.fakes.idp import FakeIdP, reply
+from tests.fakes.idp_bodies import GOOGLE_BAD_SUBJECT, GOOGLE_CLOCK_SKEW, GOOGLE_UNAUTHORIZED_CLIENT
 from tests.keys import (
     SERVICE_ACCOUNT_EMAIL,
     SERVICE_ACCOUNT_KEY_ID,

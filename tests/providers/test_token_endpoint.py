@@ -17,8 +17,13 @@ from providers import (
     TransientProviderError,
 )
 from providers.token_endpoint import parse_retry_after
-from tests.fake_idp import FakeIdP, issue, json_response, reply, slowly
-from tests.idp_bodies import CORRELATION_ID, MS_BAD_SECRET, MS_TEMPORARILY_UNAVAILABLE, TRACE_ID
+from tests.fakes.idp import FakeIdP, issue, json_response, reply, slowly
+from tests.fakes.idp_bodies import (
+    CORRELATION_ID,
+    MS_BAD_SECRET,
+    MS_TEMPORARILY_UNAVAILABLE,
+    TRACE_ID,
+)
 from tests.leaks import SecretRegistry
 from tests.support import free_port
 

@@ -34,7 +34,7 @@ from providers.token_endpoint import (
     parse_token_response,
     redact_url,
 )
-from tests.idp_bodies import CORRELATION_ID, MS_BAD_SECRET, TRACE_ID
+from tests.fakes.idp_bodies import CORRELATION_ID, MS_BAD_SECRET, TRACE_ID
 
 URL = "https://login.example.test/tenant/oauth2/v2.0/token"
 TOKEN = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 3600}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.fake_idp import issue, slowly
+from tests.fakes.idp import issue, slowly
 from tests.pipeline import Pipeline
 from worker.queue import REFRESH_TASK, REQUEUE_TASK
 

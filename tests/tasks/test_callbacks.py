@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.callback_receiver import Receiver
+from tests.fakes.callback_receiver import Receiver
 from tests.pipeline import CALLBACK_SECRET, Pipeline
 from worker.delivery.callback_transport import CallbackTransport
 from worker.delivery.callbacks import post_callback

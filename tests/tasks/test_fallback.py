@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.fake_idp import FakeIdP, reply
-from tests.idp_bodies import MS_EXPIRED_SECRET
+from tests.fakes.idp import FakeIdP, reply
+from tests.fakes.idp_bodies import MS_EXPIRED_SECRET
+from tests.fakes.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 from tests.leaks import SecretRegistry
 from tests.pipeline import Pipeline
-from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 from tests.support import free_port
 from worker.faces.reports import job_dict, job_lines
 from worker.intake import notify

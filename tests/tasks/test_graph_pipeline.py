@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.fake_graph import INVALID_TOKEN, throttled
+from tests.fakes.graph import INVALID_TOKEN, throttled
 from tests.pipeline import Pipeline
 from worker.intake import notify
 

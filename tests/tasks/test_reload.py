@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from tests.fakes.smtp_server import ServerFactory
 from tests.pipeline import Pipeline
-from tests.smtp_server import ServerFactory
 from tests.tasks.test_pipeline import send
 
 

@@ -11,8 +11,8 @@ import redis
 from cryptography.fernet import MultiFernet
 
 from providers import RetryPolicy
-from tests.fake_idp import FakeIdP
-from tests.smtp_server import FakeSmtpServer, TlsFiles
+from tests.fakes.idp import FakeIdP
+from tests.fakes.smtp_server import FakeSmtpServer, TlsFiles
 from tests.support import fresh_database
 from worker.credentials import Credentials, load_profiles
 from worker.credentials.tokens import TokenCache

@@ -19,7 +19,7 @@ import pytest
 import redis
 from werkzeug import Request, Response
 
-from tests.fake_graph import ACCESS_DENIED, FakeGraph, throttled
+from tests.fakes.graph import ACCESS_DENIED, FakeGraph, throttled
 from tests.worker.bounces import samples
 from tests.worker.conftest import CredentialsFactory
 from worker.bounces.imap import BounceMailboxError

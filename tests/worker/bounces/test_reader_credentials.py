@@ -1,6 +1,6 @@
 """A delegated profile's bounce reader signs in with the profile's own, rotated refresh token.
 
-The token endpoint is the suite's (tests/fake_idp.py): it rotates refresh tokens and
+The token endpoint is the suite's (tests/fakes/idp.py): it rotates refresh tokens and
 retires each one used, as Microsoft Entra ID and any server with reuse detection do, so
 a reader that used the seed from the profiles file after a rotation would be refused.
 """
@@ -16,7 +16,7 @@ import redis
 from cryptography.fernet import MultiFernet
 
 from providers import RetryPolicy
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
 from worker import redis_keys
 from worker.credentials import Credentials, load_profiles
 from worker.credentials.tokens import TokenCache

@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from providers import ClientCredentialsGrant, PermanentProviderError, RefreshTokenGrant, RetryPolicy
-from tests.fake_idp import FakeIdP, hang, issue, reply, slowly
+from tests.fakes.idp import FakeIdP, hang, issue, reply, slowly
 from tests.leaks import SecretRegistry
 from tests.support import free_port
 from tests.worker.credentials import token_child

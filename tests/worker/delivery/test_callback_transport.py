@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.callback_receiver import Receiver
-from tests.smtp_tls import make_tls
+from tests.fakes.callback_receiver import Receiver
+from tests.fakes.smtp_tls import make_tls
 from worker.callback_targets import CallbackPolicy, IPAddress
 from worker.delivery.callback_transport import CallbackRefusedError, CallbackTransport
 from worker.delivery.callbacks import body, signature

@@ -7,7 +7,7 @@ import hmac
 import json
 from datetime import UTC, datetime
 
-from tests.callback_receiver import verify
+from tests.fakes.callback_receiver import verify
 from worker.delivery.callbacks import body, signature
 from worker.store import Event
 

@@ -12,8 +12,8 @@ from typing import get_origin
 
 import pytest
 
-from tests.fake_idp import FakeIdP, reply
-from tests.idp_bodies import CORRELATION_ID, MS_EXPIRED_SECRET, TRACE_ID
+from tests.fakes.idp import FakeIdP, reply
+from tests.fakes.idp_bodies import CORRELATION_ID, MS_EXPIRED_SECRET, TRACE_ID
 from tests.leaks import SecretRegistry
 from tests.support import free_port, fresh_database
 from worker.settings import Settings

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import redirect_of, sign_in
-from tests.fake_login import CLIENT_ID, FakeLogin
-from tests.smtp_server import FakeSmtpServer, ServerFactory
-from tests.smtp_tls import TlsFiles
+from tests.fakes.browser import redirect_of, sign_in
+from tests.fakes.login import CLIENT_ID, FakeLogin
+from tests.fakes.smtp_server import FakeSmtpServer, ServerFactory
+from tests.fakes.smtp_tls import TlsFiles
 from tests.support import fresh_database
 
 MAILPIPE = str(Path(sys.executable).parent / "mailpipe")

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet, MultiFernet
 from pydantic import SecretStr
 
 from providers import CredentialsConfigError, RetryPolicy
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
 from tests.pipeline import Pipeline
 from tests.worker.credentials.test_token_cache import grant
 from worker import runtime

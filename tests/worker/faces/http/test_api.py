@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.callback_receiver import Receiver
+from tests.fakes.callback_receiver import Receiver
 from tests.pipeline import API_KEY, CALLBACK_SECRET, LIMITED_KEY, Pipeline
 from tests.support import free_port
 from tests.tasks.test_reload import edit as edit_profiles

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
 from tests.leaks import SecretRegistry
 from tests.pipeline import LIMITED_KEY, Pipeline
 from tests.worker.faces.http.conftest import Api

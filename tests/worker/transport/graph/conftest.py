@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.fake_graph import FakeGraph
+from tests.fakes.graph import FakeGraph
 from tests.worker.conftest import CredentialsFactory
 from worker.credentials import Credentials
 from worker.transport.graph import GraphTransport

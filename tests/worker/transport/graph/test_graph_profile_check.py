@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fake_graph import ACCESS_DENIED, FakeGraph
-from tests.fake_idp import FakeIdP
+from tests.fakes.graph import ACCESS_DENIED, FakeGraph
+from tests.fakes.idp import FakeIdP
 from tests.worker.conftest import CredentialsFactory
 from worker.faces.profile_check import check_profile
 

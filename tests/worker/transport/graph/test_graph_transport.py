@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from tests.fake_graph import (
+from tests.fakes.graph import (
     ACCESS_DENIED,
     INVALID_TOKEN,
     NOT_ENABLED,
@@ -17,7 +17,7 @@ from tests.fake_graph import (
     graph_error,
     throttled,
 )
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import message
 from worker.transport import SendResult

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.smtp_server import ServerFactory
+from tests.fakes.smtp_server import ServerFactory
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import pool_for, send
 from tests.worker.transport.smtp.test_pipelining import message, session, start

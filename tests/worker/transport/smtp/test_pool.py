@@ -7,8 +7,8 @@ import threading
 import pytest
 import redis
 
-from tests.fake_idp import FakeIdP
-from tests.smtp_server import ServerFactory
+from tests.fakes.idp import FakeIdP
+from tests.fakes.smtp_server import ServerFactory
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import message, pool_for, send
 from worker import redis_keys

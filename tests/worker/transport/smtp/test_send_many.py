@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from tests.smtp_server import ServerFactory
+from tests.fakes.smtp_server import ServerFactory
 from tests.support import free_port
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import message, pool_for

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fake_idp import FakeIdP
+from tests.fakes.idp import FakeIdP
+from tests.fakes.smtp_server import ServerFactory, make_tls
 from tests.leaks import SecretRegistry
-from tests.smtp_server import ServerFactory, make_tls
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import pool_for, send
 from worker.transport.smtp import SmtpPool

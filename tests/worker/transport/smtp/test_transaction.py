@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.smtp_server import ServerFactory
+from tests.fakes.smtp_server import ServerFactory
 from tests.worker.conftest import CredentialsFactory
 from tests.worker.transport.smtp.sending import pool_for, send
 from worker.transport.smtp import SmtpPool

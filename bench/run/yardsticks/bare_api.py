@@ -1,6 +1,6 @@
 """A FastAPI endpoint that does nothing: the yardstick for mailpipe's HTTP intake.
 
-    python -m bench.bare_api PORT
+    python -m bench.run.yardsticks.bare_api PORT
 
 Same route, same thread pool (a plain ``def``, as mailpipe's), same uvicorn
 settings and the same Authorization header, but no validation, storage or

@@ -1,6 +1,6 @@
 """An SMTP server that accepts every message and keeps none: the yardstick for the relay.
 
-    python -m bench.discard_smtp PORT CERT_FILE KEY_FILE
+    python -m bench.run.yardsticks.discard_smtp PORT CERT_FILE KEY_FILE
 
 The same aiosmtpd as `mailpipe relay`, with the same options, the same
 certificate (STARTTLS required, AUTH only after it) and AUTH PLAIN, but any
@@ -40,7 +40,7 @@ def serve(
     port: int, cert_file: str, key_file: str, handler: Any = None, name: str = "discard"
 ) -> None:
     """Serve on 127.0.0.1:``port`` until SIGTERM or SIGINT (``handler``: Discard by default;
-    bench/fair_smtp.py passes its own)."""
+    fair_smtp.py passes its own)."""
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert_file, key_file)
     controller = Controller(

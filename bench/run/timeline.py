@@ -186,7 +186,7 @@ def install_producer() -> None:
 
 
 def install_worker() -> None:
-    """In ``celery -A bench.instrumented``: the parent's receipt, the child's start, leases."""
+    """In ``celery -A bench.run.instrumented``: the parent's receipt, the child's start, leases."""
     from celery.signals import task_prerun, task_received, worker_process_init
 
     from worker.delivery.leases import Leases

@@ -1,12 +1,13 @@
 """A fair yardstick for the SMTP relay: parse the message, insert and commit, LPUSH.
 
-    BENCH_FAIR_DB=path BENCH_FAIR_REDIS=redis://... python -m bench.fair_smtp PORT CERT KEY
+    BENCH_FAIR_DB=path BENCH_FAIR_REDIS=redis://... \
+        python -m bench.run.yardsticks.fair_smtp PORT CERT KEY
 
-bench/discard_smtp.py's server (the relay's aiosmtpd options and certificate,
+discard_smtp.py's server (the relay's aiosmtpd options and certificate,
 STARTTLS required, AUTH PLAIN) with a handler that does what a relay that
 loses nothing must do at the least: parse the message (the standard library's
 ``email`` parser with the default policy, reading its Subject), insert one row
-and commit, LPUSH the id to Redis (bench/fair_store.py), then answer 250. The
+and commit, LPUSH the id to Redis (fair_store.py), then answer 250. The
 work runs in the event loop, as the simplest handler would: SQLite's commit
 with synchronous=NORMAL takes well under a millisecond.
 """
@@ -20,8 +21,8 @@ import sys
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench.discard_smtp import serve
-from bench.fair_store import FairStore
+from bench.run.yardsticks.discard_smtp import serve
+from bench.run.yardsticks.fair_store import FairStore
 
 
 class Store:

@@ -1,6 +1,6 @@
 """The fake SMTP server's aiosmtpd parts: one Connection per client, its Controller, the hooks.
 
-FakeSmtpServer (tests/smtp_server.py) owns the script and the records; these parts run in the
+FakeSmtpServer (tests/fakes/smtp_server.py) owns the script and the records; these parts run in the
 server thread and consult it for every command.
 """
 
@@ -24,16 +24,16 @@ from aiosmtpd.smtp import (
     TLSSetupException,
 )
 
-from tests.smtp_auth import verify_bearer, verify_password
-from tests.smtp_records import SessionRecord
+from tests.fakes.smtp_auth import verify_bearer, verify_password
+from tests.fakes.smtp_records import SessionRecord
 
 if TYPE_CHECKING:
-    from tests.smtp_server import FakeSmtpServer
+    from tests.fakes.smtp_server import FakeSmtpServer
 
 __all__ = ["COMMAND_LIMIT", "Connection", "FakeController", "Handler", "connection_of"]
 
 # The fake server's one logger, under the name of its public module.
-log = logging.getLogger("tests.smtp_server")
+log = logging.getLogger("tests.fakes.smtp_server")
 
 # Microsoft access tokens are ~2 KB and grow by a third in base64: allow 8 KB command lines.
 COMMAND_LIMIT = 8192

@@ -1,6 +1,6 @@
 """mailpipe's SMTP relay, as `mailpipe relay` runs it, for the benchmark's relay variant.
 
-    MAILPIPE_...=... python -m bench.relay_server PORT
+    MAILPIPE_...=... python -m bench.run.relay_server PORT
 
 Runs the `mailpipe` command's own entry point with ``relay --host 127.0.0.1
 --port PORT``, so the measured server is exactly that command (its logging

@@ -29,9 +29,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.fake_idp import FakeIdP, issue
+from tests.fakes.idp import FakeIdP, issue
+from tests.fakes.smtp_tls import TlsFiles
 from tests.leaks import SecretRegistry
-from tests.smtp_tls import TlsFiles
 
 TENANT = "contoso.onmicrosoft.com"
 CLIENT_ID = "22222222-2222-2222-2222-222222222222"

@@ -1,4 +1,6 @@
-"""The two baselines, as Celery tasks on their own app: ``celery -A bench.baselines worker``.
+"""The two baselines, as Celery tasks on their own app.
+
+    celery -A bench.run.yardsticks.baselines worker
 
 ideal: smtplib over one persistent connection per process (per thread in a
 threads pool), no records, no tokens: the best a Celery task can do. It goes

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
+from tests.fakes.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 from tests.leaks import SecretRegistry
-from tests.smtp_server import FakeSmtpServer, ServerFactory, TlsFiles
 
 USER = "alerts@example.com"
 TOKEN = "ya29.good-access-token-0123456789"

@@ -1,6 +1,6 @@
 """mailpipe's HTTP intake, as `mailpipe serve` runs it, for the benchmark's intake variant.
 
-    MAILPIPE_...=... python -m bench.intake_server PORT
+    MAILPIPE_...=... python -m bench.run.intake_server PORT
 
 The settings come from the MAILPIPE_* environment, as in production; only the
 port (a free one the benchmark picked) and loopback are fixed here, so the

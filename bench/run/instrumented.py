@@ -1,4 +1,4 @@
-"""mailpipe's own Celery app, counting its database statements: ``celery -A bench.instrumented``.
+"""mailpipe's own Celery app, counting its statements: ``celery -A bench.run.instrumented``.
 
 When it exits, each worker process writes its totals to
 ``$BENCH_COUNTS_DIR/<pid>.json`` (writing after every task cost 10% of the
@@ -8,7 +8,7 @@ statement, nothing next to the statements themselves.
 
 With ``$BENCH_TIMELINE_DIR`` set (the latency runs), each process also notes
 when each job passes each point of its way, and its own pauses
-(bench/timeline.py), and writes them there at exit.
+(bench/run/timeline.py), and writes them there at exit.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-from bench import timeline
+from bench.run import timeline
 from worker.queue import app
 
 __all__ = ["app"]

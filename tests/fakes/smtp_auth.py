@@ -18,8 +18,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from worker.transport.smtp.sasl import parse_xoauth2
 
 if TYPE_CHECKING:
-    from tests.smtp_records import SessionRecord
-    from tests.smtp_server import FakeSmtpServer
+    from tests.fakes.smtp_records import SessionRecord
+    from tests.fakes.smtp_server import FakeSmtpServer
 
 __all__ = ["MECHANISMS", "parse_oauthbearer", "sasl_response", "verify_bearer", "verify_password"]
 

@@ -41,8 +41,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.fake_idp import FakeIdP
-from tests.smtp_tls import TlsFiles
+from tests.fakes.idp import FakeIdP
+from tests.fakes.smtp_tls import TlsFiles
 
 Step = Callable[[Request, str], Response]
 PREFIX = "/v1.0"

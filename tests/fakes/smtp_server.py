@@ -6,9 +6,9 @@ message, and can be told to refuse, to drop the connection after DATA, or to clo
 connection as an idle timeout would.
 
 This module is the public face: FakeSmtpServer and its script live here, and the names the
-tests import from the parts are re-exported. The parts: tests/smtp_tls.py (the test CA),
-tests/smtp_records.py (what is recorded), tests/smtp_protocol.py (the aiosmtpd connection,
-controller and hooks) and tests/smtp_auth.py (AUTH: bearer tokens and passwords).
+tests import from the parts are re-exported. The parts, beside it in tests/fakes/: smtp_tls.py
+(the test CA), smtp_records.py (what is recorded), smtp_protocol.py (the aiosmtpd connection,
+controller and hooks) and smtp_auth.py (AUTH: bearer tokens and passwords).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Any
 
 from aiosmtpd.smtp import Envelope
 
-from tests.smtp_auth import MECHANISMS
-from tests.smtp_protocol import Connection, FakeController, Handler
-from tests.smtp_records import ReceivedMessage, SessionRecord
-from tests.smtp_tls import TlsFiles, make_tls
+from tests.fakes.smtp_auth import MECHANISMS
+from tests.fakes.smtp_protocol import Connection, FakeController, Handler
+from tests.fakes.smtp_records import ReceivedMessage, SessionRecord
+from tests.fakes.smtp_tls import TlsFiles, make_tls
 
 __all__ = [
     "FakeSmtpServer",

@@ -13,7 +13,7 @@ a flight is what the client sends between two waits for a reply (the first
 chunk after a reply reached it starts one), so round trips per message are
 flights over messages. ``--stats FILE`` keeps both counts in FILE (JSON).
 
-    python -m bench.smtp_front --listen 2525 --sink 2526 [--delay 0.02] [--stats FILE]
+    python -m bench.run.smtp_front --listen 2525 --sink 2526 [--delay 0.02] [--stats FILE]
 """
 
 from __future__ import annotations

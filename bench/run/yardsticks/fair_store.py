@@ -1,6 +1,6 @@
 """What the fair yardsticks of the intake and the relay keep: one row, committed, one LPUSH.
 
-    BENCH_FAIR_DB=path BENCH_FAIR_REDIS=redis://... (read by bench/fair_api.py, fair_smtp.py)
+    BENCH_FAIR_DB=path BENCH_FAIR_REDIS=redis://... (read by fair_api.py, fair_smtp.py)
 
 The least a queue that loses nothing must do per message: insert it into a
 SQLite file with mailpipe's own pragmas (WAL, synchronous=NORMAL), commit,

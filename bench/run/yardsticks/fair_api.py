@@ -1,14 +1,14 @@
 """A fair yardstick for mailpipe's HTTP intake: validate, insert and commit, LPUSH.
 
     BENCH_FAIR_DB=path BENCH_FAIR_REDIS=redis://... BENCH_FAIR_KEY_SHA256=hex \
-        python -m bench.fair_api PORT
+        python -m bench.run.yardsticks.fair_api PORT
 
 What an endpoint that accepts a notification and loses none must do at the
 least: check the bearer key (a SHA-256 digest compared in constant time, as
 mailpipe keeps keys), validate the same JSON with pydantic (the fields and
 limits of mailpipe's ``NotificationIn``), insert one row and commit, LPUSH the
-id to Redis (bench/fair_store.py), answer 202. Same route, a plain ``def`` in
-the thread pool, same uvicorn settings as mailpipe and bench/bare_api.py.
+id to Redis (fair_store.py), answer 202. Same route, a plain ``def`` in
+the thread pool, same uvicorn settings as mailpipe and bare_api.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.fair_store import FairStore
+from bench.run.yardsticks.fair_store import FairStore
 
 app = FastAPI(title="fair")
 _store: FairStore | None = None
