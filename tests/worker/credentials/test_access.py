@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.smtp_server import ServerFactory
+from tests.fakes.smtp_server import ServerFactory
 from tests.worker.conftest import CredentialsFactory
 
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from providers import PasswordCredentials, Token
 from worker.credentials import OAuthCredentials, Profile, SmtpCredentials
-from worker.credentials.token_cache import CachedToken
+from worker.credentials.tokens import CachedToken
 from worker.transport import ConnectionsBusy
 from worker.transport.attempts import wait_for_slot, with_fresh_token
 from worker.transport.slots import ConnectionSlots
