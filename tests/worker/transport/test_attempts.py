@@ -7,28 +7,15 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-import redis
 from pydantic import SecretStr
 
 from providers import PasswordCredentials, Token
+from tests.worker.transport.test_slots import profile
 from worker.credentials import OAuthCredentials, Profile, SmtpCredentials
 from worker.credentials.tokens import CachedToken
 from worker.transport import ConnectionsBusy
 from worker.transport.attempts import wait_for_slot, with_fresh_token
 from worker.transport.slots import ConnectionSlots
-
-
-def profile(max_connections: int | None = 1) -> Profile:
-    return Profile(
-        name="p", provider="generic", host="h", port=587, security="starttls",
-        from_email="a@example.test", auth="password", username="a",
-        max_connections=max_connections,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def slots(redis_client: redis.Redis) -> ConnectionSlots:
-    return ConnectionSlots(redis_client, lease_seconds=30)
 
 
 def test_a_free_slot_is_leased_at_once(slots: ConnectionSlots) -> None:

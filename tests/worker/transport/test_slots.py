@@ -17,17 +17,12 @@ from worker.transport.slots import ConnectionSlots, release, try_lease
 KEY = "mailpipe:smtp_slots:p"
 
 
-def profile(max_connections: int | None) -> Profile:
+def profile(max_connections: int | None = 1) -> Profile:
     return Profile(
         name="p", provider="generic", host="h", port=587, security="starttls",
         from_email="a@example.test", auth="password", username="a",
         max_connections=max_connections,
     )  # fmt: skip
-
-
-@pytest.fixture
-def slots(redis_client: redis.Redis) -> ConnectionSlots:
-    return ConnectionSlots(redis_client, lease_seconds=30)
 
 
 def now_ms(client: redis.Redis) -> int:
