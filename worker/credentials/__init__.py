@@ -20,7 +20,11 @@ if TYPE_CHECKING:
         ProfilesFileError,
         is_loopback,
     )
-    from worker.credentials.profiles_file import load_profiles
+    from worker.credentials.profiles_document import (
+        ProfilesDocument,
+        load_profiles,
+        read_profiles_document,
+    )
     from worker.credentials.profiles_source import ProfilesFile
     from worker.credentials.tokens import CachedToken, TokenCache, TokenSource
 
@@ -33,13 +37,15 @@ _HOMES = {
     "OAuthCredentials": "worker.credentials.access",
     "Profile": "worker.credentials.profiles",
     "Profiles": "worker.credentials.profiles",
+    "ProfilesDocument": "worker.credentials.profiles_document",
     "ProfilesFile": "worker.credentials.profiles_source",
     "ProfilesFileError": "worker.credentials.profiles",
     "SmtpCredentials": "worker.credentials.access",
     "TokenCache": "worker.credentials.tokens",
     "TokenSource": "worker.credentials.tokens",
     "is_loopback": "worker.credentials.profiles",
-    "load_profiles": "worker.credentials.profiles_file",
+    "load_profiles": "worker.credentials.profiles_document",
+    "read_profiles_document": "worker.credentials.profiles_document",
 }
 
 __all__ = [
@@ -50,6 +56,7 @@ __all__ = [
     "OAuthCredentials",
     "Profile",
     "Profiles",
+    "ProfilesDocument",
     "ProfilesFile",
     "ProfilesFileError",
     "SmtpCredentials",
@@ -57,6 +64,7 @@ __all__ = [
     "TokenSource",
     "is_loopback",
     "load_profiles",
+    "read_profiles_document",
 ]
 
 

@@ -1,7 +1,7 @@
 """A profile: everything needed to send as one sender, resolved and frozen.
 
-``profiles_file`` reads them from the TOML profiles file; presets fill in what
-a provider implies.
+``profiles_document`` reads the TOML profiles file and ``profiles_file``
+checks its profiles; presets fill in what a provider implies.
 """
 
 from __future__ import annotations

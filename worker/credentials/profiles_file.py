@@ -1,7 +1,8 @@
-"""Load the TOML profiles file into frozen, fully resolved profiles.
+"""Turn the ``[profiles.NAME]`` tables of the parsed profiles file into frozen, resolved profiles.
 
-Everything is checked at load: a broken file fails with one line per problem,
-naming the profile and the field, so a person fixes it all in one go. Secrets
+``profiles_document`` reads and parses the file. Everything is checked at
+load: a broken file fails with one line per problem, naming the profile and
+the field, so a person fixes it all in one go. Secrets
 come inline, from ``*_env`` (an environment variable) or ``*_file``, and are
 held as ``SecretStr`` from then on.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from worker.credentials.presets import (
     GraphPreset,
     Preset,
 )
-from worker.credentials.profile_secrets import SecretReader, one_line
+from worker.credentials.profile_secrets import SecretReader
 from worker.credentials.profile_table import ProfileSpec
 from worker.credentials.profiles import (
     BounceMailbox,
@@ -43,26 +43,15 @@ from worker.errors import ConfigError
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-def load_profiles(path: Path, env: Mapping[str, str], *, secrets: bool = True) -> Profiles:
-    """Read and check every profile in ``path``; raise ProfilesFileError listing all problems.
+def check_profiles(
+    document: Mapping[str, Any], path: Path, env: Mapping[str, str], *, secrets: bool = True
+) -> Profiles:
+    """Check every profile of the parsed file at ``path``; ProfilesFileError lists all problems.
 
     ``secrets=False`` (producers) checks how each secret is given but reads
     none: no environment variable, key file or certificate is needed, and the
     profiles carry no secret.
     """
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: profiles file not found (set MAILPIPE_PROFILES_FILE)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the profiles file: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
-            "save the profiles file as UTF-8"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {one_line(str(exc))}") from None
     tables = document.get("profiles")
     if not isinstance(tables, dict) or not tables:
         raise ConfigError(f"{path}: no [profiles.NAME] tables")

@@ -2,14 +2,14 @@
 
 Workers and ``serve`` pick up an edited profiles file without a restart: at
 most every ``check_every_seconds`` the file's modification time and size are
-compared with what was loaded; a changed file is loaded and checked whole,
-and only a good one replaces the profiles in use. A broken edit is logged,
-one line per problem, and the last good profiles stay in use.
+compared with what was loaded; a changed file is read once and its profiles
+checked, and only a good one replaces the document in use (profiles, and the
+tables routes and relay users are checked from). A broken edit is logged,
+one line per problem, and the last good document stays in use.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from worker.credentials.profiles import Profiles
-from worker.credentials.profiles_file import load_profiles
+from worker.credentials.profiles_document import ProfilesDocument, read_profiles_document
 from worker.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,24 @@ class ProfilesFile:
         self._every = check_every_seconds
         self._clock = clock
         self._guard = threading.Lock()
-        self._profiles = load_profiles(path, env, secrets=secrets)  # a broken file stops the start
-        self._seen = self._stamp()
-        self.version = _version(path)
+        self._seen = self._stamp()  # before the read: an edit while reading is read again
+        self._document = self._read()  # a broken file stops the start
         self._checked_at = clock()
 
     def current(self) -> Profiles:
         """The profiles in use, after looking for a change if it is time to."""
+        return self.document().profiles
+
+    def document(self) -> ProfilesDocument:
+        """The whole file in use: its profiles and the tables of its other sections."""
         if self._clock() - self._checked_at >= self._every:
             self._reload_if_changed()
-        return self._profiles
+        return self._document
+
+    @property
+    def version(self) -> str:
+        """Which edit is in use (a digest of the bytes the document was read from)."""
+        return self._document.version
 
     def _reload_if_changed(self) -> None:
         with self._guard:
@@ -62,13 +70,16 @@ class ProfilesFile:
                 return
             self._seen = stamp  # a broken edit is reported once, not every check
             try:
-                profiles = load_profiles(self.path, self._env, secrets=self._secrets)
+                document = self._read()
             except ConfigError as exc:
                 for line in str(exc).splitlines():
                     log.error("profiles file not reloaded, the last good one stays: %s", line)
                 return
-            self._profiles, self.version = profiles, _version(self.path)
+            self._document = document
             log.info("profiles file %s reloaded: version %s", self.path, self.version)
+
+    def _read(self) -> ProfilesDocument:
+        return read_profiles_document(self.path, self._env, secrets=self._secrets)
 
     def _stamp(self) -> tuple[float, int] | None:
         try:
@@ -76,11 +87,3 @@ class ProfilesFile:
         except OSError:
             return None
         return stat.st_mtime, stat.st_size
-
-
-def _version(path: Path) -> str:
-    """A short digest of the file's bytes: which edit is in use (logs, ``serve``)."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    except OSError:
-        return "unreadable"

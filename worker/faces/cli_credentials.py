@@ -62,17 +62,15 @@ def profiles() -> None:
 @profiles.command("list")
 def profiles_list() -> None:
     """One line per profile: provider, authentication, server, sender."""
-    from worker.credentials.profiles_file import load_profiles
-    from worker.faces.http.routes import load_routes_file
+    from worker.credentials.profiles_document import read_profiles_document
+    from worker.faces.http.routes import routes_of
     from worker.settings import get_settings
 
     settings = get_settings()
-    loaded = load_profiles(settings.profiles_file, os.environ)
+    document = read_profiles_document(settings.profiles_file, os.environ)
+    loaded = document.profiles
     # The routes of the same file are checked too (the HTTP intake would refuse them).
-
-    routes = load_routes_file(
-        settings.profiles_file, list(loaded.by_name), settings.callback_policy()
-    )
+    routes = routes_of(document, settings.callback_policy())
     rows = [("NAME", "PROVIDER", "AUTH", "SERVER", "FROM")]
     rows += [_profile_row(p) for p in loaded]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

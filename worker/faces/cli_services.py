@@ -119,16 +119,15 @@ def _check_names(profiles: tuple[str, ...], routes: tuple[str, ...]) -> None:
     profiles, routes = tuple(set(profiles) - {ANY}), tuple(set(routes) - {ANY})
     if not profiles and not routes:
         return
-    from worker.credentials import load_profiles
-    from worker.faces.http.routes import load_routes_file
+    from worker.credentials import read_profiles_document
+    from worker.faces.http.routes import routes_of
     from worker.settings import get_settings
 
     path = get_settings().profiles_file
-    policy = get_settings().callback_policy()
-    known = load_profiles(path, os.environ, secrets=False).by_name
+    document = read_profiles_document(path, os.environ, secrets=False)
     for kind, names, there in (
-        ("profile", profiles, known),
-        ("route", routes, load_routes_file(path, list(known), policy)),
+        ("profile", profiles, document.profiles.by_name),
+        ("route", routes, routes_of(document, get_settings().callback_policy())),
     ):
         for wanted in sorted(names):
             if wanted not in there:

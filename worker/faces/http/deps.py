@@ -10,7 +10,7 @@ from fastapi import Header, Query, Request, Response
 from worker.errors import ConfigError
 from worker.faces.http import gate, problems
 from worker.faces.http.keys import ApiKeys, Caller
-from worker.faces.http.routes import Route, load_routes_file
+from worker.faces.http.routes import Route, routes_of
 from worker.faces.http.schemas import Accepted
 from worker.queue import Producer
 
@@ -31,28 +31,23 @@ class Intake:
     """What the endpoints work with: one per ``serve`` process.
 
     The routes follow the profiles file: when the runtime picks up an edited
-    file, its routes are loaded again; routes that do not load keep the last
-    good ones (and the reason is logged).
+    file, the routes are checked again from the same read; routes that do not
+    load keep the last good ones (and the reason is logged).
     """
 
     def __init__(self, runtime: Producer, routes: dict[str, Route], keys: ApiKeys) -> None:
         self.runtime = runtime
         self.keys = keys
         self._routes = routes
-        self._version = runtime.profiles_file.version
+        self._document = runtime.profiles_file.document()
 
     @property
     def routes(self) -> dict[str, Route]:
-        profiles = self.runtime.profiles  # looks for an edited file
-        version = self.runtime.profiles_file.version
-        if version != self._version:
-            self._version = version
+        document = self.runtime.profiles_file.document()  # looks for an edited file
+        if document is not self._document:
+            self._document = document
             try:
-                self._routes = load_routes_file(
-                    self.runtime.profiles_file.path,
-                    profiles.by_name,
-                    self.runtime.settings.callback_policy(),
-                )
+                self._routes = routes_of(document, self.runtime.settings.callback_policy())
             except ConfigError as exc:
                 for line in str(exc).splitlines():
                     log.error("routes not reloaded, the last good ones stay: %s", line)

@@ -14,7 +14,6 @@ subject and text templates are not, since they are plain text.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from worker.addresses import address_problem, callback_url_problem
 from worker.callback_targets import CallbackPolicy
+from worker.credentials.profiles_document import ProfilesDocument
 from worker.errors import ConfigError
 
 Priority = Literal["normal", "high"]
@@ -137,17 +137,16 @@ class Route:
     callback_url: str | None = None
 
 
-def load_routes_file(
-    path: Path, profile_names: Collection[str], callback_policy: CallbackPolicy | None = None
+def routes_of(
+    document: ProfilesDocument, callback_policy: CallbackPolicy | None = None
 ) -> dict[str, Route]:
-    """The routes of the profiles file at ``path`` (already loaded for its profiles);
+    """The routes of the profiles file read as ``document``, checked against its profiles;
     ``callback_policy``: where their callbacks may go (None: the default, public https)."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the routes: {type(exc).__name__}") from None
     return load_routes(
-        document, path=path, profile_names=profile_names, callback_policy=callback_policy
+        document.tables,
+        path=document.path,
+        profile_names=document.profiles.by_name,
+        callback_policy=callback_policy,
     )
 
 

@@ -21,7 +21,7 @@ from worker.credentials import is_loopback
 from worker.errors import ConfigError
 from worker.faces.http.app import create_app
 from worker.faces.http.keys import ApiKeys
-from worker.faces.http.routes import load_routes_file
+from worker.faces.http.routes import routes_of
 from worker.queue import Producer, build_producer
 
 log = logging.getLogger("mailpipe.http")
@@ -34,11 +34,7 @@ def build_app(runtime: Producer, *, owns_runtime: bool = False) -> FastAPI:
     process stopped by a signal by raising the signal again, so code after
     ``uvicorn.run`` would never run).
     """
-    routes = load_routes_file(
-        runtime.settings.profiles_file,
-        list(runtime.profiles.by_name),
-        runtime.settings.callback_policy(),
-    )
+    routes = routes_of(runtime.profiles_file.document(), runtime.settings.callback_policy())
     keys = ApiKeys(runtime.settings.api_keys)
     app = create_app(runtime, routes, keys, on_shutdown=runtime.close if owns_runtime else None)
 

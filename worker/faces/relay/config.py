@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from worker.errors import ConfigError
-from worker.faces.relay.users import RelayUser, load_relay_users
+from worker.faces.relay.users import RelayUser, relay_users_of
 from worker.queue import Producer
 
 log = logging.getLogger("mailpipe.relay")
@@ -20,8 +20,8 @@ class RelayUsers:
 
     def __init__(self, runtime: Producer) -> None:
         self.runtime = runtime
-        self._users = self._load()
-        self._version = runtime.profiles_file.version
+        self._document = runtime.profiles_file.document()
+        self._users = relay_users_of(self._document)
 
     def __len__(self) -> int:
         return len(self._users)
@@ -29,17 +29,12 @@ class RelayUsers:
     def get(self, name: object) -> RelayUser | None:
         if not isinstance(name, str):
             return None
-        self.runtime.profiles  # noqa: B018 (looks for an edited file)
-        version = self.runtime.profiles_file.version
-        if version != self._version:
-            self._version = version
+        document = self.runtime.profiles_file.document()  # looks for an edited file
+        if document is not self._document:
+            self._document = document
             try:
-                self._users = self._load()
+                self._users = relay_users_of(document)
             except ConfigError as exc:
                 for line in str(exc).splitlines():
                     log.error("relay users not reloaded, the last good ones stay: %s", line)
         return self._users.get(name)
-
-    def _load(self) -> dict[str, RelayUser]:
-        profiles = self.runtime.profiles
-        return load_relay_users(self.runtime.profiles_file.path, list(profiles.by_name))

@@ -8,7 +8,6 @@ made by ``mailpipe relay hash-password``.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from worker.credentials.profiles_document import ProfilesDocument
 from worker.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
@@ -77,12 +77,20 @@ def _in_domains(address: str, domains: tuple[str, ...]) -> bool:
     return any(domain == d or (d.startswith("*.") and domain.endswith(d[1:])) for d in domains)
 
 
-def load_relay_users(path: Path, profile_names: Collection[str]) -> dict[str, RelayUser]:
-    """Every ``[relay.users.NAME]`` of the profiles file, checked; ConfigError lists all."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the relay users: {type(exc).__name__}") from None
+def relay_users_of(document: ProfilesDocument) -> dict[str, RelayUser]:
+    """The relay users of the profiles file read as ``document``, checked against its profiles."""
+    return load_relay_users(
+        document.tables, path=document.path, profile_names=document.profiles.by_name
+    )
+
+
+def load_relay_users(
+    document: Mapping[str, Any], *, path: Path, profile_names: Collection[str]
+) -> dict[str, RelayUser]:
+    """Every ``[relay.users.NAME]`` of the parsed profiles file at ``path``; ConfigError lists all.
+
+    ``path`` only names the file in the problems.
+    """
     relay = document.get("relay", {})
     tables = relay.get("users", {}) if isinstance(relay, Mapping) else None
     if not isinstance(tables, Mapping):

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
+from worker.credentials import read_profiles_document
 from worker.errors import ConfigError
-from worker.faces.relay.users import RelayUser, hash_password, load_relay_users
+from worker.faces.relay.users import RelayUser, hash_password, load_relay_users, relay_users_of
 
 HASH = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("right")
 
 
 def load(tmp_path: Path, text: str, profiles: tuple[str, ...] = ("p", "q")) -> dict[str, RelayUser]:
-    path = tmp_path / "profiles.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_relay_users(path, profiles)
+    return load_relay_users(
+        tomllib.loads(text), path=tmp_path / "profiles.toml", profile_names=profiles
+    )
 
 
 def problems(tmp_path: Path, text: str, profiles: tuple[str, ...] = ("p", "q")) -> list[str]:
@@ -67,16 +69,38 @@ def test_relay_users_must_be_tables(tmp_path: Path, text: str) -> None:
     assert problems(tmp_path, text) == ["[relay.users.NAME] must be tables"]
 
 
+PROFILE_P = """
+[profiles.p]
+host = "smtp.example.test"
+from_email = "p@example.test"
+auth = "password"
+username = "p"
+password = "relay-users-password"
+"""
+
+
+def test_relay_users_come_from_the_one_read_of_the_profiles_file(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.toml"
+    path.write_text(PROFILE_P + f"[relay.users.app]\npassword_hash = '{HASH}'\nprofile = 'p'\n")
+    users = relay_users_of(read_profiles_document(path, {}))
+    assert list(users) == ["app"] and users["app"].profile == "p"
+
+
 def test_an_unreadable_file_is_named_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.toml"
     with pytest.raises(ConfigError) as caught:
-        load_relay_users(tmp_path / "missing.toml", ["p"])
+        read_profiles_document(tmp_path / "missing.toml", {})
     assert str(caught.value) == (
-        f"{tmp_path / 'missing.toml'}: cannot read the relay users: FileNotFoundError"
+        f"{tmp_path / 'missing.toml'}: profiles file not found (set MAILPIPE_PROFILES_FILE)"
     )
-    assert problems(tmp_path, "[relay\n") == ["cannot read the relay users: TOMLDecodeError"]
-    (tmp_path / "profiles.toml").write_bytes(b"# \xff\n")
-    with pytest.raises(ConfigError, match="UnicodeDecodeError"):
-        load_relay_users(tmp_path / "profiles.toml", ["p"])
+    path.write_text(PROFILE_P + "[relay\n")
+    with pytest.raises(ConfigError) as caught:
+        read_profiles_document(path, {})
+    assert str(caught.value).startswith(f"{path}: not valid TOML: ")
+    path.write_bytes(b"# \xff\n")
+    with pytest.raises(ConfigError) as caught:
+        read_profiles_document(path, {})
+    assert str(caught.value).startswith(f"{path}: not UTF-8 text (byte 2 is 0xff)")
 
 
 def test_every_problem_of_every_user_is_listed(tmp_path: Path) -> None:
