@@ -30,11 +30,11 @@ def intake_app() -> FastAPI:
     from worker.settings import Settings
 
     # The app reads its runtime's settings (the body limit) and the profiles file's
-    # version when it is made, and nothing else until a request comes; the document
+    # document (to notice an edit later) when it is made, and nothing else until a request comes; the document
     # depends on the endpoints only. model_construct: the defaults, whatever MAILPIPE_*
     # this shell has.
     runtime = SimpleNamespace(
-        settings=Settings.model_construct(), profiles_file=SimpleNamespace(version=0)
+        settings=Settings.model_construct(), profiles_file=SimpleNamespace(document=lambda: None)
     )
     return create_app(runtime, {}, ApiKeys(()))  # type: ignore[arg-type]
 
