@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -245,6 +246,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return path if path in SHARED_FIXTURE_FILES else super()._split_scope(nodeid)
 
     return SharedFixtureScheduling(config, log)  # type: ignore[arg-type]
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: half again as many processes as cores. Much of a test's time is spent
+    waiting on the servers and workers it started, so one process per core left about
+    two fifths of the machine idle (the suite took 12 min on 2 cores; 9½ with 3)."""
+    return max(2, (len(os.sched_getaffinity(0)) * 3) // 2)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -291,6 +291,13 @@ def test_metrics_count_what_two_worker_processes_did(api: Api, pipeline: Pipelin
         for n in range(12)
     ]
     pipeline.wait_final(*ids, seconds=60)
+    # A worker counts an attempt after its record is written (a batch's, after all of them).
+    counted = ("mailpipe_jobs_delivered_total", "mailpipe_send_duration_seconds_count",
+               "mailpipe_enqueue_to_accepted_seconds_count")  # fmt: skip
+    pipeline.wait_for(
+        lambda: all(metric(api.client.get("/metrics").text, name, profile="alerts") >= 12
+                    for name in counted)
+    )  # fmt: skip
 
     assert problem(api.anonymous.get("/metrics"), 401)
     text = api.client.get("/metrics").text
