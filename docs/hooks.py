@@ -30,9 +30,9 @@ def intake_app() -> FastAPI:
     from worker.settings import Settings
 
     # The app reads its runtime's settings (the body limit) and the profiles file's
-    # document (to notice an edit later) when it is made, and nothing else until a request comes; the document
-    # depends on the endpoints only. model_construct: the defaults, whatever MAILPIPE_*
-    # this shell has.
+    # document (to notice an edit later) when it is made, and nothing else until a
+    # request comes; the OpenAPI document depends on the endpoints only.
+    # model_construct: the defaults, whatever MAILPIPE_* this shell has.
     runtime = SimpleNamespace(
         settings=Settings.model_construct(), profiles_file=SimpleNamespace(document=lambda: None)
     )
