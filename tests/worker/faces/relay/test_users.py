@@ -86,6 +86,16 @@ def test_relay_users_come_from_the_one_read_of_the_profiles_file(tmp_path: Path)
     assert list(users) == ["app"] and users["app"].profile == "p"
 
 
+def test_a_problem_in_the_one_read_names_the_file_and_the_profiles_it_knows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "profiles.toml"
+    path.write_text(PROFILE_P + f"[relay.users.app]\npassword_hash = '{HASH}'\nprofile = 'q'\n")
+    with pytest.raises(ConfigError) as raised:
+        relay_users_of(read_profiles_document(path, {}))
+    assert str(raised.value).startswith(f"{path}: relay user 'app', "), raised.value
+
+
 def test_an_unreadable_file_is_named_with_the_reason(tmp_path: Path) -> None:
     path = tmp_path / "profiles.toml"
     with pytest.raises(ConfigError) as caught:
