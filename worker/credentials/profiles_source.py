@@ -15,12 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from worker.credentials.profiles import Profiles
 from worker.credentials.profiles_document import ProfilesDocument, read_profiles_document
 from worker.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ProfilesFile:
@@ -87,3 +90,39 @@ class ProfilesFile:
         except OSError:
             return None
         return stat.st_mtime, stat.st_size
+
+
+class Section(Generic[T]):
+    """Another section of the profiles file (the routes, the relay users) as a process sees it.
+
+    ``check`` builds it from the document in use (``first``, when the caller built it from
+    that document already), and again whenever an edit replaces the document. An edit whose
+    section does not check keeps the last good one, each problem logged once, as an edit
+    whose profiles do not check keeps the last good profiles.
+    """
+
+    def __init__(
+        self,
+        source: ProfilesFile,
+        check: Callable[[ProfilesDocument], T],
+        *,
+        what: str,
+        log: logging.Logger,
+        first: T | None = None,
+    ) -> None:
+        self._source, self._check, self._what, self._log = source, check, what, log
+        self._document = source.document()
+        self._value = check(self._document) if first is None else first
+
+    def current(self) -> T:
+        document = self._source.document()  # looks for an edited file
+        if document is not self._document:
+            self._document = document
+            try:
+                self._value = self._check(document)
+            except ConfigError as exc:
+                for line in str(exc).splitlines():
+                    self._log.error(
+                        "%s not reloaded, the last good ones stay: %s", self._what, line
+                    )
+        return self._value

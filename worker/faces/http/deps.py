@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, Query, Request, Response
 
-from worker.errors import ConfigError
+from worker.credentials.profiles_source import Section
 from worker.faces.http import gate, problems
 from worker.faces.http.keys import ApiKeys, Caller
 from worker.faces.http.routes import Route, routes_of
@@ -38,20 +38,18 @@ class Intake:
     def __init__(self, runtime: Producer, routes: dict[str, Route], keys: ApiKeys) -> None:
         self.runtime = runtime
         self.keys = keys
-        self._routes = routes
-        self._document = runtime.profiles_file.document()
+        policy = runtime.settings.callback_policy
+        self._routes = Section(
+            runtime.profiles_file,
+            lambda document: routes_of(document, policy()),
+            what="routes",
+            log=log,
+            first=routes,
+        )
 
     @property
     def routes(self) -> dict[str, Route]:
-        document = self.runtime.profiles_file.document()  # looks for an edited file
-        if document is not self._document:
-            self._document = document
-            try:
-                self._routes = routes_of(document, self.runtime.settings.callback_policy())
-            except ConfigError as exc:
-                for line in str(exc).splitlines():
-                    log.error("routes not reloaded, the last good ones stay: %s", line)
-        return self._routes
+        return self._routes.current()
 
 
 def intake(request: Request) -> Intake:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from worker.errors import ConfigError
+from worker.credentials.profiles_source import Section
 from worker.faces.relay.users import RelayUser, relay_users_of
 from worker.queue import Producer
 
@@ -20,21 +20,12 @@ class RelayUsers:
 
     def __init__(self, runtime: Producer) -> None:
         self.runtime = runtime
-        self._document = runtime.profiles_file.document()
-        self._users = relay_users_of(self._document)
+        self._users = Section(runtime.profiles_file, relay_users_of, what="relay users", log=log)
 
     def __len__(self) -> int:
-        return len(self._users)
+        return len(self._users.current())
 
     def get(self, name: object) -> RelayUser | None:
         if not isinstance(name, str):
             return None
-        document = self.runtime.profiles_file.document()  # looks for an edited file
-        if document is not self._document:
-            self._document = document
-            try:
-                self._users = relay_users_of(document)
-            except ConfigError as exc:
-                for line in str(exc).splitlines():
-                    log.error("relay users not reloaded, the last good ones stay: %s", line)
-        return self._users.get(name)
+        return self._users.current().get(name)
