@@ -63,15 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     lines = summary(observed, verdict)
     print("\n".join(lines), flush=True)
-    if not args.quick and verdict.passed:  # bench/CHAOS.md holds a passing run only
+    # The short run checks what must hold on any machine; how fast the jobs came back
+    # depends on how busy it is, so only the full run holds it to the target.
+    passed = verdict.passed(recovery_target=not args.quick)
+    if not args.quick and passed:  # bench/CHAOS.md holds a passing run only
         write_report(observed, lines, " ".join(["python -m bench.chaos", *sys.argv[1:]]))
     elif not args.quick:
         print("bench/CHAOS.md left as it was: this run failed", flush=True)
-    if verdict.passed and not args.keep_logs:
+    if passed and not args.keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         print(f"logs kept in {workdir}", flush=True)
-    return 0 if verdict.passed else 1
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -30,7 +30,10 @@ class Verdict:
     unexplained: list[str] = field(default_factory=list)
     attempts: int = 0
     attempt_problems: list[str] = field(default_factory=list)
-    recovery_problems: list[str] = field(default_factory=list)
+    recovery_problems: list[str] = field(default_factory=list)  # a held job never back
+    # Back, but later than RECOVERY_TARGET_SECONDS: a figure, which depends on how busy
+    # the machine is, so it fails the full run (`make chaos`) and not the suite's short one.
+    slow_recoveries: list[str] = field(default_factory=list)
     unplanned_exits: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
 
@@ -42,8 +45,11 @@ class Verdict:
     def lost(self) -> int:
         return len(self.not_final) + len(self.delivered_unseen) + len(self.failed_without_reason)
 
-    @property
-    def passed(self) -> bool:
+    def passed(self, *, recovery_target: bool = True) -> bool:
+        """Nothing lost, duplicated unexplained, leaked or left behind; and, unless
+        ``recovery_target`` is False, every held job back within the target."""
+        if recovery_target and self.slow_recoveries:
+            return False
         return not (
             self.lost
             or self.unexplained
@@ -118,12 +124,12 @@ def check_attempts(
 
 
 def check_recovery(verdict: Verdict, recovered: Sequence[Recovery]) -> None:
-    """Every job a killed worker held must be back within RECOVERY_TARGET_SECONDS."""
+    """Every job a killed worker held must be back, and within RECOVERY_TARGET_SECONDS."""
     for r in recovered:
         if r.seconds is None:
             verdict.recovery_problems.append(f"job {r.job_id} held by {r.kill.worker}: never back")
         elif r.seconds > RECOVERY_TARGET_SECONDS:
-            verdict.recovery_problems.append(
+            verdict.slow_recoveries.append(
                 f"job {r.job_id} held by {r.kill.worker}: back after {r.seconds:.1f} s "
                 f"(target {RECOVERY_TARGET_SECONDS:g} s)"
             )

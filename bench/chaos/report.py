@@ -151,6 +151,7 @@ def problems(v: Verdict, shown: int = 10) -> list[str]:
         )
     lines += [f"ATTEMPTS: {problem}" for problem in v.attempt_problems[:shown]]
     lines += [f"RECOVERY: {problem}" for problem in v.recovery_problems[:shown]]
+    lines += [f"SLOW RECOVERY: {problem}" for problem in v.slow_recoveries[:shown]]
     lines += [f"UNPLANNED EXIT: worker {exit_}" for exit_ in v.unplanned_exits]
     lines += [f"SECRET LEAKED: {leak}" for leak in v.leaks]
     return lines
