@@ -3,28 +3,24 @@
 Without API keys anyone who can connect may send mail as every profile, so
 serve then refuses any address but loopback. uvicorn's access log is off: it
 would print query strings, and webhook senders put their key in one
-(``?api_key=``); our own line leaves the query out.
+(``?api_key=``); our own line (``access_log.py``) leaves the query out.
 """
 
 from __future__ import annotations
 
 import gc
 import ipaddress
-import logging
-import time
-from collections.abc import Awaitable, Callable
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from worker.credentials import is_loopback
 from worker.errors import ConfigError
+from worker.faces.http.access_log import AccessLog
 from worker.faces.http.app import create_app
 from worker.faces.http.keys import ApiKeys
 from worker.faces.http.routes import routes_of
 from worker.queue import Producer, build_producer
-
-log = logging.getLogger("mailpipe.http")
 
 
 def build_app(runtime: Producer, *, owns_runtime: bool = False) -> FastAPI:
@@ -37,22 +33,7 @@ def build_app(runtime: Producer, *, owns_runtime: bool = False) -> FastAPI:
     routes = routes_of(runtime.profiles_file.document(), runtime.settings.callback_policy())
     keys = ApiKeys(runtime.settings.api_keys)
     app = create_app(runtime, routes, keys, on_shutdown=runtime.close if owns_runtime else None)
-
-    @app.middleware("http")
-    async def access_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "%s %s %d %.1fms",
-            request.method,
-            request.url.path,  # never the query: it may hold ?api_key=
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
-
+    app.add_middleware(AccessLog)  # added last, so it runs first and times everything
     return app
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import urllib.error
+import urllib.request
 from datetime import timedelta
 
 import httpx
@@ -441,3 +443,32 @@ def test_a_batch_takes_a_callback_url_for_all_and_one_per_message(
         ]
     finally:
         receiver.close()
+
+
+def test_each_request_is_logged_once_with_its_status_and_never_its_query(
+    api: Api, pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailpipe.http")
+
+    def status(key: str) -> int:  # urllib, which logs no URL (the client's own log would)
+        try:
+            url = f"{api.url}/v1/notifications/none?api_key={key}"
+            with urllib.request.urlopen(url):  # noqa: S310 (the test server, http)
+                return 200
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert (status(API_KEY), status("mp_wrong")) == (404, 401)
+
+    def lines() -> list[str]:  # a request's line is written once its answer has gone
+        return [r.getMessage() for r in caplog.records if r.name == "mailpipe.http"]
+
+    pipeline.wait_for(lambda: len(lines()) >= 2)
+    logged = lines()
+    # The 401 comes from the gate in front of the app: it is logged all the same.
+    assert sorted(line.rsplit(" ", 1)[0] for line in logged) == [
+        "GET /v1/notifications/none 401",
+        "GET /v1/notifications/none 404",
+    ], logged
+    assert all(re.fullmatch(r"GET \S+ \d{3} \d+\.\dms", line) for line in logged), logged
+    assert not any("api_key" in line or API_KEY in line or "mp_wrong" in line for line in logged)
