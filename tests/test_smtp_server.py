@@ -114,6 +114,15 @@ def test_plain_connection_offers_auth_in_clear(make_server: MakeServer) -> None:
     assert server.sessions[0].authenticated
 
 
+def test_no_mechanisms_offers_no_auth_as_a_relay_target(make_server: MakeServer) -> None:
+    server = make_server(tls=None, security="none", mechanisms=(), auth_required=False)
+    with smtplib.SMTP(server.host, server.port, timeout=5) as client:
+        client.ehlo("client.test")
+        assert not client.has_extn("auth")
+        assert client.sendmail(USER, ["a@example.net"], b"x\r\n") == {}
+    assert len(server.messages) == 1
+
+
 def test_auth_not_required(make_server: MakeServer, tls: TlsFiles) -> None:
     server = make_server(auth_required=False)
     with connect(server, tls) as client:

@@ -6,17 +6,15 @@ the sink asks this endpoint whether a token it is shown is one it issued.
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 from bench.chaos.plan import TOKEN_LIFETIME_SECONDS
+from tests.fakes.token_endpoint import FormTokenEndpoint
 
 
 class FlakyTokenEndpoint:
@@ -37,10 +35,8 @@ class FlakyTokenEndpoint:
         self._throttled = 0
         self._retry_after_seconds = 0
         self._lock = threading.Lock()
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _token_handler(self))
-        self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/token"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self._endpoint = FormTokenEndpoint(self.answer)
+        self.url = self._endpoint.url
 
     def throttle_next(self, requests: int, retry_after_seconds: int) -> None:
         with self._lock:
@@ -72,25 +68,4 @@ class FlakyTokenEndpoint:
         return 200, {**issued, "expires_in": TOKEN_LIFETIME_SECONDS}, {}
 
     def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
-def _token_handler(endpoint: FlakyTokenEndpoint) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-            status, body, headers = endpoint.answer(form)
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            headers.update({"Content-Type": "application/json", "Content-Length": str(len(data))})
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # the counts say it all
-
-    return Handler
+        self._endpoint.close()

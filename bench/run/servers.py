@@ -12,17 +12,16 @@ import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from bench.run.processes import REPO
+from tests.fakes.token_endpoint import FormTokenEndpoint
 from tests.support import RedisServer, free_port
 
 
@@ -33,38 +32,23 @@ class TokenServer:
         self.requests: Counter[str] = Counter()
         self.times: dict[str, list[float]] = {}  # client_id -> request times (monotonic)
         self.lifetime_seconds = lifetime_seconds
-        self.delay_seconds = delay_seconds
-        outer = self
+        self._endpoint = FormTokenEndpoint(self.answer, delay_seconds=delay_seconds)
+        self.url = self._endpoint.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                from urllib.parse import parse_qs
+    def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Counts the request (and when), then issues a token of ``lifetime_seconds``."""
+        client = form.get("client_id", "?")
+        self.requests[client] += 1
+        self.times.setdefault(client, []).append(time.monotonic())
+        body = {
+            "access_token": secrets.token_urlsafe(24),
+            "token_type": "Bearer",
+            "expires_in": self.lifetime_seconds,
+        }
+        return 200, body, {}
 
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                client = parse_qs(body).get("client_id", ["?"])[0]
-                outer.requests[client] += 1
-                outer.times.setdefault(client, []).append(time.monotonic())
-                time.sleep(outer.delay_seconds)
-                data = json.dumps(
-                    {
-                        "access_token": secrets.token_urlsafe(24),
-                        "token_type": "Bearer",
-                        "expires_in": outer.lifetime_seconds,
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/token"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+    def close(self) -> None:
+        self._endpoint.close()
 
 
 @dataclass
@@ -139,11 +123,13 @@ def servers(tmp: Path, *, reply_delay: float, token_delay: float) -> Iterator[Se
             )
         )
         time.sleep(0.5)  # the front and the sink bind their ports
+        tokens = TokenServer(delay_seconds=token_delay)
+        cleanup.append(tokens.close)
         yield Servers(
             redis_url=redis_server.url,
             front=f"127.0.0.1:{front_port}",
             sink_name=sink_name,
-            tokens=TokenServer(delay_seconds=token_delay),
+            tokens=tokens,
             front_stats=tmp / f"front-{front_port}.json",
         )
     finally:

@@ -4,6 +4,8 @@
   ``smtp_auth``) and the smtplib side of its self-tests (``smtp_client``);
 - identity: ``idp.FakeIdP``, a token endpoint, with ``idp_bodies`` (Entra ID's and Google's
   documented answers); ``login``, Microsoft's sign-in pages, and ``browser``, the user's part;
+  ``token_endpoint.FormTokenEndpoint``, the plumbing under the benchmark's and the chaos run's
+  token endpoints (they keep their own counts and faults);
 - ``graph``: Microsoft Graph's ``sendMail`` and mailboxes;
 - ``callback_receiver``: an incident system receiving mailpipe's callbacks.
 

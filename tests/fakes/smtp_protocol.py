@@ -160,6 +160,9 @@ class Handler:
             reply.insert(1, "250-PIPELINING")
         if self.fake.dsn:
             reply.insert(1, "250-DSN")
+        if not self.fake.mechanisms:
+            # No mechanism: no AUTH line (aiosmtpd would offer an empty one), as a relay target.
+            reply = [line for line in reply if not line.startswith("250-AUTH")]
         return reply
 
     async def handle_AUTH(

@@ -48,7 +48,7 @@ class FakeSmtpServer:
         security: str = "starttls",  # "starttls" | "tls" (implicit) | "none"
         token_ok: Callable[[str, str], bool] = lambda user, token: False,
         passwords: dict[str, str] | None = None,
-        mechanisms: tuple[str, ...] = MECHANISMS,
+        mechanisms: tuple[str, ...] = MECHANISMS,  # () offers no AUTH at all
         auth_required: bool = True,
         smtputf8: bool = True,
         gmail_style_failure: bool = True,

@@ -4,88 +4,66 @@ Every message is kept with its Message-ID (mailpipe makes it from the job id), s
 say how many copies of each job arrived. It offers no AUTH and no SMTPUTF8, as a plain
 internal relay target would; it accepts every message. It offers DSN (RFC 3461) and keeps
 the MAIL and RCPT parameters a server passed on, so a test can see what reached the next hop.
+
+It is the tests' FakeSmtpServer (tests/fakes/smtp_server.py) with those options: this module
+only counts.
 """
 
 from __future__ import annotations
 
 import collections
-import email
-import email.policy
-import threading
-from collections.abc import Sequence
-from typing import Any
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
-
-from tests.support import free_port
-
-
-class DsnSmtp(SMTP):
-    """aiosmtpd with RFC 3461's parameters accepted (it refuses every one it does not know)."""
-
-    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
-        found = super()._getparams(params)
-        dsn = ("RET", "ENVID", "NOTIFY", "ORCPT")
-        return None if found is None else {k: v for k, v in found.items() if k not in dsn}
-
-
-class DsnController(Controller):
-    def factory(self) -> SMTP:
-        return DsnSmtp(self.handler, **self.SMTP_kwargs)
+from tests.fakes.smtp_server import FakeSmtpServer, ReceivedMessage
 
 
 class Sink:
     def __init__(self) -> None:
-        self.port = free_port()
-        self.messages: list[bytes] = []
-        # (MAIL parameters, {recipient: RCPT parameters}) of each message, upper-cased.
-        self.envelopes: list[tuple[list[str], dict[str, list[str]]]] = []
-        self._lock = threading.Lock()
-        self._controller = DsnController(
-            self, hostname="127.0.0.1", port=self.port, server_hostname="sink.interop.test"
+        self._server = FakeSmtpServer(
+            tls=None,
+            security="none",
+            mechanisms=(),
+            auth_required=False,
+            smtputf8=False,
+            pipelining=False,
+            dsn=True,
         )
+        self._cleared = 0  # messages before the latest clear()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     def start(self) -> None:
-        self._controller.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._controller.stop()
+        self._server.stop()
 
-    async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, reply: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        reply.insert(1, "250-DSN")
-        return reply
+    def _received(self) -> list[ReceivedMessage]:
+        return self._server.messages[self._cleared :]
 
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        envelope.rcpt_tos.append(address)
-        rcpt: Any = envelope.rcpt_options
-        rcpt.append((address, list(options)))
-        return "250 OK"
+    @property
+    def messages(self) -> list[bytes]:
+        return [m.data for m in self._received()]
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        rcpt: list[Any] = list(envelope.rcpt_options)
-        with self._lock:
-            self.messages.append(envelope.original_content or b"")
-            self.envelopes.append((list(envelope.mail_options), dict(rcpt)))
-        return "250 OK"
+    @property
+    def envelopes(self) -> list[tuple[list[str], dict[str, list[str]]]]:
+        """(MAIL parameters, {recipient: RCPT parameters}) of each message, upper-cased."""
+        return [
+            (
+                [o.upper() for o in m.mail_options],
+                {r: [o.upper() for o in options] for r, options in m.rcpt_options.items()},
+            )
+            for m in self._received()
+        ]
 
     def copies(self) -> collections.Counter[str]:
         """How many times each Message-ID arrived."""
-        with self._lock:
-            raw = list(self.messages)
-        ids = (email.message_from_bytes(m, policy=email.policy.default)["Message-ID"] for m in raw)
+        ids = (m.message["Message-ID"] for m in self._received())
         return collections.Counter(str(i).strip() for i in ids)
 
     def count(self) -> int:
-        with self._lock:
-            return len(self.messages)
+        return len(self._received())
 
     def clear(self) -> None:
-        with self._lock:
-            self.messages.clear()
-            self.envelopes.clear()
+        self._cleared = len(self._server.messages)
