@@ -25,18 +25,22 @@ METHODS = ("get", "put", "post", "delete", "patch")
 
 def intake_app() -> FastAPI:
     """The intake's app as ``mailpipe serve`` builds it, without a store, broker or profiles."""
+    from worker.credentials import Profiles
+    from worker.credentials.profiles_document import ProfilesDocument
     from worker.faces.http.app import create_app
     from worker.faces.http.keys import ApiKeys
     from worker.settings import Settings
 
-    # The app reads its runtime's settings (the body limit) and the profiles file's
-    # document (to notice an edit later) when it is made, and nothing else until a
-    # request comes; the OpenAPI document depends on the endpoints only.
+    # The app reads its runtime's settings (the body limit) and the routes of the
+    # profiles file's document when it is made, and nothing else until a request
+    # comes; the OpenAPI document depends on the endpoints only. An empty file here.
     # model_construct: the defaults, whatever MAILPIPE_* this shell has.
+    path = Path("profiles.toml")
+    empty = ProfilesDocument(path=path, tables={}, profiles=Profiles(path), version="")
     runtime = SimpleNamespace(
-        settings=Settings.model_construct(), profiles_file=SimpleNamespace(document=lambda: None)
+        settings=Settings.model_construct(), profiles_file=SimpleNamespace(document=lambda: empty)
     )
-    return create_app(runtime, {}, ApiKeys(()))  # type: ignore[arg-type]
+    return create_app(runtime, ApiKeys(()))  # type: ignore[arg-type]
 
 
 def openapi_document() -> dict[str, Any]:

@@ -95,8 +95,8 @@ class ProfilesFile:
 class Section(Generic[T]):
     """Another section of the profiles file (the routes, the relay users) as a process sees it.
 
-    ``check`` builds it from the document in use (``first``, when the caller built it from
-    that document already), and again whenever an edit replaces the document. An edit whose
+    ``check`` builds it from the document in use (a ConfigError then is the caller's), and
+    again whenever an edit replaces the document. An edit whose
     section does not check keeps the last good one, each problem logged once, as an edit
     whose profiles do not check keeps the last good profiles.
     """
@@ -108,11 +108,10 @@ class Section(Generic[T]):
         *,
         what: str,
         log: logging.Logger,
-        first: T | None = None,
     ) -> None:
         self._source, self._check, self._what, self._log = source, check, what, log
         self._document = source.document()
-        self._value = check(self._document) if first is None else first
+        self._value = check(self._document)
 
     def current(self) -> T:
         document = self._source.document()  # looks for an edited file

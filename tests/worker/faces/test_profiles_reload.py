@@ -76,7 +76,7 @@ def test_an_edit_is_read_once_for_profiles_routes_and_relay_users(
     path, clock = tmp_path / "profiles.toml", Clock()
     write(path, "old")
     runtime = runtime_for(path, clock)
-    intake = Intake(runtime, {}, keys=None)  # type: ignore[arg-type]
+    intake = Intake(runtime, keys=None)  # type: ignore[arg-type]
     users = RelayUsers(runtime)
     assert len(parses) == 1
 
@@ -94,7 +94,7 @@ def test_routes_that_no_longer_load_keep_the_last_good_ones_with_the_profiles_of
     path, clock = tmp_path / "profiles.toml", Clock()
     write(path, "old")
     runtime = runtime_for(path, clock)
-    intake = Intake(runtime, {}, keys=None)  # type: ignore[arg-type]
+    intake = Intake(runtime, keys=None)  # type: ignore[arg-type]
     first = intake.routes
 
     write(path, "new", route_profile="gone")

@@ -22,14 +22,12 @@ from worker.faces.http.limits import BodyLimit
 from worker.faces.http.metrics import router as metrics
 from worker.faces.http.notifications import router as notifications
 from worker.faces.http.profiles_api import router as profiles_api
-from worker.faces.http.routes import Route
 from worker.faces.http.webhooks import router as webhooks
 from worker.queue import Producer
 
 
 def create_app(
     runtime: Producer,
-    routes: dict[str, Route],
     keys: ApiKeys,
     *,
     on_shutdown: Callable[[], None] | None = None,
@@ -49,7 +47,7 @@ def create_app(
         responses=ERRORS,  # every endpoint's error answers, in every router
         lifespan=lifespan,
     )
-    app.state.intake = Intake(runtime, routes, keys)
+    app.state.intake = Intake(runtime, keys)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.api_max_body_bytes)
     app.add_middleware(Gate, keys=keys)  # added last, so it runs first: before any body is read
     problems.install(app)

@@ -30,12 +30,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class Intake:
     """What the endpoints work with: one per ``serve`` process.
 
-    The routes follow the profiles file: when the runtime picks up an edited
-    file, the routes are checked again from the same read; routes that do not
-    load keep the last good ones (and the reason is logged).
+    The routes follow the profiles file: checked from the document in use when
+    the intake is made (a ConfigError then stops ``serve`` from starting), and
+    again from the same read when the runtime picks up an edited file; routes
+    that do not load keep the last good ones (and the reason is logged).
     """
 
-    def __init__(self, runtime: Producer, routes: dict[str, Route], keys: ApiKeys) -> None:
+    def __init__(self, runtime: Producer, keys: ApiKeys) -> None:
         self.runtime = runtime
         self.keys = keys
         policy = runtime.settings.callback_policy
@@ -44,7 +45,6 @@ class Intake:
             lambda document: routes_of(document, policy()),
             what="routes",
             log=log,
-            first=routes,
         )
 
     @property

@@ -19,7 +19,6 @@ from worker.errors import ConfigError
 from worker.faces.http.access_log import AccessLog
 from worker.faces.http.app import create_app
 from worker.faces.http.keys import ApiKeys
-from worker.faces.http.routes import routes_of
 from worker.queue import Producer, build_producer
 
 
@@ -30,9 +29,8 @@ def build_app(runtime: Producer, *, owns_runtime: bool = False) -> FastAPI:
     process stopped by a signal by raising the signal again, so code after
     ``uvicorn.run`` would never run).
     """
-    routes = routes_of(runtime.profiles_file.document(), runtime.settings.callback_policy())
     keys = ApiKeys(runtime.settings.api_keys)
-    app = create_app(runtime, routes, keys, on_shutdown=runtime.close if owns_runtime else None)
+    app = create_app(runtime, keys, on_shutdown=runtime.close if owns_runtime else None)
     app.add_middleware(AccessLog)  # added last, so it runs first and times everything
     return app
 
