@@ -26,8 +26,8 @@ from worker import redis_keys
 from worker.runtime import Runtime
 from worker.store import Job, utcnow
 
-# How long the kill at DATA waits for a message to reach DATA before it settles
-# for an ordinary kill (the run would have to be idle).
+# How long the kill at DATA tries to catch a message at DATA whose sender it can
+# tell before it settles for an ordinary kill (the run would have to be idle).
 DATA_WAIT_SECONDS = 15.0
 
 
@@ -132,10 +132,14 @@ class Chaos:
 
     def kill_at_data(self) -> None:
         """SIGKILL the worker whose message is in flight at DATA: the sink holds its 250."""
-        for _ in range(5):  # a held message whose sender cannot be told: catch the next one
+        # A held message whose sender cannot be told, or that came while a token refresh
+        # was in flight (a refresh is slow on a busy machine, and on a 503): catch the
+        # next one, for as long as DATA_WAIT_SECONDS, not for a number of messages.
+        deadline = time.monotonic() + DATA_WAIT_SECONDS
+        while time.monotonic() < deadline:
             hold = self.sink.hold_next_data(DATA_HOLD_SECONDS)
             try:
-                name = self._sender_at_data(hold)
+                name = self._sender_at_data(hold, deadline)
                 if name is not None:
                     self._kill(name, at_data=hold.message_id)
             finally:
@@ -146,9 +150,9 @@ class Chaos:
         self.note("no message caught at DATA: killing the oldest worker instead")
         self.kill_worker()
 
-    def _sender_at_data(self, hold: DataHold) -> str | None:
+    def _sender_at_data(self, hold: DataHold, deadline: float) -> str | None:
         """The running worker sending the held message, while the sink still holds it."""
-        if not hold.started.wait(DATA_WAIT_SECONDS):
+        if not hold.started.wait(max(0.0, deadline - time.monotonic())):
             return None
         query = sqlalchemy.select(Job.worker).where(
             Job.message_id == hold.message_id, Job.status == "sending"

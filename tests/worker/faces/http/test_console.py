@@ -267,7 +267,14 @@ def test_check_now_runs_on_a_worker_and_screenshots_of_the_console(
 
     ui.find("#profile-alerts input[name=send_to]").send_keys("me@example.test")
     ui.find("#profile-alerts button.send-test").click()
-    ui.wait_until(lambda: "send" in [s.text for s in ui.all(".attempt-head b")], "the test")
+    # The page shows each step as it is recorded, and the state once the test has ended.
+    ui.wait_until(
+        lambda: (
+            ui.find("h1 .state").text.endswith(("ok", "failed"))
+            and "send" in [s.text for s in ui.all(".attempt-head b")]
+        ),
+        "the test, run by the worker",
+    )
     assert ui.find("h1 .state").text.endswith("ok")
     assert pipeline.server.messages[-1].message["To"] == "me@example.test"
 
