@@ -9,7 +9,6 @@ built once; sending them later is just SMTP.
 
 from __future__ import annotations
 
-import email.policy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from email.utils import format_datetime
 
 from worker.addresses import MAX_ADDRESS_CHARS, address_problem, shown
 from worker.errors import MailpipeError
+from worker.intake import email_policies
 from worker.outgoing import OutgoingMessage
 
 DEFAULT_MAX_RECIPIENTS = 100  # Gmail's per-message limit; Microsoft allows 500
@@ -48,10 +48,6 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _LINE_SEPARATORS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines() splits there
 # What the email package's header parser raises on input it cannot take.
 _EMAIL_ERRORS = (MessageError, ValueError, IndexError)
-# Built with 7bit so non-ASCII bodies get quoted-printable/base64 and need no
-# 8BITMIME; SMTP's CRLF line endings.
-_POLICY = email.policy.SMTP.clone(cte_type="7bit")
-_POLICY_UTF8 = email.policy.SMTPUTF8.clone(cte_type="7bit")
 
 
 class InvalidMessageError(MailpipeError):
@@ -107,7 +103,7 @@ def build_message(
     to, cc, reply_to, recipients = checked.to, checked.cc, checked.reply_to, checked.recipients
     smtputf8 = not all(a.isascii() for a in (sender, *recipients))
 
-    message = EmailMessage(policy=_POLICY_UTF8 if smtputf8 else _POLICY)
+    message = EmailMessage(policy=email_policies.BUILD_UTF8 if smtputf8 else email_policies.BUILD)
     sender_field = "from_name" if from_name else "from_email"
     _set_header(message, sender_field, "From", _header_address(sender, from_name))
     if to:
@@ -229,7 +225,7 @@ def _header_value(field_name: str, value: str) -> None:
     _header_text(field_name, value)
     if "=?" in value:  # encoded words: the email package decodes them, then writes the result
         try:
-            decoded = str(_POLICY.header_factory("X-Unstructured", value))
+            decoded = str(email_policies.BUILD.header_factory("X-Unstructured", value))
         except _EMAIL_ERRORS:
             raise InvalidMessageError(field_name, "cannot be written as a mail header") from None
         _header_text(field_name, decoded, decoded=True)

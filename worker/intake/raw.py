@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.policy import SMTP
 
 from worker.credentials import Profile
+from worker.intake import email_policies
 from worker.intake.message import DEFAULT_MAX_MESSAGE_BYTES, InvalidMessageError, check_address
 from worker.intake.notify import Priority
 from worker.metrics import Samples
@@ -73,7 +73,7 @@ def submit_raw(
         )
     job_id = uuid.uuid4().hex
     data = _BARE_LINE_END.sub(b"\r\n", data)
-    headers = BytesHeaderParser(policy=SMTP).parsebytes(data)
+    headers = BytesHeaderParser(policy=email_policies.READ).parsebytes(data)
     message, message_id = sendable(data, headers, profile, job_id, may_show_as)
     job = Job(
         id=job_id,

@@ -22,6 +22,9 @@ from worker.store.events import Events
 from worker.store.sweeps import Sweeps
 from worker.store.tables import Attempt, Job, utcnow
 
+# Built once: its parameters come with each job (SQLAlchemy caches its compiled form).
+_INSERT_JOB = insert(JOBS)
+
 
 class Store(Claims, Sweeps, ConsoleOperations, Events, Bounces):
     """Jobs and attempts, behind a small API the tasks, the faces and the CLI share."""
@@ -53,7 +56,7 @@ class Store(Claims, Sweeps, ConsoleOperations, Events, Bounces):
         try:
             # One Core INSERT, not the ORM's unit of work: every notification runs it.
             with self.transaction() as connection:
-                connection.execute(insert(JOBS).values(_column_values(job)))
+                connection.execute(_INSERT_JOB, _column_values(job))
         except IntegrityError:
             # Another producer inserted the same key between our read and write.
             with self.session() as session:
