@@ -96,9 +96,9 @@ class Section(Generic[T]):
     """Another section of the profiles file (the routes, the relay users) as a process sees it.
 
     ``check`` builds it from the document in use (a ConfigError then is the caller's), and
-    again whenever an edit replaces the document. An edit whose
-    section does not check keeps the last good one, each problem logged once, as an edit
-    whose profiles do not check keeps the last good profiles.
+    again whenever an edit replaces the document. An edit whose section does not check
+    keeps the last good one, each problem logged once, as an edit whose profiles do not
+    check keeps the last good profiles.
     """
 
     def __init__(
