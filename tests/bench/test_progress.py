@@ -6,18 +6,11 @@ import io
 
 from bench.run.plan import QUICK, Plan, planned_runs
 from bench.run.progress import Progress
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes.clock import Clock
 
 
 def test_each_run_prints_a_start_and_an_end_line_with_its_figure_and_the_time_left() -> None:
-    out, clock = io.StringIO(), Clock()
+    out, clock = io.StringIO(), Clock(100.0)
     progress = Progress(3, out=out, clock=clock)
 
     def ten_seconds() -> int:
@@ -38,7 +31,7 @@ def test_each_run_prints_a_start_and_an_end_line_with_its_figure_and_the_time_le
 
 
 def test_the_estimate_is_the_mean_run_so_far_times_the_runs_to_come() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     progress = Progress(10, out=io.StringIO(), clock=clock)
     assert progress.left() == "time left unknown"
 

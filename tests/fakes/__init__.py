@@ -8,6 +8,7 @@
   token endpoints (they keep their own counts and faults);
 - ``graph``: Microsoft Graph's ``sendMail`` and mailboxes;
 - ``callback_receiver``: an incident system receiving mailpipe's callbacks.
+- ``clock.Clock``: time that moves only when a test (or a sleep) moves it.
 
 The sandbox (``mailpipe sandbox``) ships with mailpipe and so has its own provider and SMTP
 server in ``worker/faces/``: nothing shipped imports from here.

@@ -21,6 +21,7 @@ from providers.authorization import (
     start_device_authorization,
 )
 from tests.fakes.browser import redirect_of, sign_in
+from tests.fakes.clock import Clock
 from tests.fakes.login import CLIENT_ID, FakeLogin
 from tests.fakes.smtp_tls import TlsFiles
 
@@ -134,21 +135,6 @@ def test_an_unregistered_redirect_uri_gets_microsofts_page_and_the_hint_says_wha
     advice = hint_for(OAuthErrorDetails(error_codes=(50011,)), grant="authorization_code")
     assert advice is not None
     assert "http://localhost:PORT" in advice
-
-
-class Clock:
-    """Time that moves only when the poller sleeps: no test waits for real."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_device_grant_polls_at_the_interval_and_slows_down_when_told(

@@ -34,6 +34,7 @@ from providers.token_endpoint import (
     parse_token_response,
     redact_url,
 )
+from tests.fakes.clock import Clock
 from tests.fakes.idp_bodies import CORRELATION_ID, MS_BAD_SECRET, TRACE_ID
 
 URL = "https://login.example.test/tenant/oauth2/v2.0/token"
@@ -51,19 +52,9 @@ def answer(status: int, body: Any = None, **headers: str) -> Answer:
     return respond
 
 
-class Clock:
-    """time.monotonic for tenacity's deadline: moves only when a request or a sleep says."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
+    fake = Clock(5000.0)
     monkeypatch.setattr(time, "monotonic", fake)
     return fake
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.clock import Clock
 from worker.credentials import ProfilesFile
 
 PROFILE = """
@@ -19,14 +20,6 @@ auth = "password"
 username = "alerts"
 password = "profiles-source-password"
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def edit(path: Path, text: str) -> None:

@@ -7,18 +7,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.fakes.clock import Clock
 from worker.credentials import Profile
 from worker.delivery import RateLimiter
 from worker.delivery.rate_limit import Limit, limits_of
 from worker.errors import LimitsUnavailableError
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def profile(**limits: int) -> Profile:
@@ -36,7 +29,7 @@ def profile(**limits: int) -> Profile:
 
 
 def test_forty_messages_on_a_thirty_per_minute_profile(redis_client: redis.Redis) -> None:
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     first_worker = RateLimiter(redis_client, clock=clock)
     second_worker = RateLimiter(redis_client, clock=clock)
     p = profile(rate_per_minute=30)
@@ -50,7 +43,7 @@ def test_forty_messages_on_a_thirty_per_minute_profile(redis_client: redis.Redis
 
 
 def test_recipients_per_day_counts_recipients(redis_client: redis.Redis) -> None:
-    limiter = RateLimiter(redis_client, clock=Clock())
+    limiter = RateLimiter(redis_client, clock=Clock(1_800_000_000.0))
     p = profile(recipients_per_day=100)
     assert limiter.take(p, 60) == 0.0
     assert limiter.take(p, 40) == 0.0
@@ -59,7 +52,7 @@ def test_recipients_per_day_counts_recipients(redis_client: redis.Redis) -> None
 
 
 def test_a_refused_message_takes_nothing(redis_client: redis.Redis) -> None:
-    limiter = RateLimiter(redis_client, clock=Clock())
+    limiter = RateLimiter(redis_client, clock=Clock(1_800_000_000.0))
     p = profile(rate_per_minute=10, rate_per_day=2)
     assert limiter.take(p, 1) == 0.0
     assert limiter.take(p, 1) == 0.0
@@ -75,7 +68,7 @@ def test_profiles_without_limits_are_never_limited(redis_client: redis.Redis) ->
 def test_normal_priority_fills_only_its_share_and_high_gets_the_rest(
     redis_client: redis.Redis,
 ) -> None:
-    limiter = RateLimiter(redis_client, clock=Clock())
+    limiter = RateLimiter(redis_client, clock=Clock(1_800_000_000.0))
     p = profile(rate_per_minute=30)
     normal = [limiter.take(p, 1, share=0.8) for _ in range(30)]
     assert normal[:24] == [0.0] * 24, "80% of 30 a minute for a fan-out"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
+from tests.fakes.clock import Clock
 from worker.credentials import ProfilesFile
 from worker.faces.http.deps import Intake
 from worker.faces.relay.config import RelayUsers
@@ -33,14 +34,6 @@ to = ["oncall@example.test"]
 password_hash = "{hash}"
 profile = "{profile}"
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def write(path: Path, profile: str, route_profile: str | None = None) -> None:

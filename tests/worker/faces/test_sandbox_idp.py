@@ -8,6 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from providers.authorization import pkce_pair
+from tests.fakes.clock import Clock
 from worker.faces.sandbox_idp import (
     ACCESS_SECONDS,
     APP_CLIENT_ID,
@@ -22,17 +23,9 @@ from worker.faces.sandbox_idp import (
 REDIRECT = "http://localhost:8400/"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_800_000_000.0)
 
 
 @pytest.fixture

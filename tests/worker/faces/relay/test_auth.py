@@ -17,6 +17,7 @@ import pytest
 from aiosmtpd.smtp import MISSING, AuthResult
 from argon2 import PasswordHasher
 
+from tests.fakes.clock import Clock
 from worker.faces.relay import auth
 from worker.faces.relay.auth import BUSY, LOCKED_OUT, Logins
 from worker.faces.relay.users import RelayUser
@@ -47,19 +48,11 @@ class Session:
         return self.answers.pop(0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Relay:
     """Logins with a fake clock and a sleep that only notes its delay."""
 
     def __init__(self, *, failures: int = 3, users: dict[str, RelayUser] | None = None) -> None:
-        self.clock = Clock()
+        self.clock = Clock(1000.0)
         self.delays: list[float] = []
         self.users = {"tool": TOOL} if users is None else users
         self.logins = Logins(
