@@ -177,12 +177,16 @@ def report(results: list[Result], accepted: dict[str, dict[str, str]]) -> list[s
         elif r.score < MIN_SCORE:
             problems.append(f"{r.module}: score {r.score:.1%} is under {MIN_SCORE:.0%}")
         # A survivor is matched by its function and its mutated line, not by mutmut's number,
-        # which shifts whenever a mutant is added above it in the same function.
-        pinned = {(_function(m), e.get("change")): m for m, e in accepted.items()}
+        # which shifts whenever a mutant is added above it in the same function. One function
+        # may hold the same line twice (two identical returns): each entry matches one survivor.
+        pinned: dict[tuple[str, str | None], list[str]] = {}
+        for name, entry in sorted(accepted.items()):
+            pinned.setdefault((_function(name), entry.get("change")), []).append(name)
         matched: set[str] = set()
         for mutant in r.survivors:
             status, change = r.statuses[mutant], change_of(mutant, r.module)
-            entry = pinned.get((_function(mutant), change))
+            same = pinned.get((_function(mutant), change))
+            entry = same.pop(0) if same else None
             if entry is None:
                 problems.append(
                     f'{mutant} {status}, not accepted:\n  [survivor."{mutant}"]\n'
