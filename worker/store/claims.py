@@ -116,13 +116,9 @@ class Claims(Database):
         """``claim``, and with the job up to ``limit - 1`` others of its profile and priority
         that are queued and due, oldest first (``claim_many``).
 
-        The job itself comes first. The others' own task messages then find
-        them taken and do nothing: under a backlog, one task sends several
-        jobs over one connection and records them at once. A message whose
-        own job is taken takes nothing either: it is one of those left behind,
-        and the worker gets through them in queue order, between other sends,
-        rather than all at the end of a backlog (the jobs queued after them
-        have messages of their own).
+        The job itself comes first when it was taken. The others' own task
+        messages then find them taken and do nothing: under a backlog, one
+        task sends several jobs over one connection and records them at once.
         They are looked up before the claim, outside its transaction (a SQLite
         read that turns into a write can fail where a write waits), and the
         claim checks each again; when there is nothing to take, nothing is
@@ -136,8 +132,6 @@ class Claims(Database):
             rows = connection.execute(sql.CLAIMABLE_WITH_QUEUED, params).all()
         # A union keeps no order: the job itself first, then the oldest.
         found = sorted(rows, key=lambda row: (row.id != job_id, row.created_at))
-        if not found or found[0].id != job_id:
-            return []
         return self.claim_many([row.id for row in found], worker, lease)
 
     def renew(self, claim_ids: Sequence[str], lease: timedelta) -> int:
