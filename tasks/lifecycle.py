@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import threading
@@ -39,18 +38,6 @@ def _refuse_an_old_schema(**_: Any) -> None:
     finally:
         if database is not None:
             database.dispose()  # no pooled connection may cross the fork into the pool
-
-
-@worker_init.connect  # after the imports, before the pool forks
-def _freeze_what_is_loaded(**_: Any) -> None:
-    """Move everything loaded so far out of the collector's way: it lives as long as the process.
-
-    The main process's full collections paused its hand-out of task messages
-    for ~85 ms each (bench/RESULTS.md's latency runs). Pool children inherit
-    the frozen objects, so their collections neither scan them nor write to
-    (and so copy) the pages they share with the main process.
-    """
-    gc.freeze()
 
 
 @worker_process_init.connect  # each prefork pool child, right after its fork
